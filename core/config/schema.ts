@@ -1,0 +1,489 @@
+/**
+ * The mesh's resource schemas: the one place config is checked.
+ *
+ * Everything that reaches the mesh as JSON or YAML — the admin API, `meshctl`, the KV snapshot the
+ * router loads — passes through these zod schemas once and comes out as typed values; code past
+ * this boundary trusts them. Objects are strict, so a misspelt or unsupported field is an error
+ * naming its path rather than a setting silently ignored. HTTPRoute follows Gateway API v1
+ * (`gateway.networking.k8s.io/v1`) field for field, including its limits and cross-field rules.
+ */
+import { z } from "zod";
+import { isDuration, parseDuration } from "../duration.ts";
+
+/** API group/version of the mesh's own kinds. */
+export const MESH_API_VERSION = "meshwork.dev/v1";
+/** API group/version of HTTPRoute, as in the Gateway API. */
+export const GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1";
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+const BINDING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A resource name: an RFC 1123 DNS label, as Kubernetes Service names are. */
+export const ResourceName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(DNS_LABEL, "must be a DNS label: lower-case letters, digits and '-', 1-63 characters");
+
+const Metadata = z.strictObject({
+  /** The resource's name, unique per kind. */
+  name: ResourceName,
+  /** Accepted for Kubernetes compatibility; the mesh has one namespace, `default`. */
+  namespace: ResourceName.optional(),
+  /** Optional; breaks precedence ties between HTTPRoutes (older first), as in the Gateway API. */
+  creationTimestamp: z.iso.datetime({ offset: true }).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+
+const Duration = z.string().refine(isDuration, {
+  message: "must be a Gateway API duration such as 500ms, 10s or 1m30s",
+});
+
+function isLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === "localhost" ||
+    hostname === "[::1]" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service
+
+const BindingEndpoint = z.strictObject({
+  /** Name of one of the router's service bindings (for example `ECHO_V1`). */
+  binding: z
+    .string()
+    .regex(BINDING_NAME, "must be a binding name such as ECHO_V1 (letters, digits, '_')"),
+  /** Relative share of the Service's traffic when no route splits it (default 1). */
+  weight: z.int().min(0).max(1_000_000).default(1),
+});
+
+const UrlEndpoint = z.strictObject({
+  /**
+   * Base URL of an endpoint outside Workers (a hybrid workload). HTTPS; plain `http://` only for
+   * loopback addresses, in local development and tests. The request path is appended to its path.
+   */
+  url: z.string().superRefine((text, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      ctx.addIssue({
+        code: "custom",
+        message: "must be an absolute URL such as https://api.example.com",
+      });
+      return;
+    }
+    if (url.protocol === "https:") return;
+    if (url.protocol === "http:" && isLoopbackHost(url.hostname)) return;
+    ctx.addIssue({
+      code: "custom",
+      message:
+        "must use https:// (plain http:// is allowed only for loopback addresses in local development)",
+    });
+  }),
+  weight: z.int().min(0).max(1_000_000).default(1),
+});
+
+/** One place a Service's requests can go: a router service binding or a URL. */
+export const Endpoint = z.union([BindingEndpoint, UrlEndpoint], {
+  error: "an endpoint is either { binding: NAME } or { url: https://... }",
+});
+
+/** The registry entry for a service: its name and endpoints. */
+export const ServiceResource = z.strictObject({
+  apiVersion: z.literal(MESH_API_VERSION),
+  kind: z.literal("Service"),
+  metadata: Metadata,
+  spec: z.strictObject({
+    /** Where the service runs; with no HTTPRoute attached, calls balance across these. */
+    endpoints: z.array(Endpoint).min(1, "a Service needs at least one endpoint").max(64),
+  }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// HTTPRoute (Gateway API v1)
+
+const PathValue = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((v) => v.startsWith("/"), { message: "must start with '/'" });
+
+function checkPlainPath(value: string, ctx: z.RefinementCtx): void {
+  for (const bad of ["//", "/./", "/../", "%2f", "%2F", "#"]) {
+    if (value.includes(bad)) {
+      ctx.addIssue({ code: "custom", message: `must not contain '${bad}'` });
+    }
+  }
+  if (value.endsWith("/..") || value.endsWith("/.")) {
+    ctx.addIssue({ code: "custom", message: "must not end with '/.' or '/..'" });
+  }
+}
+
+function checkRegex(value: string, ctx: z.RefinementCtx): void {
+  try {
+    new RegExp(value);
+  } catch (error) {
+    ctx.addIssue({
+      code: "custom",
+      message: `is not a valid regular expression: ${(error as Error).message}`,
+    });
+  }
+}
+
+const PathMatch = z
+  .strictObject({
+    /** Exact, PathPrefix (default) or RegularExpression (matched against the whole path). */
+    type: z.enum(["Exact", "PathPrefix", "RegularExpression"]).default("PathPrefix"),
+    value: PathValue.default("/"),
+  })
+  .superRefine((m, ctx) => {
+    if (m.type === "RegularExpression") checkRegex(m.value, ctx);
+    else checkPlainPath(m.value, ctx);
+  });
+
+const ValueMatch = (what: string) =>
+  z
+    .strictObject({
+      /** Exact (default) or RegularExpression (matched against the whole value). */
+      type: z.enum(["Exact", "RegularExpression"]).default("Exact"),
+      name: z.string().min(1).max(256),
+      value: z.string().max(4096),
+    })
+    .superRefine((m, ctx) => {
+      if (what === "header" && !HEADER_NAME.test(m.name)) {
+        ctx.addIssue({ code: "custom", path: ["name"], message: "is not a valid header name" });
+      }
+      if (m.type === "RegularExpression") checkRegex(m.value, ctx);
+    });
+
+const HTTP_METHODS = [
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "CONNECT",
+  "OPTIONS",
+  "TRACE",
+  "PATCH",
+] as const;
+
+function uniqueNames(
+  items: readonly { name: string }[] | undefined,
+  ctx: z.RefinementCtx,
+  what: string,
+  caseInsensitive: boolean,
+): void {
+  const seen = new Set<string>();
+  items?.forEach((item, index) => {
+    const key = caseInsensitive ? item.name.toLowerCase() : item.name;
+    if (seen.has(key)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [index, "name"],
+        message: `duplicate ${what} name '${item.name}'`,
+      });
+    }
+    seen.add(key);
+  });
+}
+
+/** One set of conditions; all must hold. A rule's matches are alternatives. */
+export const HTTPRouteMatch = z.strictObject({
+  path: PathMatch.optional(),
+  headers: z
+    .array(ValueMatch("header"))
+    .max(16)
+    .superRefine((h, ctx) => uniqueNames(h, ctx, "header", true))
+    .optional(),
+  queryParams: z
+    .array(ValueMatch("query"))
+    .max(16)
+    .superRefine((q, ctx) => uniqueNames(q, ctx, "query parameter", false))
+    .optional(),
+  method: z.enum(HTTP_METHODS).optional(),
+});
+
+const HeaderValue = z.strictObject({
+  name: z.string().min(1).max(256).regex(HEADER_NAME, "is not a valid header name"),
+  value: z.string().max(4096),
+});
+
+const HeaderModifier = z
+  .strictObject({
+    /** Replace (or add) these headers. */
+    set: z.array(HeaderValue).max(16).optional(),
+    /** Append these values, keeping any existing ones. */
+    add: z.array(HeaderValue).max(16).optional(),
+    /** Remove these headers. */
+    remove: z.array(z.string().min(1).max(256).regex(HEADER_NAME)).max(16).optional(),
+  })
+  .superRefine((m, ctx) => {
+    uniqueNames(m.set, ctx, "header", true);
+    uniqueNames(m.add, ctx, "header", true);
+    const removed = new Set<string>();
+    m.remove?.forEach((name, index) => {
+      if (removed.has(name.toLowerCase())) {
+        ctx.addIssue({ code: "custom", path: ["remove", index], message: `duplicate '${name}'` });
+      }
+      removed.add(name.toLowerCase());
+    });
+  });
+
+const PathModifier = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("ReplaceFullPath"), replaceFullPath: PathValue }),
+  z.strictObject({ type: z.literal("ReplacePrefixMatch"), replacePrefixMatch: PathValue }),
+]);
+
+const BackendObjectReference = z.strictObject({
+  /** Only the core group (`""`) is supported: references name mesh Services. */
+  group: z.literal("").optional(),
+  kind: z.literal("Service").default("Service"),
+  name: ResourceName,
+  namespace: ResourceName.optional(),
+  /** Accepted for Gateway API compatibility; Workers endpoints have no ports. */
+  port: z.int().min(1).max(65535).optional(),
+});
+
+const RequestHeaderModifierFilter = z.strictObject({
+  type: z.literal("RequestHeaderModifier"),
+  requestHeaderModifier: HeaderModifier,
+});
+const ResponseHeaderModifierFilter = z.strictObject({
+  type: z.literal("ResponseHeaderModifier"),
+  responseHeaderModifier: HeaderModifier,
+});
+const RequestRedirectFilter = z.strictObject({
+  type: z.literal("RequestRedirect"),
+  requestRedirect: z.strictObject({
+    scheme: z.enum(["http", "https"]).optional(),
+    hostname: z.string().max(253).regex(HOSTNAME, "must be a lower-case DNS name").optional(),
+    path: PathModifier.optional(),
+    port: z.int().min(1).max(65535).optional(),
+    /** 302 unless set. */
+    statusCode: z
+      .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)])
+      .default(302),
+  }),
+});
+const URLRewriteFilter = z.strictObject({
+  type: z.literal("URLRewrite"),
+  urlRewrite: z.strictObject({
+    hostname: z.string().max(253).regex(HOSTNAME, "must be a lower-case DNS name").optional(),
+    path: PathModifier.optional(),
+  }),
+});
+const RequestMirrorFilter = z.strictObject({
+  type: z.literal("RequestMirror"),
+  requestMirror: z
+    .strictObject({
+      backendRef: BackendObjectReference,
+      /** Share of requests mirrored, 0-100 (default: all). */
+      percent: z.int().min(0).max(100).optional(),
+      /** Share of requests mirrored as a fraction (denominator defaults to 100). */
+      fraction: z
+        .strictObject({
+          numerator: z.int().min(0),
+          denominator: z.int().min(1).default(100),
+        })
+        .refine((f) => f.numerator <= f.denominator, {
+          message: "numerator must be ≤ denominator",
+        })
+        .optional(),
+    })
+    .refine((m) => m.percent === undefined || m.fraction === undefined, {
+      message: "set percent or fraction, not both",
+    }),
+});
+
+/** The filters the mesh supports (ExtensionRef and CORS are not supported yet). */
+export const HTTPRouteFilter = z.discriminatedUnion(
+  "type",
+  [
+    RequestHeaderModifierFilter,
+    ResponseHeaderModifierFilter,
+    RequestRedirectFilter,
+    URLRewriteFilter,
+    RequestMirrorFilter,
+  ],
+  {
+    error: (issue) =>
+      issue.code === "invalid_union"
+        ? "type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror"
+        : undefined,
+  },
+);
+export type HTTPRouteFilter = z.infer<typeof HTTPRouteFilter>;
+
+function checkFilterList(filters: readonly HTTPRouteFilter[] | undefined, ctx: z.RefinementCtx) {
+  if (!filters) return;
+  const counts = new Map<string, number>();
+  filters.forEach((filter, index) => {
+    const count = (counts.get(filter.type) ?? 0) + 1;
+    counts.set(filter.type, count);
+    if (count > 1 && filter.type !== "RequestMirror") {
+      ctx.addIssue({
+        code: "custom",
+        path: [index, "type"],
+        message: `${filter.type} may appear only once in a filter list`,
+      });
+    }
+  });
+  if (counts.has("RequestRedirect") && counts.has("URLRewrite")) {
+    ctx.addIssue({
+      code: "custom",
+      path: [],
+      message: "RequestRedirect and URLRewrite cannot be used together",
+    });
+  }
+}
+
+/** A weighted reference to a Service that receives a share of a rule's traffic. */
+export const HTTPBackendRef = BackendObjectReference.extend({
+  /** Relative share of the rule's traffic, 0-1,000,000 (default 1); 0 is never chosen. */
+  weight: z.int().min(0).max(1_000_000).default(1),
+  /** Filters applied only when this backend is chosen. */
+  filters: z
+    .array(HTTPRouteFilter)
+    .max(16)
+    .superRefine((f, ctx) => checkFilterList(f, ctx))
+    .optional(),
+});
+
+/** Gateway API session persistence, implemented as consistent hashing (see README). */
+const SessionPersistence = z
+  .strictObject({
+    /** Cookie or header name carrying the session key (cookie default `mesh-session`). */
+    sessionName: z.string().min(1).max(128).optional(),
+    /** Cookie (default): the mesh issues a cookie if absent. Header: hash on a header. */
+    type: z.enum(["Cookie", "Header"]).default("Cookie"),
+    /** Cookie lifetime when the mesh issues one. */
+    absoluteTimeout: Duration.optional(),
+    /** Accepted; sessions are stateless hashes, so idle time has no effect. */
+    idleTimeout: Duration.optional(),
+    cookieConfig: z
+      .strictObject({ lifetimeType: z.enum(["Permanent", "Session"]).default("Session") })
+      .optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (s.type === "Header" && !s.sessionName) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["sessionName"],
+        message: "is required when type is Header (the header to hash on)",
+      });
+    }
+    if (s.sessionName && s.type === "Header" && !HEADER_NAME.test(s.sessionName)) {
+      ctx.addIssue({ code: "custom", path: ["sessionName"], message: "is not a header name" });
+    }
+  });
+
+const RuleTimeouts = z
+  .strictObject({
+    /** Whole-request deadline, from receipt until the response is complete. */
+    request: Duration.optional(),
+    /** Deadline for each request to a backend. Must not exceed `request`. */
+    backendRequest: Duration.optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.request === undefined || t.backendRequest === undefined) return;
+    const request = parseDuration(t.request);
+    const backend = parseDuration(t.backendRequest);
+    if (request !== 0 && (backend === 0 || backend > request)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["backendRequest"],
+        message: "must not be longer than timeouts.request",
+      });
+    }
+  });
+
+/** One rule: when any of its matches holds, apply its filters and send to its backends. */
+export const HTTPRouteRule = z
+  .strictObject({
+    /** Optional section name, shown in status and errors. */
+    name: z.string().min(1).max(253).optional(),
+    /** Alternatives; none means "every request" (PathPrefix `/`). */
+    matches: z.array(HTTPRouteMatch).max(64).optional(),
+    filters: z
+      .array(HTTPRouteFilter)
+      .max(16)
+      .superRefine((f, ctx) => checkFilterList(f, ctx))
+      .optional(),
+    backendRefs: z.array(HTTPBackendRef).max(16).optional(),
+    timeouts: RuleTimeouts.optional(),
+    sessionPersistence: SessionPersistence.optional(),
+  })
+  .superRefine((rule, ctx) => {
+    const filters = [
+      ...(rule.filters ?? []),
+      ...(rule.backendRefs ?? []).flatMap((b) => b.filters ?? []),
+    ];
+    const prefixReplaced = filters.some(
+      (f) =>
+        (f.type === "URLRewrite" && f.urlRewrite.path?.type === "ReplacePrefixMatch") ||
+        (f.type === "RequestRedirect" && f.requestRedirect.path?.type === "ReplacePrefixMatch"),
+    );
+    if (!prefixReplaced) return;
+    (rule.matches ?? []).forEach((match, index) => {
+      if (match.path && match.path.type !== "PathPrefix") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["matches", index, "path", "type"],
+          message: "ReplacePrefixMatch needs every match of the rule to be a PathPrefix match",
+        });
+      }
+    });
+  });
+
+const ParentReference = z.strictObject({
+  /** Only the core group (`""`); mesh routes attach to Services (GAMMA). */
+  group: z.literal("").optional(),
+  kind: z
+    .literal("Service", {
+      error:
+        "must be Service: mesh routes attach to the destination Service (there are no Gateways)",
+    })
+    .default("Service"),
+  name: ResourceName,
+  namespace: ResourceName.optional(),
+  port: z.int().min(1).max(65535).optional(),
+  sectionName: z.string().optional(),
+});
+
+/** Gateway API v1 HTTPRoute, mesh style: `parentRefs` name the destination Services. */
+export const HTTPRouteResource = z.strictObject({
+  apiVersion: z.literal(GATEWAY_API_VERSION),
+  kind: z.literal("HTTPRoute"),
+  metadata: Metadata,
+  spec: z.strictObject({
+    parentRefs: z.array(ParentReference).min(1, "name at least one destination Service").max(32),
+    /** Accepted and ignored, as GAMMA specifies for mesh routes. */
+    hostnames: z.array(z.string().max(253)).max(16).optional(),
+    /** Default: one rule that sends every request to the Service's own endpoints. */
+    rules: z.array(HTTPRouteRule).min(1).max(16).prefault([{}]),
+  }),
+});
+
+export type ServiceResource = z.infer<typeof ServiceResource>;
+export type HTTPRouteResource = z.infer<typeof HTTPRouteResource>;
+export type HTTPRouteRule = z.infer<typeof HTTPRouteRule>;
+export type HTTPRouteMatch = z.infer<typeof HTTPRouteMatch>;
+export type HTTPBackendRef = z.infer<typeof HTTPBackendRef>;
+export type Endpoint = z.infer<typeof Endpoint>;
+
+/** Any resource the mesh understands. */
+export const MeshResource = z.discriminatedUnion("kind", [ServiceResource, HTTPRouteResource], {
+  error: (issue) =>
+    issue.code === "invalid_union" ? "kind must be one of Service, HTTPRoute" : undefined,
+});
+export type MeshResource = z.infer<typeof MeshResource>;
+
+/** The supported kinds, for CLI and API messages. */
+export const RESOURCE_KINDS = ["Service", "HTTPRoute"] as const;

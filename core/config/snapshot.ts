@@ -1,0 +1,140 @@
+/**
+ * The published config snapshot, as it sits in KV.
+ *
+ * Laid out for thousands of isolates and thousands of services (DESIGN.md, Scale): one small
+ * index names the version and, per destination, the key of an immutable entry that holds
+ * everything a router needs to serve that destination — its Service, the HTTPRoutes attached to
+ * it and the Services those routes send to. A cold isolate reads the index and the entries of the
+ * destinations it actually serves, nothing more. Entry keys are content-addressed, so a publish
+ * rewrites only the entries that changed, and a reader never sees half of a new entry.
+ */
+import { z } from "zod";
+import { hashHex } from "../hash.ts";
+import { HTTPRouteResource, ServiceResource } from "./schema.ts";
+import { issuesFromZod, type MeshConfig, type ValidationResult } from "./validate.ts";
+
+/** Format version of the snapshot; bumped only with a migration. */
+export const SNAPSHOT_SCHEMA = 1;
+/** KV key of the snapshot index. */
+export const INDEX_KEY = "mesh/index";
+/** KV key prefix of destination entries: `mesh/dest/<service>/<content hash>`. */
+export const ENTRY_PREFIX = "mesh/dest/";
+
+/** The snapshot index: version and where each destination's entry lives. */
+export const SnapshotIndex = z.strictObject({
+  schema: z.literal(SNAPSHOT_SCHEMA),
+  /** Monotonic config version, as the admin API reports it. */
+  version: z.int().min(0),
+  /** When this version was published (ISO 8601). */
+  publishedAt: z.iso.datetime({ offset: true }),
+  /** Destination Service name → KV key of its entry. */
+  destinations: z.record(
+    z.string(),
+    z.string().refine((key) => key.startsWith(ENTRY_PREFIX), {
+      message: `must be a key under ${ENTRY_PREFIX}`,
+    }),
+  ),
+});
+export type SnapshotIndex = z.infer<typeof SnapshotIndex>;
+
+/** Everything a router needs to serve one destination. */
+export const DestinationEntry = z
+  .strictObject({
+    schema: z.literal(SNAPSHOT_SCHEMA),
+    /** The destination Service. */
+    service: ServiceResource,
+    /** HTTPRoutes whose parentRefs name this Service. */
+    routes: z.array(HTTPRouteResource),
+    /** Services those routes send to or mirror to (other than the destination itself). */
+    backends: z.array(ServiceResource),
+  })
+  .superRefine((entry, ctx) => {
+    const name = entry.service.metadata.name;
+    entry.routes.forEach((route, index) => {
+      if (!route.spec.parentRefs.some((ref) => ref.name === name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["routes", index, "spec", "parentRefs"],
+          message: `route '${route.metadata.name}' is not attached to '${name}'`,
+        });
+      }
+    });
+  });
+export type DestinationEntry = z.infer<typeof DestinationEntry>;
+
+/** One KV write of a snapshot. */
+export interface SnapshotWrite {
+  key: string;
+  value: string;
+}
+
+function referencedServices(routes: readonly HTTPRouteResource[]): Set<string> {
+  const names = new Set<string>();
+  for (const route of routes) {
+    for (const rule of route.spec.rules) {
+      for (const filter of rule.filters ?? []) {
+        if (filter.type === "RequestMirror") names.add(filter.requestMirror.backendRef.name);
+      }
+      for (const ref of rule.backendRefs ?? []) {
+        names.add(ref.name);
+        for (const filter of ref.filters ?? []) {
+          if (filter.type === "RequestMirror") names.add(filter.requestMirror.backendRef.name);
+        }
+      }
+    }
+  }
+  return names;
+}
+
+/**
+ * Builds the KV writes for a validated config: the entries first, the index last, so a reader
+ * that sees the new index finds every entry it names.
+ */
+export function buildSnapshot(
+  config: MeshConfig,
+  version: number,
+  publishedAt: Date,
+): { index: SnapshotIndex; writes: SnapshotWrite[] } {
+  const services = new Map(config.services.map((s) => [s.metadata.name, s]));
+  const writes: SnapshotWrite[] = [];
+  const destinations: Record<string, string> = {};
+  for (const service of config.services) {
+    const name = service.metadata.name;
+    const routes = config.routes
+      .filter((route) => route.spec.parentRefs.some((ref) => ref.name === name))
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const backends = [...referencedServices(routes)]
+      .filter((backend) => backend !== name)
+      .sort()
+      .flatMap((backend) => services.get(backend) ?? []);
+    const entry: DestinationEntry = { schema: SNAPSHOT_SCHEMA, service, routes, backends };
+    const value = JSON.stringify(entry);
+    const key = `${ENTRY_PREFIX}${name}/${hashHex(value)}`;
+    destinations[name] = key;
+    writes.push({ key, value });
+  }
+  const index: SnapshotIndex = {
+    schema: SNAPSHOT_SCHEMA,
+    version,
+    publishedAt: publishedAt.toISOString(),
+    destinations,
+  };
+  writes.push({ key: INDEX_KEY, value: JSON.stringify(index) });
+  return { index, writes };
+}
+
+/** Validates a snapshot index read from KV. */
+export function parseIndex(json: unknown): ValidationResult<SnapshotIndex> {
+  const parsed = SnapshotIndex.safeParse(json);
+  return parsed.success
+    ? { ok: true, value: parsed.data }
+    : { ok: false, issues: issuesFromZod(parsed.error, INDEX_KEY) };
+}
+
+/** Validates a destination entry read from KV. */
+export function parseEntry(json: unknown, key: string): ValidationResult<DestinationEntry> {
+  const parsed = DestinationEntry.safeParse(json);
+  return parsed.success
+    ? { ok: true, value: parsed.data }
+    : { ok: false, issues: issuesFromZod(parsed.error, key) };
+}

@@ -1,0 +1,47 @@
+/**
+ * The mesh's own failures, as typed values.
+ *
+ * Layers throw a `MeshError` carrying one of the contract's codes; a single rescue module in the
+ * router turns it into the JSON body, status and `X-Mesh-Error` header. Keeping the code → status
+ * table here (pure, no Workers types) lets tests and the CLI share it.
+ */
+
+/** Every error code the mesh itself produces, with the HTTP status it maps to. */
+export const MESH_ERROR_STATUS = {
+  unauthenticated: 401,
+  forbidden: 403,
+  no_route: 404,
+  rate_limited: 429,
+  no_backend: 500,
+  upstream_error: 502,
+  circuit_open: 503,
+  no_healthy_backend: 503,
+  upstream_timeout: 504,
+} as const;
+
+export type MeshErrorCode = keyof typeof MESH_ERROR_STATUS;
+
+/** A failure produced by the mesh (not by the destination), with its contract code. */
+export class MeshError extends Error {
+  readonly code: MeshErrorCode;
+  /** The destination service the call was for, when known. */
+  readonly destination: string | undefined;
+  /** The route (`name` or `name/rule`) that was matched, when known. */
+  readonly route: string | undefined;
+
+  constructor(
+    code: MeshErrorCode,
+    message: string,
+    options: { destination?: string; route?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "MeshError";
+    this.code = code;
+    this.destination = options.destination;
+    this.route = options.route;
+  }
+
+  get status(): number {
+    return MESH_ERROR_STATUS[this.code];
+  }
+}

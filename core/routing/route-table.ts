@@ -1,0 +1,439 @@
+/**
+ * The route compiler and matcher.
+ *
+ * A destination entry is compiled once per config version into a `RouteTable`: every
+ * (route, rule, match) triple flattened into one list, sorted by Gateway API precedence, with
+ * regular expressions built, header names lower-cased, durations in milliseconds and split
+ * tables summed. A request then walks that list and takes the first match that holds.
+ *
+ * Precedence, first difference wins (Gateway API v1, with regular expressions placed as Envoy
+ * Gateway places them, since the spec leaves them to the implementation):
+ *   1. path type: Exact, then RegularExpression, then PathPrefix;
+ *   2. longer path value;
+ *   3. a method match;
+ *   4. more header matches;
+ *   5. more query parameter matches;
+ *   6. the older route (metadata.creationTimestamp), then `namespace/name` alphabetically;
+ *   7. the earlier rule, then the earlier match, within a route.
+ */
+import type { DestinationEntry } from "../config/snapshot.ts";
+import type {
+  HTTPRouteFilter,
+  HTTPRouteMatch,
+  HTTPRouteResource,
+  HTTPRouteRule,
+  ServiceResource,
+} from "../config/schema.ts";
+import { parseDuration } from "../duration.ts";
+import { buildSplitTable, type SplitTable } from "../split/pick-backend.ts";
+import { matchesPrefix, normalizePrefix } from "./path.ts";
+
+/** Where an endpoint's requests go. */
+export type EndpointTarget =
+  | { readonly kind: "binding"; readonly binding: string }
+  | { readonly kind: "url"; readonly base: URL };
+
+export interface CompiledEndpoint {
+  readonly name: string;
+  readonly weight: number;
+  readonly target: EndpointTarget;
+}
+
+/** A Service ready to receive traffic: its usable endpoints and their split table. */
+export interface CompiledService {
+  readonly name: string;
+  readonly endpoints: SplitTable<CompiledEndpoint>;
+  /** Why some endpoints were left out (for example a binding the router lacks). */
+  readonly problems: readonly string[];
+}
+
+/** Header edits (RequestHeaderModifier / ResponseHeaderModifier), applied set, add, remove. */
+export interface HeaderEdits {
+  readonly set: readonly (readonly [string, string])[];
+  readonly add: readonly (readonly [string, string])[];
+  readonly remove: readonly string[];
+}
+
+export type PathModifier =
+  | { readonly type: "ReplaceFullPath"; readonly value: string }
+  | { readonly type: "ReplacePrefixMatch"; readonly value: string };
+
+export interface RedirectSpec {
+  readonly scheme: "http" | "https" | undefined;
+  readonly hostname: string | undefined;
+  readonly port: number | undefined;
+  readonly path: PathModifier | undefined;
+  readonly statusCode: 301 | 302 | 303 | 307 | 308;
+}
+
+export interface RewriteSpec {
+  readonly hostname: string | undefined;
+  readonly path: PathModifier | undefined;
+}
+
+export interface MirrorSpec {
+  readonly service: CompiledService | undefined;
+  readonly serviceName: string;
+  /** Share of requests mirrored, as numerator/denominator. */
+  readonly numerator: number;
+  readonly denominator: number;
+}
+
+/** A filter list compiled: each kind at most once, mirrors as many as given. */
+export interface CompiledFilters {
+  readonly requestHeaders: HeaderEdits | undefined;
+  readonly responseHeaders: HeaderEdits | undefined;
+  readonly redirect: RedirectSpec | undefined;
+  readonly rewrite: RewriteSpec | undefined;
+  readonly mirrors: readonly MirrorSpec[];
+}
+
+/** One of a rule's backendRefs, resolved. `service` is undefined for an invalid reference. */
+export interface CompiledBackend {
+  readonly name: string;
+  readonly weight: number;
+  readonly service: CompiledService | undefined;
+  readonly filters: CompiledFilters;
+}
+
+export interface SessionSpec {
+  readonly type: "Cookie" | "Header";
+  /** Lower-cased header name, or the cookie name. */
+  readonly name: string;
+  /** Max-Age of an issued cookie, when the lifetime is Permanent and a timeout is set. */
+  readonly cookieMaxAgeSeconds: number | undefined;
+}
+
+export interface CompiledRule {
+  /** `route` or `route/rule` (rule name, or its index). */
+  readonly id: string;
+  readonly filters: CompiledFilters;
+  readonly backends: SplitTable<CompiledBackend>;
+  /** 0 when unset or `0s` (no deadline). */
+  readonly requestTimeoutMs: number;
+  readonly backendTimeoutMs: number;
+  readonly session: SessionSpec | undefined;
+}
+
+type ValueTest = (value: string) => boolean;
+
+export interface CompiledMatch {
+  readonly rule: CompiledRule;
+  readonly pathType: "Exact" | "PathPrefix" | "RegularExpression";
+  /** The path value (a normalised prefix for PathPrefix). */
+  readonly pathValue: string;
+  readonly pathTest: ValueTest;
+  readonly method: string | undefined;
+  readonly headers: readonly (readonly [string, ValueTest])[];
+  readonly query: readonly (readonly [string, ValueTest])[];
+}
+
+/** A destination compiled for serving. */
+export interface RouteTable {
+  readonly destination: string;
+  /** True when HTTPRoutes are attached; then an unmatched request is `no_route`. */
+  readonly hasRoutes: boolean;
+  /** Every match of every attached rule, in precedence order. */
+  readonly matches: readonly CompiledMatch[];
+  /** With no routes attached: the destination's own endpoints. */
+  readonly defaultRule: CompiledRule;
+  /** Non-fatal problems found while compiling (unusable endpoints, unknown backends). */
+  readonly warnings: readonly string[];
+}
+
+/** What the matcher needs of a request. */
+export interface RequestFacts {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: { get(name: string): string | null };
+  readonly query: { get(name: string): string | null };
+}
+
+const NO_FILTERS: CompiledFilters = {
+  requestHeaders: undefined,
+  responseHeaders: undefined,
+  redirect: undefined,
+  rewrite: undefined,
+  mirrors: [],
+};
+
+/** Options for compiling: which router bindings exist. */
+export interface CompileOptions {
+  hasBinding(name: string): boolean;
+}
+
+function compileService(service: ServiceResource, options: CompileOptions): CompiledService {
+  const problems: string[] = [];
+  const endpoints: CompiledEndpoint[] = [];
+  for (const endpoint of service.spec.endpoints) {
+    if ("binding" in endpoint) {
+      if (!options.hasBinding(endpoint.binding)) {
+        problems.push(
+          `Service '${service.metadata.name}': the router has no service binding '${endpoint.binding}'`,
+        );
+        continue;
+      }
+      endpoints.push({
+        name: endpoint.binding,
+        weight: endpoint.weight,
+        target: { kind: "binding", binding: endpoint.binding },
+      });
+    } else {
+      endpoints.push({
+        name: endpoint.url,
+        weight: endpoint.weight,
+        target: { kind: "url", base: new URL(endpoint.url) },
+      });
+    }
+  }
+  return { name: service.metadata.name, endpoints: buildSplitTable(endpoints), problems };
+}
+
+function compileHeaderEdits(m: {
+  set?: { name: string; value: string }[] | undefined;
+  add?: { name: string; value: string }[] | undefined;
+  remove?: string[] | undefined;
+}): HeaderEdits {
+  return {
+    set: (m.set ?? []).map((h) => [h.name, h.value] as const),
+    add: (m.add ?? []).map((h) => [h.name, h.value] as const),
+    remove: m.remove ?? [],
+  };
+}
+
+function compilePathModifier(
+  path:
+    | { type: "ReplaceFullPath"; replaceFullPath: string }
+    | { type: "ReplacePrefixMatch"; replacePrefixMatch: string }
+    | undefined,
+): PathModifier | undefined {
+  if (!path) return undefined;
+  return path.type === "ReplaceFullPath"
+    ? { type: "ReplaceFullPath", value: path.replaceFullPath }
+    : { type: "ReplacePrefixMatch", value: path.replacePrefixMatch };
+}
+
+function compileFilters(
+  filters: readonly HTTPRouteFilter[] | undefined,
+  lookup: (name: string) => CompiledService | undefined,
+): CompiledFilters {
+  if (!filters || filters.length === 0) return NO_FILTERS;
+  let requestHeaders: HeaderEdits | undefined;
+  let responseHeaders: HeaderEdits | undefined;
+  let redirect: RedirectSpec | undefined;
+  let rewrite: RewriteSpec | undefined;
+  const mirrors: MirrorSpec[] = [];
+  for (const filter of filters) {
+    switch (filter.type) {
+      case "RequestHeaderModifier":
+        requestHeaders = compileHeaderEdits(filter.requestHeaderModifier);
+        break;
+      case "ResponseHeaderModifier":
+        responseHeaders = compileHeaderEdits(filter.responseHeaderModifier);
+        break;
+      case "RequestRedirect": {
+        const r = filter.requestRedirect;
+        redirect = {
+          scheme: r.scheme,
+          hostname: r.hostname,
+          port: r.port,
+          path: compilePathModifier(r.path),
+          statusCode: r.statusCode,
+        };
+        break;
+      }
+      case "URLRewrite":
+        rewrite = {
+          hostname: filter.urlRewrite.hostname,
+          path: compilePathModifier(filter.urlRewrite.path),
+        };
+        break;
+      case "RequestMirror": {
+        const m = filter.requestMirror;
+        const name = m.backendRef.name;
+        const [numerator, denominator] = m.fraction
+          ? [m.fraction.numerator, m.fraction.denominator]
+          : [m.percent ?? 100, 100];
+        mirrors.push({ service: lookup(name), serviceName: name, numerator, denominator });
+        break;
+      }
+    }
+  }
+  return { requestHeaders, responseHeaders, redirect, rewrite, mirrors };
+}
+
+function compileSession(rule: HTTPRouteRule): SessionSpec | undefined {
+  const s = rule.sessionPersistence;
+  if (!s) return undefined;
+  const permanent = s.cookieConfig?.lifetimeType === "Permanent";
+  return s.type === "Header"
+    ? { type: "Header", name: (s.sessionName ?? "").toLowerCase(), cookieMaxAgeSeconds: undefined }
+    : {
+        type: "Cookie",
+        name: s.sessionName ?? "mesh-session",
+        cookieMaxAgeSeconds:
+          permanent && s.absoluteTimeout
+            ? Math.floor(parseDuration(s.absoluteTimeout) / 1000)
+            : undefined,
+      };
+}
+
+function anchored(pattern: string): ValueTest {
+  const regex = new RegExp(`^(?:${pattern})$`);
+  return (value) => regex.test(value);
+}
+
+function valueTest(type: "Exact" | "RegularExpression", value: string): ValueTest {
+  return type === "Exact" ? (candidate) => candidate === value : anchored(value);
+}
+
+function compileMatch(rule: CompiledRule, match: HTTPRouteMatch): CompiledMatch {
+  const pathType = match.path?.type ?? "PathPrefix";
+  const rawValue = match.path?.value ?? "/";
+  const pathValue = pathType === "PathPrefix" ? normalizePrefix(rawValue) : rawValue;
+  const pathTest: ValueTest =
+    pathType === "Exact"
+      ? (path) => path === pathValue
+      : pathType === "PathPrefix"
+        ? (path) => matchesPrefix(path, pathValue)
+        : anchored(pathValue);
+  return {
+    rule,
+    pathType,
+    pathValue,
+    pathTest,
+    method: match.method,
+    headers: (match.headers ?? []).map(
+      (h) => [h.name.toLowerCase(), valueTest(h.type, h.value)] as const,
+    ),
+    query: (match.queryParams ?? []).map((q) => [q.name, valueTest(q.type, q.value)] as const),
+  };
+}
+
+const PATH_TYPE_RANK = { Exact: 0, RegularExpression: 1, PathPrefix: 2 } as const;
+
+interface Ranked {
+  match: CompiledMatch;
+  created: number;
+  qualifiedName: string;
+  order: number;
+}
+
+function compareMatches(a: Ranked, b: Ranked): number {
+  const x = a.match;
+  const y = b.match;
+  return (
+    PATH_TYPE_RANK[x.pathType] - PATH_TYPE_RANK[y.pathType] ||
+    y.pathValue.length - x.pathValue.length ||
+    Number(y.method !== undefined) - Number(x.method !== undefined) ||
+    y.headers.length - x.headers.length ||
+    y.query.length - x.query.length ||
+    a.created - b.created ||
+    (a.qualifiedName < b.qualifiedName ? -1 : a.qualifiedName > b.qualifiedName ? 1 : 0) ||
+    a.order - b.order
+  );
+}
+
+function routeCreated(route: HTTPRouteResource): number {
+  const stamp = route.metadata.creationTimestamp;
+  // Routes without a timestamp sort after dated ones, then by name.
+  return stamp ? Date.parse(stamp) : Number.MAX_SAFE_INTEGER;
+}
+
+/** Compiles one destination entry. Never throws on a validated entry. */
+export function compileRouteTable(entry: DestinationEntry, options: CompileOptions): RouteTable {
+  const destinationName = entry.service.metadata.name;
+  const services = new Map<string, CompiledService>();
+  const warnings: string[] = [];
+  for (const service of [entry.service, ...entry.backends]) {
+    const compiled = compileService(service, options);
+    services.set(service.metadata.name, compiled);
+    warnings.push(...compiled.problems);
+  }
+  const lookup = (name: string) => {
+    const service = services.get(name);
+    if (!service) warnings.push(`backend Service '${name}' is not in the snapshot entry`);
+    return service;
+  };
+
+  const destination = services.get(destinationName)!;
+  const defaultRule: CompiledRule = {
+    id: destinationName,
+    filters: NO_FILTERS,
+    backends: buildSplitTable([
+      { name: destinationName, weight: 1, service: destination, filters: NO_FILTERS },
+    ]),
+    requestTimeoutMs: 0,
+    backendTimeoutMs: 0,
+    session: undefined,
+  };
+
+  const ranked: Ranked[] = [];
+  for (const route of entry.routes) {
+    const routeName = route.metadata.name;
+    const qualifiedName = `${route.metadata.namespace ?? "default"}/${routeName}`;
+    route.spec.rules.forEach((rule, ruleIndex) => {
+      const compiled: CompiledRule = {
+        id: `${routeName}/${rule.name ?? ruleIndex}`,
+        filters: compileFilters(rule.filters, lookup),
+        backends: buildSplitTable(
+          (rule.backendRefs ?? []).map((ref) => ({
+            name: ref.name,
+            weight: ref.weight,
+            service: lookup(ref.name),
+            filters: compileFilters(ref.filters, lookup),
+          })),
+        ),
+        requestTimeoutMs: rule.timeouts?.request ? parseDuration(rule.timeouts.request) : 0,
+        backendTimeoutMs: rule.timeouts?.backendRequest
+          ? parseDuration(rule.timeouts.backendRequest)
+          : 0,
+        session: compileSession(rule),
+      };
+      const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
+      matches.forEach((match) => {
+        ranked.push({
+          match: compileMatch(compiled, match),
+          created: routeCreated(route),
+          qualifiedName,
+          order: ranked.length,
+        });
+      });
+    });
+  }
+  ranked.sort(compareMatches);
+  return {
+    destination: destinationName,
+    hasRoutes: entry.routes.length > 0,
+    matches: ranked.map((r) => r.match),
+    defaultRule,
+    warnings: [...new Set(warnings)],
+  };
+}
+
+/** True when every condition of `match` holds for the request. */
+function holds(match: CompiledMatch, request: RequestFacts): boolean {
+  if (match.method !== undefined && match.method !== request.method) return false;
+  if (!match.pathTest(request.path)) return false;
+  for (const [name, test] of match.headers) {
+    const value = request.headers.get(name);
+    if (value === null || !test(value)) return false;
+  }
+  for (const [name, test] of match.query) {
+    const value = request.query.get(name);
+    if (value === null || !test(value)) return false;
+  }
+  return true;
+}
+
+/**
+ * The highest-precedence match that holds, or undefined (which, with routes attached, is
+ * `no_route`; a table without routes serves every request by its `defaultRule`).
+ */
+export function matchRoute(table: RouteTable, request: RequestFacts): CompiledMatch | undefined {
+  if (!table.hasRoutes) return undefined;
+  for (const match of table.matches) {
+    if (holds(match, request)) return match;
+  }
+  return undefined;
+}

@@ -1,0 +1,53 @@
+// `npm test`: every check a change must pass, in the order that fails fastest.
+// Generated types are current, typecheck, lint, format, every test tier, then a dry-run
+// deploy of every Worker (so each one still builds for production).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Every Worker's wrangler config; each must pass `wrangler deploy --dry-run`. */
+export const WORKER_CONFIGS = [
+  "wrangler.toml",
+  "examples/echo/wrangler.v1.toml",
+  "examples/echo/wrangler.v2.toml",
+  "examples/echo/wrangler.v3.toml",
+  "examples/payments/wrangler.v1.toml",
+  "examples/payments/wrangler.v2.toml",
+  "examples/orders/wrangler.toml",
+];
+
+const env = { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" };
+
+function step(title, command, args) {
+  console.log(`\n▶ ${title}`);
+  const result = spawnSync(command, args, { stdio: "inherit", env });
+  if (result.status !== 0) {
+    console.error(`\n✗ ${title} failed`);
+    process.exit(result.status ?? 1);
+  }
+}
+
+step("generated Env types are current", "node", ["scripts/types.mjs", "--check"]);
+step("typecheck", "npx", ["tsc", "--noEmit", "-p", "."]);
+step("lint", "npx", ["eslint", "."]);
+step("format", "npx", ["prettier", "--check", "."]);
+step("tests (core in Node, Workers in workerd)", "npx", ["vitest", "run"]);
+
+const outRoot = mkdtempSync(join(tmpdir(), "meshwork-dry-run-"));
+try {
+  for (const [i, config] of WORKER_CONFIGS.entries()) {
+    step(`wrangler deploy --dry-run -c ${config}`, "npx", [
+      "wrangler",
+      "deploy",
+      "--dry-run",
+      "--outdir",
+      join(outRoot, String(i)),
+      "-c",
+      config,
+    ]);
+  }
+} finally {
+  rmSync(outRoot, { recursive: true, force: true });
+}
+console.log("\n✓ all checks passed");

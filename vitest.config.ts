@@ -1,0 +1,79 @@
+// Two test tiers: the pure core in plain Node, and the Workers in workerd through
+// @cloudflare/vitest-plugin (the router as the Worker under test, the example services and
+// fixtures beside it as auxiliary Workers, with real KV).
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+const COMPATIBILITY_DATE = "2026-11-01";
+// The name the plugin gives the Worker under test (the router) in the "workers" project.
+const RUNNER_NAME = "vitest-plugin-runner-workers";
+
+function auxiliary(name: string, script: string, bindings: Record<string, string> = {}) {
+  return {
+    name,
+    modules: true,
+    scriptPath: `./test/.build/${script}.js`,
+    compatibilityDate: COMPATIBILITY_DATE,
+    bindings,
+  };
+}
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "core",
+          include: ["core/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              // Test-only destinations beside the demo ones the router's config binds.
+              serviceBindings: { RECORDER: "recorder" },
+              kvNamespaces: { RECORDINGS: "recordings" },
+              workers: [
+                auxiliary("echo-v1", "echo", { SERVICE_NAME: "echo-v1", VERSION: "v1" }),
+                auxiliary("echo-v2", "echo", { SERVICE_NAME: "echo-v2", VERSION: "v2" }),
+                auxiliary("echo-v3", "echo", { SERVICE_NAME: "echo-v3", VERSION: "v3" }),
+                auxiliary("payments-v1", "payments", {
+                  SERVICE_NAME: "payments-v1",
+                  VERSION: "v1",
+                }),
+                auxiliary("payments-v2", "payments", {
+                  SERVICE_NAME: "payments-v2",
+                  VERSION: "v2",
+                }),
+                {
+                  ...auxiliary("recorder", "recorder"),
+                  kvNamespaces: { RECORDINGS: "recordings" },
+                },
+                // The demo caller, with its binding to the router's Mesh entrypoint exactly as in
+                // examples/orders/wrangler.toml (the router runs under the runner's name here).
+                {
+                  ...auxiliary("orders", "orders"),
+                  serviceBindings: {
+                    PAYMENTS: {
+                      name: RUNNER_NAME,
+                      entrypoint: "Mesh",
+                      props: { caller: "orders", target: "payments" },
+                    },
+                  },
+                },
+              ],
+            },
+          }),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/**/*.test.ts", "workers/**/*.test.ts"],
+          globalSetup: ["./test/global-setup.ts"],
+        },
+      },
+    ],
+  },
+});

@@ -1,0 +1,290 @@
+/**
+ * The router's view of the published config: read from KV, validated, compiled, cached in
+ * isolate memory and refreshed in the background.
+ *
+ * A request never awaits KV once its destination is warm: `tableFor` answers from memory and, at
+ * most once per refresh interval, hands a background refresh to `waitUntil`. Only a cold isolate's
+ * first request for a destination reads KV on the request path (the index once, then that
+ * destination's entry), as DESIGN.md's Scale section intends.
+ *
+ * A new snapshot version is applied whole or not at all: the index and the entries of every
+ * destination this isolate serves must all validate, or the isolate keeps serving the last good
+ * version and `/.mesh/status` shows why the new one was refused.
+ */
+import type { ConfigIssue } from "../../core/config/validate.ts";
+import {
+  INDEX_KEY,
+  parseEntry,
+  parseIndex,
+  type SnapshotIndex,
+} from "../../core/config/snapshot.ts";
+import {
+  compileRouteTable,
+  type CompileOptions,
+  type RouteTable,
+} from "../../core/routing/route-table.ts";
+
+/** What the cache needs of a KV namespace (so tests can count reads). */
+export interface ConfigSource {
+  get(key: string, type: "text"): Promise<string | null>;
+}
+
+/** A refused config version and why. */
+export interface LoadError {
+  /** The version that was refused, when its index could be read. */
+  version: number | undefined;
+  at: string;
+  message: string;
+  issues: ConfigIssue[];
+}
+
+interface LoadedDestination {
+  key: string;
+  table: RouteTable;
+  loadedAt: number;
+}
+
+export interface ConfigCacheOptions extends CompileOptions {
+  refreshMs: number;
+  now: () => number;
+}
+
+/** Raised inside a load to abandon it with a recorded reason. */
+class LoadFailure extends Error {
+  constructor(
+    message: string,
+    readonly issues: ConfigIssue[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** Per-isolate cache of compiled destinations for one KV namespace. */
+export class ConfigCache {
+  private index: SnapshotIndex | undefined;
+  private indexLoadedAt = 0;
+  private readonly destinations = new Map<string, LoadedDestination>();
+  private readonly coldLoads = new Map<string, Promise<LoadedDestination | undefined>>();
+  private indexLoad: Promise<void> | undefined;
+  private refreshing: Promise<void> | undefined;
+  private lastCheckAt = 0;
+  private lastError: LoadError | undefined;
+  /** Index text of the last refused version, so it is not re-validated every interval. */
+  private refusedIndexText: string | undefined;
+  private readonly destinationErrors = new Map<string, LoadError>();
+  /** KV reads made on a request's path (cold loads) and in the background. */
+  readonly kvReads = { awaited: 0, background: 0 };
+
+  constructor(
+    private readonly source: ConfigSource,
+    private readonly options: ConfigCacheOptions,
+  ) {}
+
+  /**
+   * The compiled table for `destination`: from memory when warm (no I/O), else loaded from KV.
+   * Undefined when the destination is not in the published config.
+   */
+  tableFor(
+    destination: string,
+    waitUntil: (promise: Promise<unknown>) => void,
+  ): RouteTable | undefined | Promise<RouteTable | undefined> {
+    const loaded = this.destinations.get(destination);
+    if (loaded && this.index) {
+      this.maybeRefresh(waitUntil);
+      return loaded.table;
+    }
+    return this.loadCold(destination, waitUntil);
+  }
+
+  /** The error that keeps `destination` from loading, if any. */
+  errorFor(destination: string): LoadError | undefined {
+    return this.destinationErrors.get(destination) ?? (this.index ? undefined : this.lastError);
+  }
+
+  private maybeRefresh(waitUntil: (promise: Promise<unknown>) => void): void {
+    if (this.refreshing || this.options.now() - this.lastCheckAt < this.options.refreshMs) return;
+    this.lastCheckAt = this.options.now();
+    waitUntil(this.refresh());
+  }
+
+  private async loadCold(
+    destination: string,
+    waitUntil: (promise: Promise<unknown>) => void,
+  ): Promise<RouteTable | undefined> {
+    if (!this.index) {
+      this.indexLoad ??= this.refreshNow("awaited").finally(() => (this.indexLoad = undefined));
+      await this.indexLoad;
+      const warm = this.destinations.get(destination);
+      if (warm) return warm.table;
+    } else {
+      this.maybeRefresh(waitUntil);
+    }
+    const index = this.index;
+    const key = index?.destinations[destination];
+    if (!index || !key) return undefined;
+    let pending = this.coldLoads.get(destination);
+    if (!pending) {
+      pending = this.loadDestination(destination, key, "awaited").finally(() =>
+        this.coldLoads.delete(destination),
+      );
+      this.coldLoads.set(destination, pending);
+    }
+    return (await pending)?.table;
+  }
+
+  private async loadDestination(
+    destination: string,
+    key: string,
+    mode: "awaited" | "background",
+  ): Promise<LoadedDestination | undefined> {
+    try {
+      const loaded = await this.readDestination(key, mode);
+      // A refresh may have moved the index on while we read; keep the newer state.
+      if (this.index?.destinations[destination] === key) {
+        this.destinations.set(destination, loaded);
+        this.destinationErrors.delete(destination);
+      }
+      return loaded;
+    } catch (error) {
+      this.destinationErrors.set(destination, this.toLoadError(error, this.index?.version));
+      return undefined;
+    }
+  }
+
+  private async readJson(key: string, mode: "awaited" | "background"): Promise<unknown> {
+    this.kvReads[mode]++;
+    let text: string | null;
+    try {
+      text = await this.source.get(key, "text");
+    } catch (error) {
+      throw new LoadFailure(`reading ${key} from KV failed: ${(error as Error).message}`);
+    }
+    if (text === null) throw new LoadFailure(`KV key ${key} does not exist`);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      throw new LoadFailure(`KV key ${key} is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+
+  private async readDestination(
+    key: string,
+    mode: "awaited" | "background",
+  ): Promise<LoadedDestination> {
+    const parsed = parseEntry(await this.readJson(key, mode), key);
+    if (!parsed.ok) throw new LoadFailure(`${key} failed validation`, parsed.issues);
+    return {
+      key,
+      table: compileRouteTable(parsed.value, this.options),
+      loadedAt: this.options.now(),
+    };
+  }
+
+  /** Checks KV now (awaited by the caller); used by `/.mesh/status?refresh=1` and cold starts. */
+  refreshNow(mode: "awaited" | "background" = "awaited"): Promise<void> {
+    this.lastCheckAt = this.options.now();
+    this.refreshing ??= this.applyLatest(mode).finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private refresh(): Promise<void> {
+    return this.refreshNow("background");
+  }
+
+  /** Reads the index and, if it moved, every entry this isolate serves; applies all or none. */
+  private async applyLatest(mode: "awaited" | "background"): Promise<void> {
+    let refusedVersion: number | undefined;
+    try {
+      this.kvReads[mode]++;
+      let text: string | null;
+      try {
+        text = await this.source.get(INDEX_KEY, "text");
+      } catch (error) {
+        throw new LoadFailure(`reading ${INDEX_KEY} from KV failed: ${(error as Error).message}`);
+      }
+      if (text === null)
+        throw new LoadFailure(`no config published yet (KV key ${INDEX_KEY} is absent)`);
+      if (text === this.refusedIndexText) return;
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (error) {
+        this.refusedIndexText = text;
+        throw new LoadFailure(`KV key ${INDEX_KEY} is not valid JSON: ${(error as Error).message}`);
+      }
+      const parsed = parseIndex(json);
+      if (!parsed.ok) {
+        this.refusedIndexText = text;
+        throw new LoadFailure(`${INDEX_KEY} failed validation`, parsed.issues);
+      }
+      const next = parsed.value;
+      refusedVersion = next.version;
+      const changed = new Map<string, LoadedDestination>();
+      for (const [name, loaded] of this.destinations) {
+        const key = next.destinations[name];
+        if (key === undefined || key === loaded.key) continue;
+        try {
+          changed.set(name, await this.readDestination(key, mode));
+        } catch (error) {
+          this.refusedIndexText = text;
+          throw error;
+        }
+      }
+      // Everything validated: swap in the new version at once.
+      for (const name of this.destinations.keys()) {
+        if (next.destinations[name] === undefined) this.destinations.delete(name);
+      }
+      for (const [name, loaded] of changed) this.destinations.set(name, loaded);
+      this.index = next;
+      this.indexLoadedAt = this.options.now();
+      this.lastError = undefined;
+      this.refusedIndexText = undefined;
+      this.destinationErrors.clear();
+    } catch (error) {
+      this.lastError = this.toLoadError(error, refusedVersion);
+    }
+  }
+
+  private toLoadError(error: unknown, version: number | undefined): LoadError {
+    const failure =
+      error instanceof LoadFailure ? error : new LoadFailure(`unexpected: ${String(error)}`);
+    return {
+      version,
+      at: new Date(this.options.now()).toISOString(),
+      message: failure.message,
+      issues: failure.issues,
+    };
+  }
+
+  /** The state `/.mesh/status` reports. */
+  status(): Record<string, unknown> {
+    const now = this.options.now();
+    return {
+      version: this.index?.version ?? null,
+      publishedAt: this.index?.publishedAt ?? null,
+      appliedAt: this.index ? new Date(this.indexLoadedAt).toISOString() : null,
+      ageSeconds: this.index ? Math.round((now - Date.parse(this.index.publishedAt)) / 1000) : null,
+      lastCheckAt: this.lastCheckAt ? new Date(this.lastCheckAt).toISOString() : null,
+      refreshSeconds: this.options.refreshMs / 1000,
+      error: this.lastError ?? null,
+      destinations: Object.fromEntries(
+        [...new Set([...this.destinations.keys(), ...this.destinationErrors.keys()])]
+          .sort()
+          .map((name) => {
+            const loaded = this.destinations.get(name);
+            return [
+              name,
+              {
+                entry: loaded?.key ?? null,
+                matches: loaded?.table.hasRoutes ? loaded.table.matches.length : 0,
+                warnings: loaded?.table.warnings ?? [],
+                error: this.destinationErrors.get(name) ?? null,
+              },
+            ];
+          }),
+      ),
+      knownDestinations: this.index ? Object.keys(this.index.destinations).length : 0,
+      kvReads: { ...this.kvReads },
+    };
+  }
+}

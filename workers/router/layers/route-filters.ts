@@ -1,0 +1,35 @@
+/**
+ * Applies a matched rule's filters: RequestRedirect answers at once; RequestHeaderModifier and
+ * URLRewrite shape the request; RequestMirror copies it elsewhere without waiting;
+ * ResponseHeaderModifier shapes the answer on the way back. The same function serves
+ * backend-level filters (see traffic-split.ts).
+ */
+import { applyHeaderEdits, redirectLocation, rewriteUrl } from "../../../core/routing/filters.ts";
+import type { CompiledFilters } from "../../../core/routing/route-table.ts";
+import type { Layer, MeshCall } from "../call.ts";
+import { sendMirrors } from "../mirror.ts";
+import { withHeaderEdits } from "../response.ts";
+
+/** Runs `filters` around `next`; shared by rule-level and backend-level filters. */
+export async function runFilters(
+  call: MeshCall,
+  filters: CompiledFilters,
+  next: () => Promise<Response>,
+): Promise<Response> {
+  if (filters.redirect) {
+    return new Response(null, {
+      status: filters.redirect.statusCode,
+      headers: { location: redirectLocation(call.url, filters.redirect, call.match) },
+    });
+  }
+  if (filters.requestHeaders) applyHeaderEdits(call.headers, filters.requestHeaders);
+  if (filters.rewrite) {
+    call.url = rewriteUrl(call.url, filters.rewrite, call.match);
+    if (filters.rewrite.hostname !== undefined) call.headers.set("host", filters.rewrite.hostname);
+  }
+  if (filters.mirrors.length > 0) sendMirrors(call, filters.mirrors);
+  const response = await next();
+  return filters.responseHeaders ? withHeaderEdits(response, filters.responseHeaders) : response;
+}
+
+export const routeFilters: Layer = (call, next) => runFilters(call, call.rule!.filters, next);

@@ -1,0 +1,75 @@
+/**
+ * Chooses the backend among the rule's weighted backendRefs, in this order:
+ *   1. `X-Mesh-Backend: <service>` pins the request to one of the rule's backends (for testing a
+ *      version before it takes traffic; weight 0 allowed);
+ *   2. session persistence hashes the session key (header or cookie) so a user stays on one
+ *      backend while weights move; a missing cookie is issued;
+ *   3. otherwise a weighted random pick.
+ * Weight 0 is never chosen; no usable backend is `no_backend` (500), as the Gateway API says.
+ */
+import { MeshError } from "../../../core/errors.ts";
+import type {
+  CompiledBackend,
+  CompiledRule,
+  SessionSpec,
+} from "../../../core/routing/route-table.ts";
+import { pickSticky, pickWeighted } from "../../../core/split/pick-backend.ts";
+import type { Layer, MeshCall } from "../call.ts";
+import { runFilters } from "./route-filters.ts";
+
+/** Request header that pins a call to a named backend of the matched rule. */
+export const PIN_HEADER = "x-mesh-backend";
+
+function cookieValue(cookieHeader: string | null, name: string): string | undefined {
+  if (!cookieHeader) return undefined;
+  for (const part of cookieHeader.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+function sessionKey(call: MeshCall, session: SessionSpec): string | undefined {
+  if (session.type === "Header") return call.request.headers.get(session.name) ?? undefined;
+  const existing = cookieValue(call.request.headers.get("cookie"), session.name);
+  if (existing) return existing;
+  const issued = crypto.randomUUID();
+  const maxAge =
+    session.cookieMaxAgeSeconds !== undefined ? `; Max-Age=${session.cookieMaxAgeSeconds}` : "";
+  call.responseCookies.push(`${session.name}=${issued}; Path=/; HttpOnly; SameSite=Lax${maxAge}`);
+  return issued;
+}
+
+function chooseBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | undefined {
+  const pinned = call.request.headers.get(PIN_HEADER);
+  if (pinned) {
+    call.headers.delete(PIN_HEADER);
+    const backend = rule.backends.items.find((b) => b.name === pinned);
+    if (backend) return backend;
+  }
+  if (rule.session) {
+    const key = sessionKey(call, rule.session);
+    if (key !== undefined) return pickSticky(rule.backends, key);
+  }
+  return pickWeighted(rule.backends, call.random);
+}
+
+export const trafficSplit: Layer = async (call, next) => {
+  const rule = call.rule!;
+  const backend = chooseBackend(call, rule);
+  if (!backend || !backend.service) {
+    throw new MeshError(
+      "no_backend",
+      !backend
+        ? `rule '${rule.id}' has no backendRefs with a weight above 0`
+        : `rule '${rule.id}' sends to Service '${backend.name}', which does not exist`,
+      { destination: call.destination, route: rule.id },
+    );
+  }
+  call.backend = backend;
+  const response = await runFilters(call, backend.filters, next);
+  if (call.responseCookies.length === 0) return response;
+  const withCookies = new Response(response.body, response);
+  for (const cookie of call.responseCookies) withCookies.headers.append("set-cookie", cookie);
+  return withCookies;
+};

@@ -1,0 +1,48 @@
+/**
+ * The data plane, in order. Every call through the mesh passes these layers top to bottom; each
+ * does one thing and calls the next (or answers, or throws a MeshError that `rescue.ts` turns
+ * into the contract's error response). Read this list to learn the router.
+ */
+import type { Layer, MeshCall } from "./call.ts";
+import { deadline } from "./layers/deadline.ts";
+import { forward } from "./layers/forward.ts";
+import { perTryTimeout } from "./layers/per-try-timeout.ts";
+import { requestContext } from "./layers/request-context.ts";
+import { resolveDestination } from "./layers/resolve-destination.ts";
+import { routeFilters } from "./layers/route-filters.ts";
+import { routeMatch } from "./layers/route-match.ts";
+import { trafficSplit } from "./layers/traffic-split.ts";
+
+export const PIPELINE: readonly Layer[] = [
+  // Request id, trace context and identity-header stripping first, so every outcome below
+  // (mesh errors included) is correlated and no forged identity header gets past.
+  requestContext,
+  // The destination's compiled routes, from isolate memory (KV only on a cold isolate).
+  resolveDestination,
+  // Gateway API precedence picks one rule; no rule is `no_route`.
+  routeMatch,
+  // The rule's filters: redirect answers here; header edits, rewrites and mirrors shape the call.
+  routeFilters,
+  // Weighted, pinned or sticky choice of backend, then that backend's own filters.
+  trafficSplit,
+  // The whole call's deadline (timeouts.request), around every attempt below it.
+  deadline,
+  // Each attempt's deadline (timeouts.backendRequest), just above the send.
+  perTryTimeout,
+  // Pick an endpoint of the backend Service and send, streaming both ways.
+  forward,
+];
+
+/** Chains layers into one function from call to response. */
+export function compose(layers: readonly Layer[]): (call: MeshCall) => Promise<Response> {
+  return (call) => {
+    const dispatch = (i: number): Promise<Response> => {
+      const layer = layers[i];
+      if (!layer) return Promise.reject(new Error("the pipeline ended without a terminal layer"));
+      return layer(call, () => dispatch(i + 1));
+    };
+    return dispatch(0);
+  };
+}
+
+export const runPipeline = compose(PIPELINE);
