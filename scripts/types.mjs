@@ -25,7 +25,9 @@ export const WORKERS = [
 const check = process.argv.includes("--check");
 for (const w of WORKERS) {
   const args = ["wrangler", "types", w.out, "-c", w.config, "--env-interface", w.iface];
-  if (!w.runtime) args.push("--include-runtime=false", "--strict-vars=false");
+  // Vars are knobs users change per deployment: type them as strings, not as today's literals.
+  args.push("--strict-vars=false");
+  if (!w.runtime) args.push("--include-runtime=false");
   if (check) args.push("--check");
   execFileSync("npx", args, {
     stdio: check ? "inherit" : ["ignore", "ignore", "inherit"],

@@ -5,7 +5,7 @@
  */
 import { Hono } from "hono";
 import { MeshError } from "../../core/errors.ts";
-import { systemRandom } from "../../core/random.ts";
+import { systemRandom, type RandomSource } from "../../core/random.ts";
 import type { MeshCall, MeshProps } from "./call.ts";
 import { ConfigCache } from "./config-cache.ts";
 import { runPipeline } from "./pipeline.ts";
@@ -46,11 +46,17 @@ function propsOf(ctx: ExecutionContext): MeshProps {
   return props && typeof props === "object" ? (props as MeshProps) : {};
 }
 
+/** What a caller of `handleMeshCall` may substitute (tests fix the random source). */
+export interface CallOptions {
+  random?: RandomSource;
+}
+
 /** Runs one call through the pipeline, turning any failure into the contract's error response. */
 export async function handleMeshCall(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
+  options: CallOptions = {},
 ): Promise<Response> {
   const props = propsOf(ctx);
   const url = new URL(request.url);
@@ -59,7 +65,7 @@ export async function handleMeshCall(
     env,
     ctx,
     config: configFor(env),
-    random: systemRandom,
+    random: options.random ?? systemRandom,
     now: Date.now,
     startedAt: Date.now(),
     entry: props.caller || props.target ? "binding" : "http",

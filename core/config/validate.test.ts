@@ -1,0 +1,198 @@
+import { describe, expect, it } from "vitest";
+import { buildSnapshot, INDEX_KEY, parseEntry, parseIndex } from "./snapshot.ts";
+import { validateResources } from "./validate.ts";
+
+const service = (name: string, binding = "ECHO_V1") => ({
+  apiVersion: "meshwork.dev/v1",
+  kind: "Service",
+  metadata: { name },
+  spec: { endpoints: [{ binding }] },
+});
+
+const route = (spec: object, name = "r") => ({
+  apiVersion: "gateway.networking.k8s.io/v1",
+  kind: "HTTPRoute",
+  metadata: { name },
+  spec: { parentRefs: [{ name: "echo" }], ...spec },
+});
+
+function issuesOf(resources: unknown[]) {
+  const result = validateResources(resources);
+  if (result.ok) throw new Error("expected validation to fail");
+  return result.issues;
+}
+
+describe("config validation", () => {
+  it("accepts a Service and a Gateway API HTTPRoute, filling defaults", () => {
+    const result = validateResources([
+      service("echo"),
+      service("echo-v1"),
+      route({ rules: [{ backendRefs: [{ name: "echo-v1" }] }] }),
+    ]);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const rule = result.value.routes[0]!.spec.rules[0]!;
+    expect(rule.backendRefs![0]!.weight).toBe(1);
+    expect(result.value.services[0]!.spec.endpoints[0]).toEqual({ binding: "ECHO_V1", weight: 1 });
+  });
+
+  it("names the field path of a negative weight", () => {
+    const issues = issuesOf([
+      service("echo"),
+      route({ rules: [{}, {}, { backendRefs: [{ name: "echo", weight: -1 }] }] }),
+    ]);
+    expect(issues).toContainEqual({
+      path: "resources[1].spec.rules[2].backendRefs[0].weight",
+      message: expect.stringMatching(/>=0|≥ ?0|too small/i),
+    });
+  });
+
+  it("rejects unknown fields instead of ignoring them", () => {
+    const issues = issuesOf([service("echo"), route({ rules: [{ retry: { attempts: 3 } }] })]);
+    expect(issues[0]!.path).toBe("resources[1].spec.rules[0]");
+    expect(issues[0]!.message).toMatch(/retry/);
+  });
+
+  it("rejects references to Services that do not exist", () => {
+    const issues = issuesOf([
+      service("echo"),
+      route({ rules: [{ backendRefs: [{ name: "ghost" }] }] }),
+    ]);
+    expect(issues).toEqual([
+      {
+        path: "resources[1].spec.rules[0].backendRefs[0].name",
+        message: "names Service 'ghost', which does not exist",
+      },
+    ]);
+  });
+
+  it("rejects a parentRef to a Gateway (mesh routes attach to Services)", () => {
+    const bad = route({});
+    (bad.spec as { parentRefs: unknown[] }).parentRefs = [{ kind: "Gateway", name: "echo" }];
+    const issues = issuesOf([service("echo"), bad]);
+    expect(issues[0]!.path).toBe("resources[1].spec.parentRefs[0].kind");
+  });
+
+  it("rejects plain http endpoints except on loopback", () => {
+    const plain = { ...service("ext"), spec: { endpoints: [{ url: "http://example.com" }] } };
+    expect(issuesOf([plain])[0]!.message).toMatch(/https/);
+    const loop = { ...service("ext"), spec: { endpoints: [{ url: "http://127.0.0.1:9000/api" }] } };
+    expect(validateResources([loop]).ok).toBe(true);
+  });
+
+  it("enforces the Gateway API's cross-field rules", () => {
+    const both = issuesOf([
+      service("echo"),
+      route({
+        rules: [
+          {
+            filters: [
+              { type: "URLRewrite", urlRewrite: { hostname: "a.example" } },
+              { type: "RequestRedirect", requestRedirect: { scheme: "https" } },
+            ],
+          },
+        ],
+      }),
+    ]);
+    expect(both[0]!.message).toMatch(/cannot be used together/);
+
+    const prefixOnExact = issuesOf([
+      service("echo"),
+      route({
+        rules: [
+          {
+            matches: [{ path: { type: "Exact", value: "/a" } }],
+            filters: [
+              {
+                type: "URLRewrite",
+                urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/b" } },
+              },
+            ],
+          },
+        ],
+      }),
+    ]);
+    expect(prefixOnExact[0]!.path).toBe("resources[1].spec.rules[0].matches[0].path.type");
+
+    const timeouts = issuesOf([
+      service("echo"),
+      route({ rules: [{ timeouts: { request: "1s", backendRequest: "2s" } }] }),
+    ]);
+    expect(timeouts[0]!.path).toBe("resources[1].spec.rules[0].timeouts.backendRequest");
+
+    const regex = issuesOf([
+      service("echo"),
+      route({ rules: [{ matches: [{ path: { type: "RegularExpression", value: "/(" } }] }] }),
+    ]);
+    expect(regex[0]!.message).toMatch(/regular expression/);
+
+    const dupHeaders = issuesOf([
+      service("echo"),
+      route({
+        rules: [
+          {
+            matches: [
+              {
+                headers: [
+                  { name: "X-A", value: "1" },
+                  { name: "x-a", value: "2" },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    ]);
+    expect(dupHeaders[0]!.message).toMatch(/duplicate header/);
+  });
+
+  it("rejects duplicate resources and unknown kinds", () => {
+    expect(issuesOf([service("echo"), service("echo")])[0]!.message).toMatch(
+      /duplicate Service\/echo/,
+    );
+    expect(
+      issuesOf([{ apiVersion: "v1", kind: "Pod", metadata: { name: "x" } }])[0]!.message,
+    ).toMatch(/kind must be one of/);
+    expect(issuesOf({} as unknown as unknown[])[0]!.message).toMatch(/list/);
+  });
+});
+
+describe("snapshot", () => {
+  const config = validateResources([
+    service("echo"),
+    service("echo-v1"),
+    service("other"),
+    route({ rules: [{ backendRefs: [{ name: "echo-v1" }] }] }),
+  ]);
+
+  it("writes one entry per destination and the index last", () => {
+    if (!config.ok) throw new Error("bad fixture");
+    const { index, writes } = buildSnapshot(config.value, 3, new Date("2026-11-26T00:00:00Z"));
+    expect(writes.at(-1)!.key).toBe(INDEX_KEY);
+    expect(Object.keys(index.destinations).sort()).toEqual(["echo", "echo-v1", "other"]);
+    const echoKey = index.destinations.echo!;
+    const echo = parseEntry(JSON.parse(writes.find((w) => w.key === echoKey)!.value), echoKey);
+    expect(echo.ok).toBe(true);
+    if (!echo.ok) return;
+    expect(echo.value.routes.map((r) => r.metadata.name)).toEqual(["r"]);
+    expect(echo.value.backends.map((s) => s.metadata.name)).toEqual(["echo-v1"]);
+    expect(parseIndex(index).ok).toBe(true);
+  });
+
+  it("keeps an unchanged destination's key across versions (content addressed)", () => {
+    if (!config.ok) throw new Error("bad fixture");
+    const a = buildSnapshot(config.value, 1, new Date()).index;
+    const b = buildSnapshot(config.value, 2, new Date()).index;
+    expect(b.destinations).toEqual(a.destinations);
+  });
+
+  it("reports a hand-written bad entry with its key and field", () => {
+    const parsed = parseEntry(
+      { schema: 1, service: { kind: "Service" }, routes: [], backends: [] },
+      "mesh/dest/x/1",
+    );
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.issues[0]!.path.startsWith("mesh/dest/x/1")).toBe(true);
+  });
+});

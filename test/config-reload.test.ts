@@ -1,0 +1,109 @@
+// Config from KV: bad config (as `wrangler kv key put` could write it) is refused, the router
+// keeps serving the last good version, and /.mesh/status says what was wrong.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { INDEX_KEY } from "../core/config/snapshot.ts";
+import { handleMeshCall } from "../workers/router/app.ts";
+import { callHttp, publish, refresh, service, type Echoed } from "./helpers/mesh.ts";
+import { MemoryKV } from "./helpers/memory-kv.ts";
+
+interface Status {
+  version: number | null;
+  error: {
+    message: string;
+    version: number | null;
+    issues: { path: string; message: string }[];
+  } | null;
+  destinations: Record<string, { error: unknown; entry: string | null }>;
+}
+
+async function servedBy(): Promise<string> {
+  const response = await callHttp("echo", "/");
+  expect(response.status).toBe(200);
+  return ((await response.json()) as Echoed).service;
+}
+
+describe("bad config in KV", () => {
+  it("keeps the last good version and reports each kind of error", async () => {
+    const good = await publish([service("echo", "ECHO_V1")]);
+    expect(await servedBy()).toBe("echo-v1");
+
+    // Not JSON at all.
+    await env.MESH_CONFIG.put(INDEX_KEY, "{ this is not json");
+    let status = (await refresh()) as unknown as Status;
+    expect(status.version).toBe(good);
+    expect(status.error?.message).toMatch(/mesh\/index is not valid JSON/);
+    expect(await servedBy()).toBe("echo-v1");
+
+    // JSON, but not a valid index.
+    await env.MESH_CONFIG.put(
+      INDEX_KEY,
+      JSON.stringify({ schema: 1, version: 50, publishedAt: "yesterday", destinations: {} }),
+    );
+    status = (await refresh()) as unknown as Status;
+    expect(status.version).toBe(good);
+    expect(status.error?.issues.map((i) => i.path)).toContain("mesh/index.publishedAt");
+
+    // A valid index naming a hand-written entry with a bad weight.
+    const badKey = "mesh/dest/echo/hand-written";
+    await env.MESH_CONFIG.put(
+      badKey,
+      JSON.stringify({
+        schema: 1,
+        service: service("echo", "ECHO_V2"),
+        routes: [
+          {
+            apiVersion: "gateway.networking.k8s.io/v1",
+            kind: "HTTPRoute",
+            metadata: { name: "bad" },
+            spec: {
+              parentRefs: [{ name: "echo" }],
+              rules: [{ backendRefs: [{ name: "echo", weight: -5 }] }],
+            },
+          },
+        ],
+        backends: [],
+      }),
+    );
+    await env.MESH_CONFIG.put(
+      INDEX_KEY,
+      JSON.stringify({
+        schema: 1,
+        version: 51,
+        publishedAt: new Date().toISOString(),
+        destinations: { echo: badKey },
+      }),
+    );
+    status = (await refresh()) as unknown as Status;
+    expect(status.version).toBe(good);
+    expect(status.error?.version).toBe(51);
+    expect(status.error?.message).toBe(`${badKey} failed validation`);
+    expect(status.error?.issues[0]?.path).toBe(
+      `${badKey}.routes[0].spec.rules[0].backendRefs[0].weight`,
+    );
+    expect(await servedBy()).toBe("echo-v1");
+
+    // A good publish clears the error and applies.
+    const next = await publish([service("echo", "ECHO_V2")]);
+    status = (await refresh()) as unknown as Status;
+    expect(status.version).toBe(next);
+    expect(status.error).toBeNull();
+    expect(await servedBy()).toBe("echo-v2");
+  });
+
+  it("a cold isolate with no valid config answers no_route naming the problem", async () => {
+    const kv = new MemoryKV();
+    kv.data.set(INDEX_KEY, "[]");
+    const broken = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+    const ctx = createExecutionContext();
+    const response = await handleMeshCall(new Request("http://echo/"), broken, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(response.status).toBe(404);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("no_route");
+    expect(body.error.message).toMatch(
+      /no usable config for service 'echo': mesh\/index failed validation/,
+    );
+  });
+});

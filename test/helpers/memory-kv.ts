@@ -1,0 +1,38 @@
+/**
+ * An in-memory stand-in for the router's KV binding that counts reads and can hold them
+ * (to prove a request does not wait for one).
+ */
+import { buildSnapshot } from "../../core/config/snapshot.ts";
+import { validateResources } from "../../core/config/validate.ts";
+
+export class MemoryKV {
+  readonly data = new Map<string, string>();
+  reads = 0;
+  private held: Promise<void> | undefined;
+  private release: (() => void) | undefined;
+
+  async get(key: string, _type: "text"): Promise<string | null> {
+    this.reads++;
+    if (this.held) await this.held;
+    return this.data.get(key) ?? null;
+  }
+
+  /** Makes every later read wait until `resume()`. */
+  hold(): void {
+    this.held = new Promise((resolve) => (this.release = resolve));
+  }
+
+  resume(): void {
+    this.release?.();
+    this.held = undefined;
+  }
+
+  /** Writes a validated snapshot of `resources` at `version`. */
+  publish(resources: unknown[], version: number): void {
+    const result = validateResources(resources);
+    if (!result.ok) throw new Error(JSON.stringify(result.issues));
+    for (const write of buildSnapshot(result.value, version, new Date()).writes) {
+      this.data.set(write.key, write.value);
+    }
+  }
+}
