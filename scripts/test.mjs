@@ -29,7 +29,8 @@ function step(title, command, args) {
 }
 
 step("generated Env types are current", "node", ["scripts/types.mjs", "--check"]);
-step("typecheck", "npx", ["tsc", "--noEmit", "-p", "."]);
+step("typecheck (Workers code)", "npx", ["tsc", "--noEmit", "-p", "."]);
+step("typecheck (Node-side code)", "npx", ["tsc", "--noEmit", "-p", "tsconfig.node.json"]);
 step("lint", "npx", ["eslint", "."]);
 step("format", "npx", ["prettier", "--check", "."]);
 step("tests (core in Node, Workers in workerd)", "npx", ["vitest", "run"]);

@@ -1,6 +1,12 @@
-// Builds the example Workers (and test fixtures) that run beside the router as auxiliary
-// Workers in the workerd test pool; auxiliary Workers take bundled JavaScript.
+// Test-pool setup, run once in Node before the workerd tests:
+//  - builds the example Workers (and fixtures) that run beside the router as auxiliary Workers
+//    (auxiliary Workers take bundled JavaScript);
+//  - starts a plain HTTP server on loopback standing in for a workload outside Workers, so
+//    Service endpoints given as URLs (hybrid workloads) are tested against a real socket.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { build } from "esbuild";
+import type { TestProject } from "vitest/node";
 
 export const AUXILIARY_SOURCES = {
   echo: "examples/echo/index.ts",
@@ -9,8 +15,8 @@ export const AUXILIARY_SOURCES = {
   recorder: "test/fixtures/recorder.ts",
 } as const;
 
-export default async function buildAuxiliaryWorkers(): Promise<void> {
-  await Promise.all(
+function buildAuxiliaryWorkers(): Promise<unknown> {
+  return Promise.all(
     Object.entries(AUXILIARY_SOURCES).map(([name, entry]) =>
       build({
         entryPoints: [entry],
@@ -22,4 +28,33 @@ export default async function buildAuxiliaryWorkers(): Promise<void> {
       }),
     ),
   );
+}
+
+/** Answers JSON describing the request, like examples/echo, naming itself `external`. */
+function startExternalWorkload(): Promise<Server> {
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const url = new URL(request.url ?? "/", "http://external");
+      response.setHeader("content-type", "application/json");
+      response.end(
+        JSON.stringify({
+          service: "external",
+          method: request.method,
+          path: url.pathname,
+          query: Object.fromEntries(url.searchParams),
+          headers: request.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const [server] = await Promise.all([startExternalWorkload(), buildAuxiliaryWorkers()]);
+  project.provide("externalPort", (server.address() as AddressInfo).port);
+  return () => new Promise((resolve) => server.close(() => resolve()));
 }
