@@ -27,15 +27,21 @@ async function call(routerEnv: Env): Promise<{ status: number; ctx: ExecutionCon
   return { status: response.status, ctx };
 }
 
+/** A router environment whose KV is an instrumented in-memory copy holding MESH at version 1. */
+function meshOnMemoryKV(refreshSeconds: string): { kv: MemoryKV; routerEnv: Env } {
+  const kv = new MemoryKV();
+  kv.publish(MESH, 1);
+  const routerEnv = {
+    ...env,
+    MESH_CONFIG: kv as unknown as KVNamespace,
+    CONFIG_REFRESH_SECONDS: refreshSeconds,
+  };
+  return { kv, routerEnv };
+}
+
 describe("hot path", () => {
   it("reads KV only on an isolate's first call for a destination", async () => {
-    const kv = new MemoryKV();
-    kv.publish(MESH, 1);
-    const routerEnv = {
-      ...env,
-      MESH_CONFIG: kv as unknown as KVNamespace,
-      CONFIG_REFRESH_SECONDS: "3600",
-    };
+    const { kv, routerEnv } = meshOnMemoryKV("3600");
 
     expect((await call(routerEnv)).status).toBe(200);
     expect(kv.reads).toBe(2); // the index, then the echo entry: the cold start
@@ -50,13 +56,7 @@ describe("hot path", () => {
   });
 
   it("refreshes in the background: a call does not wait for a slow KV read", async () => {
-    const kv = new MemoryKV();
-    kv.publish(MESH, 1);
-    const routerEnv = {
-      ...env,
-      MESH_CONFIG: kv as unknown as KVNamespace,
-      CONFIG_REFRESH_SECONDS: "0",
-    };
+    const { kv, routerEnv } = meshOnMemoryKV("0");
     await call(routerEnv);
     const coldReads = kv.reads;
 
