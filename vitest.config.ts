@@ -1,8 +1,9 @@
-// Two test tiers: the pure core in plain Node, and the Workers in workerd through
+// Three test tiers: the pure core in plain Node; the Workers in workerd through
 // @cloudflare/vitest-plugin (the router as the Worker under test, the example services and
-// fixtures beside it as auxiliary Workers, with real KV).
+// fixtures beside it as auxiliary Workers, with real KV); and end to end, `npm start` itself
+// (wrangler dev and workerd as real processes, called over HTTP).
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 const COMPATIBILITY_DATE = "2026-11-01";
 // The name the plugin gives the Worker under test (the router) in the "workers" project.
@@ -71,7 +72,18 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/**/*.test.ts", "workers/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, "test/e2e/**"],
           globalSetup: ["./test/global-setup.ts"],
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          // Starting wrangler dev with seven Workers takes a while on a small CI machine.
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
         },
       },
     ],

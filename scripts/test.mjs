@@ -5,17 +5,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-
-/** Every Worker's wrangler config; each must pass `wrangler deploy --dry-run`. */
-export const WORKER_CONFIGS = [
-  "wrangler.toml",
-  "examples/echo/wrangler.v1.toml",
-  "examples/echo/wrangler.v2.toml",
-  "examples/echo/wrangler.v3.toml",
-  "examples/payments/wrangler.v1.toml",
-  "examples/payments/wrangler.v2.toml",
-  "examples/orders/wrangler.toml",
-];
+import { WORKER_CONFIGS } from "./workers.mjs";
 
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" };
 

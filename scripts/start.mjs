@@ -1,0 +1,514 @@
+// `npm start`: the whole demo mesh on this machine, on workerd through `wrangler dev`.
+//
+//  1. reads the mesh config (examples/mesh.yaml, or --config FILE) and validates it, printing
+//     every issue as `path: message`;
+//  2. publishes it as version 1 to the router's local KV (MESH_CONFIG) under the persist
+//     directory (.mesh-local/state), with `wrangler kv bulk put --local`;
+//  3. runs ONE `wrangler dev` process: the router first (it is the one served on --port), then
+//     every example Worker, reachable from the router through its service bindings;
+//  4. waits until the router's /.mesh/status reports version 1 and prints where to look;
+//  5. unless --no-traffic, sends light demo traffic to `orders` (which calls `payments` through
+//     the mesh) and prints the observed payments split every 10 s.
+//
+// Ctrl-C (or SIGTERM) stops wrangler and everything it started.
+import { spawn } from "node:child_process";
+import { createWriteStream, existsSync, mkdirSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import { dirname, join, relative, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { ROOT, WORKER_CONFIGS, WRANGLER, wranglerEnv } from "./workers.mjs";
+
+const CONFIG_VERSION = 1;
+const DEFAULT_INSPECTOR_PORT = 9229;
+const READY_TIMEOUT_MS = 120_000;
+const REPORT_EVERY_MS = 10_000;
+const STOP_GRACE_MS = 5_000;
+/** wrangler output worth showing once the mesh runs (the rest goes to the log file). */
+const ERROR_LINE = /\[wrangler:error\]|\[ERROR\]|✘|\bUncaught\b/;
+
+const USAGE = `Usage: npm start -- [options]
+
+Runs the Meshwork router and the demo services locally (wrangler dev, one workerd).
+
+Options:
+  --config FILE          mesh config to publish (multi-document YAML; default examples/mesh.yaml)
+  --port N               router port on 127.0.0.1 (default 8787)
+  --inspector-port N     devtools inspector port (default 9229, or a free one if that is taken)
+  --persist-to DIR       local state directory (default .mesh-local/state)
+  --rate N               demo requests per second to orders (default 5)
+  --no-traffic           do not send demo traffic
+  -h, --help             show this help`;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+function fail(message) {
+  console.error(`✗ ${message}`);
+  process.exit(1);
+}
+
+function parseOptions() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        config: { type: "string" },
+        port: { type: "string", default: "8787" },
+        "inspector-port": { type: "string" },
+        "persist-to": { type: "string" },
+        rate: { type: "string", default: "5" },
+        "no-traffic": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    console.error(`✗ ${error.message}\n\n${USAGE}`);
+    process.exit(1);
+  }
+  if (parsed.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  // `npm start` runs in the package root; resolve user paths against where it was typed.
+  const base = process.env.INIT_CWD ?? process.cwd();
+  const port = (name, text) => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1 || value > 65535) {
+      fail(`--${name} must be a port number (1-65535), got '${text}'`);
+    }
+    return value;
+  };
+  const rate = Number(parsed.rate);
+  if (!(rate > 0 && rate <= 200)) fail(`--rate must be between 0 and 200, got '${parsed.rate}'`);
+  return {
+    configFile: parsed.config ? resolve(base, parsed.config) : join(ROOT, "examples", "mesh.yaml"),
+    port: port("port", parsed.port),
+    inspectorPort:
+      parsed["inspector-port"] === undefined
+        ? undefined
+        : port("inspector-port", parsed["inspector-port"]),
+    persistTo: parsed["persist-to"]
+      ? resolve(base, parsed["persist-to"])
+      : join(ROOT, ".mesh-local", "state"),
+    rate,
+    traffic: !parsed["no-traffic"],
+  };
+}
+
+function checkNode() {
+  // The config code is TypeScript, imported directly: Node strips the types (22.18 and later).
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (major < 22 || (major === 22 && minor < 18)) {
+    fail(
+      `Node ${process.versions.node} is too old: this script needs Node ≥ 22.18. ` +
+        "Run it with `npm start`, which uses the project's pinned Node (a devDependency).",
+    );
+  }
+  if (!existsSync(WRANGLER)) fail("wrangler is not installed: run `npm install` first");
+}
+
+const display = (path) => (path.startsWith(ROOT) ? relative(ROOT, path) || "." : path);
+
+// ---------------------------------------------------------------------------------------------
+// Config: read, validate, snapshot
+
+// The shared config code imports TypeScript modules, which need Node ≥ 22.18 — imported only
+// after the version check so an old Node gets a clear message instead of a syntax error.
+const sharedConfig = () => import("./mesh-config.mjs");
+
+/** Reads and validates the config, or exits listing every problem. */
+async function loadConfig(file) {
+  const { loadMeshConfig, MeshConfigError } = await sharedConfig();
+  try {
+    return loadMeshConfig(file);
+  } catch (error) {
+    if (!(error instanceof MeshConfigError)) throw error;
+    console.error(
+      `✗ ${error.message.replace(file, display(file))}${error.lines.length > 0 ? ":" : ""}`,
+    );
+    for (const line of error.lines) console.error(`  ${line}`);
+    process.exit(1);
+  }
+}
+
+/** Writes the snapshot to the router's local KV, where `wrangler dev --persist-to` reads it. */
+async function publishLocally(config, persistTo) {
+  const { publishSnapshot, MeshConfigError } = await sharedConfig();
+  try {
+    publishSnapshot(config, CONFIG_VERSION, { persistTo });
+  } catch (error) {
+    if (!(error instanceof MeshConfigError)) throw error;
+    console.error(`✗ ${error.message}:`);
+    for (const line of error.lines) console.error(line);
+    process.exit(1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports and HTTP
+
+function portFree(port) {
+  return new Promise((done) => {
+    const server = net.createServer();
+    server.once("error", () => done(false));
+    server.listen({ port, host: "127.0.0.1", exclusive: true }, () =>
+      server.close(() => done(true)),
+    );
+  });
+}
+
+function freePort() {
+  return new Promise((done, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen({ port: 0, host: "127.0.0.1", exclusive: true }, () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+/** A request to the router with an explicit Host header (fetch would replace it). */
+function call(port, host, path, { agent, timeoutMs = 10_000 } = {}) {
+  return new Promise((done, reject) => {
+    const req = http.request(
+      { host: "127.0.0.1", port, path, method: "GET", headers: { host }, agent },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => done({ status: res.statusCode, headers: res.headers, body }));
+        res.on("error", reject);
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+// ---------------------------------------------------------------------------------------------
+// wrangler dev
+
+class Wrangler {
+  constructor(logFile) {
+    this.child = undefined;
+    this.tail = [];
+    this.log = createWriteStream(logFile, { flags: "w" });
+    this.echo = "none";
+    this.exited = new Promise((done) => (this.markExited = done));
+  }
+
+  start(args) {
+    this.child = spawn(process.execPath, [WRANGLER, ...args], {
+      cwd: ROOT,
+      env: wranglerEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group, so stopping it stops workerd and everything else it started.
+      detached: true,
+    });
+    this.child.once("error", (error) => this.markExited({ code: null, signal: null, error }));
+    this.child.once("exit", (code, signal) => this.markExited({ code, signal }));
+    for (const stream of [this.child.stdout, this.child.stderr]) {
+      createInterface({ input: stream }).on("line", (line) => this.onLine(line));
+    }
+  }
+
+  onLine(line) {
+    this.log.write(`${line}\n`);
+    this.tail.push(line);
+    if (this.tail.length > 80) this.tail.shift();
+    if (this.echo === "all" || (this.echo === "errors" && ERROR_LINE.test(line))) {
+      console.log(`  wrangler │ ${line}`);
+    }
+  }
+
+  get running() {
+    return this.child?.pid !== undefined && this.child.exitCode === null && !this.child.signalCode;
+  }
+
+  signal(name) {
+    try {
+      process.kill(-this.child.pid, name);
+    } catch {
+      // The group is gone already.
+    }
+  }
+
+  /** SIGTERM to the whole group, SIGKILL if it lingers; resolves when wrangler has exited. */
+  async stop() {
+    if (!this.child?.pid) return;
+    if (this.running) {
+      this.signal("SIGTERM");
+      const timer = sleep(STOP_GRACE_MS).then(() => "timeout");
+      if ((await Promise.race([this.exited, timer])) === "timeout") this.signal("SIGKILL");
+      await this.exited;
+    }
+    // Anything it started and left behind (workerd) goes with the group.
+    this.signal("SIGKILL");
+    this.log.end();
+  }
+
+  printTail(lines = 40) {
+    if (this.tail.length === 0) return;
+    console.error("  last lines of wrangler's output:");
+    for (const line of this.tail.slice(-lines)) console.error(`  wrangler │ ${line}`);
+  }
+}
+
+/** Polls /.mesh/status until the router reports `version`; explains what went wrong if not. */
+async function waitUntilReady(wrangler, port, version) {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = "no answer yet";
+  let exited;
+  wrangler.exited.then((result) => (exited = result));
+  while (Date.now() < deadline) {
+    if (exited) {
+      const how = exited.error ? exited.error.message : `exit code ${exited.code ?? exited.signal}`;
+      console.error(`✗ wrangler dev stopped before the mesh was ready (${how}).`);
+      if (wrangler.tail.some((line) => /EADDRINUSE|address already in use/i.test(line))) {
+        console.error(`  A port it needs is in use; try --port or --inspector-port.`);
+      }
+      return false;
+    }
+    try {
+      // ?refresh=1 makes the router read KV now instead of on its first call.
+      const res = await call(port, "meshwork-router", "/.mesh/status?refresh=1", {
+        timeoutMs: 5_000,
+      });
+      if (res.status === 200) {
+        const status = JSON.parse(res.body);
+        if (status.version === version) return true;
+        last = `status reports version ${status.version}${status.error ? ` (error: ${JSON.stringify(status.error)})` : ""}`;
+      } else {
+        last = `status answered ${res.status}: ${res.body.slice(0, 200)}`;
+      }
+    } catch (error) {
+      last = error.message;
+    }
+    await sleep(500);
+  }
+  console.error(`✗ the router did not report config version ${version} within`);
+  console.error(`  ${READY_TIMEOUT_MS / 1000} s (last: ${last}).`);
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Demo traffic
+
+function startTraffic(port, rate) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  const window = { calls: 0, errors: 0, by: new Map(), firstError: undefined };
+  const total = { calls: 0, errors: 0, by: new Map() };
+  let inFlight = 0;
+
+  const count = (service) => {
+    for (const tally of [window, total]) {
+      tally.calls += 1;
+      tally.by.set(service, (tally.by.get(service) ?? 0) + 1);
+    }
+  };
+  const error = (why) => {
+    for (const tally of [window, total]) {
+      tally.calls += 1;
+      tally.errors += 1;
+    }
+    window.firstError ??= why;
+  };
+
+  const send = async () => {
+    if (inFlight >= 16) return error("too many calls in flight (the mesh is slow to answer)");
+    inFlight += 1;
+    try {
+      const res = await call(port, "orders", "/orders", { agent });
+      const meshError = res.headers["x-mesh-error"];
+      let service;
+      try {
+        service = JSON.parse(res.body)?.payment?.service;
+      } catch {
+        service = undefined;
+      }
+      if (res.status === 201 && typeof service === "string") count(service);
+      else error(`${res.status}${meshError ? ` ${meshError}` : ""}: ${res.body.slice(0, 160)}`);
+    } catch (e) {
+      error(e.message);
+    } finally {
+      inFlight -= 1;
+    }
+  };
+
+  const split = (tally) => {
+    const ok = tally.calls - tally.errors;
+    if (ok === 0) return "no answers";
+    return [...tally.by.keys()]
+      .sort()
+      .map((name) => `${name} ${((100 * tally.by.get(name)) / ok).toFixed(1)}%`)
+      .join(" / ");
+  };
+
+  const sender = setInterval(send, Math.max(5, Math.round(1000 / rate)));
+  const reporter = setInterval(() => {
+    const time = new Date().toTimeString().slice(0, 8);
+    console.log(
+      `[${time}] orders → payments: ${window.calls} calls, ${split(window)}, ` +
+        `errors ${window.errors}   (since start: ${total.calls} calls, ${split(total)}, ` +
+        `errors ${total.errors})`,
+    );
+    if (window.firstError) console.log(`           first error: ${window.firstError}`);
+    Object.assign(window, { calls: 0, errors: 0, by: new Map(), firstError: undefined });
+  }, REPORT_EVERY_MS);
+
+  return () => {
+    clearInterval(sender);
+    clearInterval(reporter);
+    agent.destroy();
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+/** What to tell the user once the mesh runs, as lines (printed at once, so nothing interleaves). */
+function banner(options, config, logFile, inspectorPort) {
+  const url = `http://127.0.0.1:${options.port}`;
+  const names = new Set(config.services.map((s) => s.metadata.name));
+  const tries = [];
+  if (names.has("echo")) {
+    tries.push(
+      [`curl -H 'Host: echo' ${url}/hello`, "split 50/50 between echo-v1 and echo-v2"],
+      [`curl -H 'Host: echo' -H 'x-version: v3' ${url}/hello`, "header match → echo-v3"],
+      [`curl -H 'Host: echo' ${url}/v2/hello`, "prefix /v2 → echo-v2, rewritten to /hello"],
+      [`curl -H 'Host: echo-v1' ${url}/hello`, "one version directly"],
+    );
+  }
+  if (names.has("orders")) {
+    tries.push([
+      `curl -H 'Host: orders' ${url}/orders`,
+      "orders → its PAYMENTS binding → router (Mesh) → payments 90/10",
+    ]);
+  }
+  if (tries.length === 0) {
+    const first = [...names][0];
+    tries.push([
+      `curl -H 'Host: ${first}' ${url}/`,
+      `the Host header's first label is the Service`,
+    ]);
+  }
+  tries.push([`curl ${url}/.mesh/status`, "the config version the router runs"]);
+  const width = Math.max(...tries.map(([command]) => command.length));
+
+  return [
+    "",
+    `✓ Meshwork is running: config ${display(options.configFile)}, version 1`,
+    "",
+    `  router (data plane)  ${url}   the Host header names the destination Service`,
+    `  status               ${url}/.mesh/status`,
+    `  devtools inspector   127.0.0.1:${inspectorPort}`,
+    `  wrangler output      ${display(logFile)}   (tail -f it to see every request)`,
+    "",
+    "Try:",
+    ...tries.map(([command, what]) => `  ${command.padEnd(width)}   # ${what}`),
+    "",
+  ];
+}
+
+async function main() {
+  const options = parseOptions();
+  checkNode();
+
+  const config = await loadConfig(options.configFile);
+  console.log(
+    `✓ ${display(options.configFile)}: ${config.services.length} Services, ` +
+      `${config.routes.length} HTTPRoutes`,
+  );
+
+  if (!(await portFree(options.port))) {
+    fail(
+      `port ${options.port} on 127.0.0.1 is in use (is another \`npm start\` running?). ` +
+        "Stop it, or pick another port: npm start -- --port 8800",
+    );
+  }
+  let inspectorPort = options.inspectorPort;
+  if (inspectorPort === undefined) {
+    inspectorPort = (await portFree(DEFAULT_INSPECTOR_PORT))
+      ? DEFAULT_INSPECTOR_PORT
+      : await freePort();
+  } else if (inspectorPort === options.port || !(await portFree(inspectorPort))) {
+    fail(`inspector port ${inspectorPort} is in use: pick another with --inspector-port`);
+  }
+
+  mkdirSync(options.persistTo, { recursive: true });
+  await publishLocally(config, options.persistTo);
+  console.log(`✓ published config version 1 to local KV in ${display(options.persistTo)}`);
+
+  const logFile = join(dirname(options.persistTo), "wrangler.log");
+  const wrangler = new Wrangler(logFile);
+  let stopTraffic = () => {};
+  let stopping = false;
+  const shutdown = async (code, why) => {
+    if (stopping) {
+      // A second Ctrl-C: stop at once.
+      wrangler.signal("SIGKILL");
+      process.exit(code);
+    }
+    stopping = true;
+    stopTraffic();
+    if (why) console.log(`\n${why}`);
+    await wrangler.stop();
+    process.exit(code);
+  };
+  process.on("SIGINT", () => shutdown(0, "stopping the mesh …"));
+  process.on("SIGTERM", () => shutdown(0, "stopping the mesh …"));
+  process.on("SIGHUP", () => shutdown(0));
+  // Last resort if this process ends some other way: never leave workerd running.
+  process.on("exit", () => wrangler.running && wrangler.signal("SIGKILL"));
+
+  const args = ["dev", ...WORKER_CONFIGS.flatMap((config) => ["-c", config])];
+  args.push("--ip", "127.0.0.1", "--port", String(options.port));
+  args.push("--inspector-ip", "127.0.0.1", "--inspector-port", String(inspectorPort));
+  args.push("--persist-to", options.persistTo, "--show-interactive-dev-session=false");
+  console.log(`… starting wrangler dev (router + ${WORKER_CONFIGS.length - 1} example Workers)`);
+  wrangler.start(args);
+  console.log(`  wrangler pid ${wrangler.child.pid} (its own process group)`);
+
+  if (!(await waitUntilReady(wrangler, options.port, CONFIG_VERSION))) {
+    wrangler.printTail();
+    console.error(`  full output: ${display(logFile)}`);
+    await wrangler.stop();
+    process.exit(1);
+  }
+  wrangler.echo = "errors";
+  const lines = banner(options, config, logFile, inspectorPort);
+  const hasOrders = config.services.some((s) => s.metadata.name === "orders");
+  if (options.traffic && hasOrders) {
+    lines.push(
+      `Demo traffic: ${options.rate} requests/s to orders (GET /orders, Host: orders); the ` +
+        `payments split it sees is printed every ${REPORT_EVERY_MS / 1000} s.`,
+      "Turn it off with: npm start -- --no-traffic",
+      "",
+    );
+  } else if (options.traffic) {
+    lines.push("No demo traffic: the config has no `orders` Service.", "");
+  }
+  lines.push("Ctrl-C stops the mesh.", "");
+  console.log(lines.join("\n"));
+  if (options.traffic && hasOrders) stopTraffic = startTraffic(options.port, options.rate);
+
+  const result = await wrangler.exited;
+  if (!stopping) {
+    console.error(`✗ wrangler dev exited unexpectedly (${result.code ?? result.signal}).`);
+    wrangler.printTail();
+    await shutdown(1);
+  }
+}
+
+main().catch((error) => {
+  console.error(`✗ ${error?.stack ?? error}`);
+  process.exit(1);
+});

@@ -1,0 +1,41 @@
+// Types of mesh-process.mjs (the harness that runs `npm start` for end-to-end tests).
+
+/** An HTTP answer from the running mesh. */
+export interface MeshResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  json<T = unknown>(): T;
+}
+
+/** The mesh that `scripts/start.mjs` runs, as a process of its own. */
+export interface RunningMesh {
+  /** Router port on 127.0.0.1. */
+  port: number;
+  inspectorPort: number;
+  /** Everything start.mjs printed so far. */
+  output(): string;
+  /** How the process ended, once it has. */
+  exitStatus(): { code: number | null; signal: string | null; error?: Error } | undefined;
+  /** GET `path` on the router with `Host: host`. */
+  call(host: string, path: string): Promise<MeshResponse>;
+  /** Stops start.mjs and wrangler (their process groups) and removes the temporary state. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Router port to use when free (else any free port). Default 18787. */
+  preferredPort?: number;
+  /** More arguments for start.mjs. */
+  args?: string[];
+  readyTimeoutMs?: number;
+}
+
+export function freePort(preferred?: number): Promise<number>;
+export function call(
+  port: number,
+  host: string,
+  path: string,
+  timeoutMs?: number,
+): Promise<MeshResponse>;
+export function startMesh(options?: StartOptions): Promise<RunningMesh>;

@@ -1,0 +1,75 @@
+// End-to-end smoke test of `npm start`: the real script, wrangler dev and workerd, the demo
+// config from examples/mesh.yaml published to local KV, and calls over real HTTP. It runs on its
+// own ports and state (see mesh-process.mjs), so a developer's `npm start` on 8787 is unaffected.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startMesh, type RunningMesh } from "./mesh-process.mjs";
+
+let mesh: RunningMesh | undefined;
+
+function running(): RunningMesh {
+  if (!mesh) throw new Error("the mesh did not start (see beforeAll's error)");
+  return mesh;
+}
+
+beforeAll(async () => {
+  mesh = await startMesh({ preferredPort: 18787 });
+});
+
+afterAll(async () => {
+  await mesh?.stop();
+});
+
+describe("npm start", () => {
+  it("says where to look", () => {
+    const output = running().output();
+    expect(output).toContain(`curl -H 'Host: echo' http://127.0.0.1:${running().port}/hello`);
+    expect(output).toContain(`http://127.0.0.1:${running().port}/.mesh/status`);
+  });
+
+  it("runs the published config, version 1", async () => {
+    const response = await running().call("meshwork-router", "/.mesh/status");
+    expect(response.status).toBe(200);
+    const status = response.json<{ version: number; error: unknown }>();
+    expect(status.version).toBe(1);
+    expect(status.error).toBeNull();
+  });
+
+  it("routes by the Host header to one echo version", async () => {
+    const response = await running().call("echo-v1", "/hello?x=1");
+    expect(response.status).toBe(200);
+    const body = response.json<{ service: string; version: string; path: string }>();
+    expect(body).toMatchObject({ service: "echo-v1", version: "v1", path: "/hello" });
+  });
+
+  it("applies the echo route from examples/mesh.yaml", async () => {
+    const pinned = await running().call("echo", "/hello");
+    expect(pinned.status).toBe(200);
+    expect(["echo-v1", "echo-v2"]).toContain(pinned.json<{ service: string }>().service);
+
+    const rewritten = await running().call("echo", "/v2/hello");
+    expect(rewritten.status).toBe(200);
+    expect(rewritten.json<{ service: string; path: string }>()).toMatchObject({
+      service: "echo-v2",
+      path: "/hello",
+    });
+  });
+
+  it("carries orders → payments through the mesh with the caller's identity", async () => {
+    const response = await running().call("orders", "/orders?amount=7");
+    expect(response.status, response.body).toBe(201);
+    const order = response.json<{
+      amount: number;
+      payment: { service: string; caller: string };
+    }>();
+    expect(order.amount).toBe(7);
+    expect(["payments-v1", "payments-v2"]).toContain(order.payment.service);
+    expect(order.payment.caller).toBe("spiffe://meshwork.local/orders");
+  });
+
+  it("answers no_route for an unknown destination", async () => {
+    const response = await running().call("nowhere", "/");
+    expect(response.status).toBe(404);
+    expect(response.headers["x-mesh-error"]).toBe("no_route");
+    expect(response.json<{ error: { code: string } }>().error.code).toBe("no_route");
+  });
+});
