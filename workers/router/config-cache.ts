@@ -51,11 +51,10 @@ export interface ConfigCacheOptions extends CompileOptions {
 
 /** Raised inside a load to abandon it with a recorded reason. */
 class LoadFailure extends Error {
-  constructor(
-    message: string,
-    readonly issues: ConfigIssue[] = [],
-  ) {
+  readonly issues: ConfigIssue[];
+  constructor(message: string, issues: ConfigIssue[] = []) {
     super(message);
+    this.issues = issues;
   }
 }
 
@@ -75,10 +74,13 @@ export class ConfigCache {
   /** KV reads made on a request's path (cold loads) and in the background. */
   readonly kvReads = { awaited: 0, background: 0 };
 
-  constructor(
-    private readonly source: ConfigSource,
-    private readonly options: ConfigCacheOptions,
-  ) {}
+  private readonly source: ConfigSource;
+  private readonly options: ConfigCacheOptions;
+
+  constructor(source: ConfigSource, options: ConfigCacheOptions) {
+    this.source = source;
+    this.options = options;
+  }
 
   /**
    * The compiled table for `destination`: from memory when warm (no I/O), else loaded from KV.
