@@ -13,6 +13,21 @@ async function served(host: string, path: string, init: RequestInit = {}): Promi
   return (await echoed(await callHttp(host, path, init))).service;
 }
 
+/** A rule that answers from echo-v1 and tags the response with its name. */
+function tagged(name: string, match: object) {
+  return {
+    name,
+    matches: [match],
+    filters: [
+      {
+        type: "ResponseHeaderModifier",
+        responseHeaderModifier: { set: [{ name: "x-rule", value: name }] },
+      },
+    ],
+    backendRefs: [{ name: "echo-v1" }],
+  };
+}
+
 beforeAll(async () => {
   await publish([
     service("echo", "ECHO_V1"),
@@ -23,6 +38,7 @@ beforeAll(async () => {
     service("matches", "ECHO_V1"),
     service("filters", "ECHO_V1"),
     service("errors", "ECHO_V1"),
+    service("precedence", "ECHO_V1"),
     httpRoute("matches-main", "matches", [
       {
         matches: [{ path: { type: "Exact", value: "/exact" } }],
@@ -180,6 +196,21 @@ beforeAll(async () => {
         ],
       },
     ]),
+    // Every rule matches /p; response tags say which one won.
+    httpRoute("precedence-main", "precedence", [
+      tagged("prefix", { path: { value: "/p" } }),
+      tagged("one-query", { path: { value: "/p" }, queryParams: [{ name: "q", value: "1" }] }),
+      tagged("two-queries", {
+        path: { value: "/p" },
+        queryParams: [
+          { name: "q", value: "1" },
+          { name: "r", value: "1" },
+        ],
+      }),
+      tagged("one-header", { path: { value: "/p" }, headers: [{ name: "h", value: "1" }] }),
+      tagged("method", { path: { value: "/p" }, method: "PUT" }),
+      tagged("longer-prefix", { path: { value: "/p/deeper" } }),
+    ]),
     httpRoute("errors-main", "errors", [
       { matches: [{ path: { value: "/zero" } }], backendRefs: [{ name: "echo-v1", weight: 0 }] },
       { matches: [{ path: { value: "/none" } }] },
@@ -240,6 +271,19 @@ describe("precedence", () => {
   it("more header matches beat fewer, whatever the rule order", async () => {
     // Both the plain /api rule and the header rule match; the header rule is more specific.
     expect(await served("matches", "/api", { headers: { "x-canary": "yes" } })).toBe("echo-v3");
+  });
+
+  it("then a method, then more headers, then more query params", async () => {
+    const rule = async (path: string, init: RequestInit = {}) =>
+      (await callHttp("precedence", path, init)).headers.get("x-rule");
+    const everything = { method: "PUT", headers: { h: "1" }, body: "x" };
+    expect(await rule("/p?q=1&r=1", everything)).toBe("method");
+    expect(await rule("/p?q=1&r=1", { headers: { h: "1" } })).toBe("one-header");
+    expect(await rule("/p?q=1&r=1")).toBe("two-queries");
+    expect(await rule("/p?q=1")).toBe("one-query");
+    expect(await rule("/p")).toBe("prefix");
+    // The longer path beats every condition count.
+    expect(await rule("/p/deeper?q=1&r=1", everything)).toBe("longer-prefix");
   });
 
   it("a tie across routes goes to the oldest route", async () => {

@@ -1,7 +1,11 @@
 /**
- * The router's HTTP surface (Hono): the reserved `/.mesh/` endpoints, and everything else into
- * the mesh pipeline. Both entries — the HTTP entry (destination from `Host`) and the `Mesh`
- * entrypoint (destination from binding props) — come through here.
+ * The router's HTTP surface: the reserved `/.mesh/` endpoints (a small Hono app), and everything
+ * else straight into the mesh pipeline. Both entries — the HTTP entry (destination from `Host`)
+ * and the `Mesh` entrypoint (destination from binding props) — come through `routerFetch`.
+ *
+ * Mesh calls bypass Hono on purpose: in `npm run bench` on workerd, taking Hono's routing and
+ * context off the mesh path cut the router's CPU per call by roughly 100 µs (noisy machine; see
+ * BENCHMARKS.md), and the pipeline needs none of it. Hono serves the mesh's own endpoints.
  */
 import { Hono } from "hono";
 import { MeshError } from "../../core/errors.ts";
@@ -49,6 +53,8 @@ function propsOf(ctx: ExecutionContext): MeshProps {
 /** What a caller of `handleMeshCall` may substitute (tests fix the random source). */
 export interface CallOptions {
   random?: RandomSource;
+  /** The request URL, when the caller has parsed it already. */
+  url?: URL;
 }
 
 /** Runs one call through the pipeline, turning any failure into the contract's error response. */
@@ -59,7 +65,7 @@ export async function handleMeshCall(
   options: CallOptions = {},
 ): Promise<Response> {
   const props = propsOf(ctx);
-  const url = new URL(request.url);
+  const url = options.url ?? new URL(request.url);
   const call: MeshCall = {
     request,
     env,
@@ -93,19 +99,28 @@ export async function handleMeshCall(
   }
 }
 
-export const app = new Hono<{ Bindings: Env }>();
+/** The mesh's own endpoints under the reserved `/.mesh/` prefix (on every host). */
+export const meshEndpoints = new Hono<{ Bindings: Env }>();
 
-// `/.mesh/` is reserved on every host: the mesh's own endpoints, never forwarded.
-app.get("/.mesh/status", async (c) => {
+meshEndpoints.get("/.mesh/status", async (c) => {
   const config = configFor(c.env);
   if (c.req.query("refresh") !== undefined) await config.refreshNow();
   const status = config.status();
   return c.json({ router: "meshwork-router", ...status });
 });
-app.all("/.mesh/*", () =>
+meshEndpoints.all("*", () =>
   errorResponse(new MeshError("no_route", "unknown mesh endpoint (try /.mesh/status)")),
 );
-// Hono types its context loosely; at runtime this is the Workers ExecutionContext (with props).
-app.all("*", (c) =>
-  handleMeshCall(c.req.raw, c.env, c.executionCtx as unknown as ExecutionContext),
-);
+
+const RESERVED_PREFIX = "/.mesh/";
+
+/** Both entries' fetch: `/.mesh/` to the mesh's endpoints, every other path into the mesh. */
+export function routerFetch(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+): Response | Promise<Response> {
+  const url = new URL(request.url);
+  if (url.pathname.startsWith(RESERVED_PREFIX)) return meshEndpoints.fetch(request, env, ctx);
+  return handleMeshCall(request, env, ctx, { url });
+}

@@ -5,17 +5,17 @@
  *    binding's props, so a caller's code keeps calling `env.PAYMENTS.fetch(...)` unchanged.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { app } from "./app.ts";
+import { routerFetch } from "./app.ts";
 import type { MeshProps } from "./call.ts";
 
 export class Mesh extends WorkerEntrypoint<Env, MeshProps> {
   override fetch(request: Request): Promise<Response> {
-    return Promise.resolve(app.fetch(request, this.env, this.ctx));
+    return Promise.resolve(routerFetch(request, this.env, this.ctx));
   }
 }
 
 export default {
   fetch(request, env, ctx) {
-    return app.fetch(request, env, ctx);
+    return routerFetch(request, env, ctx);
   },
 } satisfies ExportedHandler<Env>;
