@@ -2,7 +2,7 @@
 // Generated types are current, typecheck, lint, format, every test tier, then a dry-run
 // deploy of every Worker (so each one still builds for production).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WORKER_CONFIGS } from "./workers.mjs";
@@ -23,9 +23,21 @@ step("typecheck (Workers code)", "npx", ["tsc", "--noEmit", "-p", "."]);
 step("typecheck (Node-side code)", "npx", ["tsc", "--noEmit", "-p", "tsconfig.node.json"]);
 step("lint", "npx", ["eslint", "."]);
 step("format", "npx", ["prettier", "--check", "."]);
-step("tests (core in Node, Workers in workerd)", "npx", ["vitest", "run"]);
+const outRoot = mkdtempSync(join(tmpdir(), "meshwork-test-"));
+const report = join(outRoot, "vitest.json");
+step("tests (core in Node, Workers in workerd, npm start end to end)", "npx", [
+  "vitest",
+  "run",
+  "--reporter=default",
+  "--reporter=json",
+  `--outputFile.json=${report}`,
+]);
+const { numPassedTests, numFailedTests, numTotalTests } = JSON.parse(readFileSync(report, "utf8"));
+if (numTotalTests === 0) {
+  console.error("✗ vitest ran no tests");
+  process.exit(1);
+}
 
-const outRoot = mkdtempSync(join(tmpdir(), "meshwork-dry-run-"));
 try {
   for (const [i, config] of WORKER_CONFIGS.entries()) {
     step(`wrangler deploy --dry-run -c ${config}`, "npx", [
@@ -42,3 +54,5 @@ try {
   rmSync(outRoot, { recursive: true, force: true });
 }
 console.log("\n✓ all checks passed");
+// The closing line CI reads: the test count of this run.
+console.log(`tests: ${numPassedTests} passed, ${numFailedTests} failed`);
