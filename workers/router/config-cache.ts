@@ -49,6 +49,9 @@ export interface ConfigCacheOptions extends CompileOptions {
   now: () => number;
 }
 
+/** How long an isolate without any config waits before reading KV again after a failure. */
+const COLD_RETRY_MS = 1000;
+
 /** Raised inside a load to abandon it with a recorded reason. */
 class LoadFailure extends Error {
   readonly issues: ConfigIssue[];
@@ -114,6 +117,9 @@ export class ConfigCache {
     waitUntil: (promise: Promise<unknown>) => void,
   ): Promise<RouteTable | undefined> {
     if (!this.index) {
+      // With no config yet and a failed read just now, answer at once rather than have every
+      // request wait on KV again (a KV outage or a bad first publish must not pile up calls).
+      if (this.lastError && this.options.now() - this.lastCheckAt < COLD_RETRY_MS) return undefined;
       this.indexLoad ??= this.refreshNow("awaited").finally(() => (this.indexLoad = undefined));
       await this.indexLoad;
       const warm = this.destinations.get(destination);
