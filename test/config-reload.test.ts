@@ -105,5 +105,48 @@ describe("bad config in KV", () => {
     expect(body.error.message).toMatch(
       /no usable config for service 'echo': mesh\/index failed validation/,
     );
+
+    // Calls right after a failed read answer from the recorded error instead of waiting on KV.
+    const readsAfterFailure = kv.reads;
+    for (let i = 0; i < 20; i++) {
+      const again = await handleMeshCall(
+        new Request("http://echo/"),
+        broken,
+        createExecutionContext(),
+      );
+      expect(again.status).toBe(404);
+    }
+    expect(kv.reads).toBe(readsAfterFailure);
+  });
+
+  it("a destination whose entry is broken answers no_route naming the entry, without re-reading KV per call", async () => {
+    const kv = new MemoryKV();
+    kv.data.set(
+      INDEX_KEY,
+      JSON.stringify({
+        schema: 1,
+        version: 3,
+        publishedAt: new Date().toISOString(),
+        destinations: { echo: "mesh/dest/echo/broken" },
+      }),
+    );
+    kv.data.set(
+      "mesh/dest/echo/broken",
+      JSON.stringify({ schema: 1, service: {}, routes: [], backends: [] }),
+    );
+    const broken = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+    for (let i = 0; i < 10; i++) {
+      const response = await handleMeshCall(
+        new Request("http://echo/"),
+        broken,
+        createExecutionContext(),
+      );
+      expect(response.status).toBe(404);
+      const body = (await response.json()) as { error: { message: string } };
+      expect(body.error.message).toBe(
+        "no usable config for service 'echo': mesh/dest/echo/broken failed validation",
+      );
+    }
+    expect(kv.reads).toBe(2);
   });
 });

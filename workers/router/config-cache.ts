@@ -74,6 +74,7 @@ export class ConfigCache {
   /** Index text of the last refused version, so it is not re-validated every interval. */
   private refusedIndexText: string | undefined;
   private readonly destinationErrors = new Map<string, LoadError>();
+  private readonly destinationFailedAt = new Map<string, number>();
   /** KV reads made on a request's path (cold loads) and in the background. */
   readonly kvReads = { awaited: 0, background: 0 };
 
@@ -130,6 +131,9 @@ export class ConfigCache {
     const index = this.index;
     const key = index?.destinations[destination];
     if (!index || !key) return undefined;
+    // The same back-off for a destination whose entry just failed to load.
+    const failedAt = this.destinationFailedAt.get(destination);
+    if (failedAt !== undefined && this.options.now() - failedAt < COLD_RETRY_MS) return undefined;
     let pending = this.coldLoads.get(destination);
     if (!pending) {
       pending = this.loadDestination(destination, key, "awaited").finally(() =>
@@ -151,10 +155,12 @@ export class ConfigCache {
       if (this.index?.destinations[destination] === key) {
         this.destinations.set(destination, loaded);
         this.destinationErrors.delete(destination);
+        this.destinationFailedAt.delete(destination);
       }
       return loaded;
     } catch (error) {
       this.destinationErrors.set(destination, this.toLoadError(error, this.index?.version));
+      this.destinationFailedAt.set(destination, this.options.now());
       return undefined;
     }
   }
@@ -248,6 +254,7 @@ export class ConfigCache {
       this.lastError = undefined;
       this.refusedIndexText = undefined;
       this.destinationErrors.clear();
+      this.destinationFailedAt.clear();
     } catch (error) {
       this.lastError = this.toLoadError(error, refusedVersion);
     }
