@@ -4,7 +4,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { INDEX_KEY } from "../core/config/snapshot.ts";
-import { handleMeshCall } from "../workers/router/app.ts";
+import { handleMeshCall, routerFetch } from "../workers/router/app.ts";
 import { callHttp, publish, refresh, service, type Echoed } from "./helpers/mesh.ts";
 import { MemoryKV } from "./helpers/memory-kv.ts";
 
@@ -148,5 +148,19 @@ describe("bad config in KV", () => {
       );
     }
     expect(kv.reads).toBe(2);
+  });
+});
+
+describe("/.mesh/status", () => {
+  it("loads the config on a cold isolate instead of showing no version", async () => {
+    const kv = new MemoryKV();
+    kv.publish([service("echo", "ECHO_V1")], 12);
+    const fresh = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+    const response = await routerFetch(
+      new Request("http://anything/.mesh/status"),
+      fresh,
+      createExecutionContext(),
+    );
+    expect(((await response.json()) as Status).version).toBe(12);
   });
 });

@@ -104,7 +104,9 @@ export const meshEndpoints = new Hono<{ Bindings: Env }>();
 
 meshEndpoints.get("/.mesh/status", async (c) => {
   const config = configFor(c.env);
-  if (c.req.query("refresh") !== undefined) await config.refreshNow();
+  // `?refresh` checks KV now; an isolate that has not loaded any config yet does so too, so
+  // status never shows "no version" just because no call has come in.
+  if (c.req.query("refresh") !== undefined || !config.loaded) await config.refreshNow();
   const status = config.status();
   return c.json({ router: "meshwork-router", ...status });
 });

@@ -102,6 +102,11 @@ export class ConfigCache {
     return this.loadCold(destination, waitUntil);
   }
 
+  /** True once a config version has been applied in this isolate. */
+  get loaded(): boolean {
+    return this.index !== undefined;
+  }
+
   /** The error that keeps `destination` from loading, if any. */
   errorFor(destination: string): LoadError | undefined {
     return this.destinationErrors.get(destination) ?? (this.index ? undefined : this.lastError);
