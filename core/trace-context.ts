@@ -17,14 +17,13 @@ export interface TraceContext {
   readonly continued: boolean;
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** `length` (even) random hex digits, a byte per table lookup (cheaper than toString(16)). */
 function randomHex(length: number, random: RandomSource): string {
   let out = "";
-  while (out.length < length) {
-    out += Math.floor(random() * 0x100000000)
-      .toString(16)
-      .padStart(8, "0");
-  }
-  return out.slice(0, length);
+  for (let i = 0; i < length; i += 2) out += HEX[(random() * 256) | 0];
+  return out;
 }
 
 function isAllZero(hex: string): boolean {

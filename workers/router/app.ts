@@ -16,6 +16,8 @@ import { runPipeline } from "./pipeline.ts";
 import { asMeshError, errorResponse } from "./rescue.ts";
 
 const DEFAULT_REFRESH_SECONDS = 5;
+// Placeholder until requestContext builds the call's outgoing headers (its first act).
+const EMPTY_HEADERS = new Headers();
 
 // One cache per KV namespace binding and isolate: it outlives requests, which is the point.
 const caches = new WeakMap<object, ConfigCache>();
@@ -81,7 +83,7 @@ export async function handleMeshCall(
     trace: undefined,
     body: request.body,
     url,
-    headers: new Headers(request.headers),
+    headers: EMPTY_HEADERS,
     responseCookies: [],
     table: undefined,
     match: undefined,

@@ -44,7 +44,7 @@ export interface MeshCall {
   body: ReadableStream | null;
   /** Where the request will be sent (rewritten by URLRewrite). */
   url: URL;
-  /** Headers to send downstream (edited by filters and identity layers). */
+  /** Headers to send downstream: built by requestContext, then edited by filters. */
   headers: Headers;
   /** Set-Cookie values the mesh adds to the response (session persistence). */
   responseCookies: string[];

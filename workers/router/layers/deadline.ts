@@ -1,22 +1,13 @@
 /**
- * The overall deadline (`timeouts.request`): everything below — later, every retry — must
- * produce response headers in time, or the call ends with `upstream_timeout` (504).
+ * The overall deadline (`timeouts.request`): sets the absolute time by which the whole call —
+ * later, every retry and backoff — must have its response. It arms no timer of its own: each
+ * attempt's timer (per-try-timeout.ts) is capped by what is left of this deadline, so one timer
+ * per attempt enforces both limits.
  */
-import { MeshError } from "../../../core/errors.ts";
-import { withDeadline } from "../../../core/timeout.ts";
 import type { Layer } from "../call.ts";
 
 export const deadline: Layer = (call, next) => {
   const ms = call.rule!.requestTimeoutMs;
-  if (ms <= 0) return next();
-  call.deadline = call.startedAt + ms;
-  return withDeadline(
-    ms,
-    () => next(),
-    () =>
-      new MeshError("upstream_timeout", `no response within the request timeout of ${ms} ms`, {
-        destination: call.destination,
-        route: call.rule?.id,
-      }),
-  );
+  if (ms > 0) call.deadline = call.startedAt + ms;
+  return next();
 };

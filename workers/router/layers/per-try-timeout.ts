@@ -1,18 +1,21 @@
 /**
- * The per-attempt deadline (`timeouts.backendRequest`, capped by what is left of
- * `timeouts.request`). It sits just above `forward`, so each retry gets its own.
+ * The per-attempt deadline: `timeouts.backendRequest`, capped by what is left of
+ * `timeouts.request`. It sits just above `forward`, so each retry gets its own; one timer
+ * enforces whichever limit comes first, and the error says which one it was.
  */
 import { MeshError } from "../../../core/errors.ts";
 import { withDeadline } from "../../../core/timeout.ts";
 import type { Layer } from "../call.ts";
 
 export const perTryTimeout: Layer = (call, next) => {
-  const perTry = call.rule!.backendTimeoutMs;
+  const rule = call.rule!;
+  const perTry = rule.backendTimeoutMs > 0 ? rule.backendTimeoutMs : Infinity;
   const remaining = call.deadline === undefined ? Infinity : call.deadline - call.now();
-  const ms = Math.min(perTry > 0 ? perTry : Infinity, remaining);
-  if (ms === Infinity) return next();
+  if (perTry === Infinity && remaining === Infinity) return next();
+  const requestLimited = remaining <= perTry;
+  const ms = Math.max(Math.min(perTry, remaining), 1);
   return withDeadline(
-    Math.max(ms, 1),
+    ms,
     (signal) => {
       call.attemptSignal = signal;
       return next();
@@ -20,8 +23,10 @@ export const perTryTimeout: Layer = (call, next) => {
     () =>
       new MeshError(
         "upstream_timeout",
-        `backend '${call.backend?.name}' did not answer within ${Math.round(ms)} ms`,
-        { destination: call.destination, route: call.rule?.id },
+        requestLimited
+          ? `no response within the request timeout of ${rule.requestTimeoutMs} ms`
+          : `backend '${call.backend?.name}' did not answer within ${rule.backendTimeoutMs} ms`,
+        { destination: call.destination, route: rule.id },
       ),
   );
 };

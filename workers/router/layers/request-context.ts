@@ -2,11 +2,12 @@
  * Request id, trace context and header hygiene: the first layer, so that everything below —
  * including the errors the mesh produces — carries the same request id and span.
  *
- * Identity headers arriving from a caller are never trusted: `X-Mesh-Caller`,
- * `X-Forwarded-Client-Cert` and `X-Mesh-Passport` are stripped and only the mesh sets them again
- * (here, from the caller a service binding attests).
+ * The headers to send downstream are built here in one pass over the caller's: hop-by-hop
+ * headers are dropped, and identity headers arriving from a caller are never trusted —
+ * `X-Mesh-Caller`, `X-Forwarded-Client-Cert` and `X-Mesh-Passport` are dropped and only the mesh
+ * sets them again (here, from the caller a service binding attests).
  */
-import { stripHopByHop } from "../../../core/http-headers.ts";
+import { copyForwardable } from "../../../core/http-headers.ts";
 import {
   continueRequestId,
   continueTrace,
@@ -14,12 +15,15 @@ import {
 } from "../../../core/trace-context.ts";
 import type { Layer } from "../call.ts";
 
-const IDENTITY_HEADERS = ["x-mesh-caller", "x-forwarded-client-cert", "x-mesh-passport"];
+const IDENTITY_HEADERS: ReadonlySet<string> = new Set([
+  "x-mesh-caller",
+  "x-forwarded-client-cert",
+  "x-mesh-passport",
+]);
 
 export const requestContext: Layer = (call, next) => {
-  const headers = call.headers;
-  stripHopByHop(headers);
-  for (const name of IDENTITY_HEADERS) headers.delete(name);
+  const headers = copyForwardable(call.request.headers, IDENTITY_HEADERS);
+  call.headers = headers;
 
   call.requestId = continueRequestId(headers.get("x-request-id"), call.random);
   headers.set("x-request-id", call.requestId);

@@ -1,13 +1,28 @@
 /**
- * Finds the destination's compiled route table. Warm, this is a map lookup; only an isolate's
- * first call for a destination waits for KV (see config-cache.ts).
+ * Finds the destination's compiled route table. Warm, this is a map lookup and the layer stays
+ * synchronous; only an isolate's first call for a destination waits for KV (config-cache.ts).
  */
 import { MeshError } from "../../../core/errors.ts";
-import type { Layer } from "../call.ts";
+import type { RouteTable } from "../../../core/routing/route-table.ts";
+import type { Layer, MeshCall } from "../call.ts";
 
-export const resolveDestination: Layer = async (call, next) => {
-  const destination = call.destination;
-  if (!destination) {
+function useTable(call: MeshCall, table: RouteTable | undefined, next: () => Promise<Response>) {
+  if (!table) {
+    const loadError = call.config.errorFor(call.destination);
+    throw new MeshError(
+      "no_route",
+      loadError
+        ? `no usable config for service '${call.destination}': ${loadError.message}`
+        : `service '${call.destination}' is not in the mesh`,
+      { destination: call.destination },
+    );
+  }
+  call.table = table;
+  return next();
+}
+
+export const resolveDestination: Layer = (call, next) => {
+  if (!call.destination) {
     throw new MeshError(
       "no_route",
       call.entry === "http"
@@ -15,18 +30,8 @@ export const resolveDestination: Layer = async (call, next) => {
         : "the service binding's props must name the destination ({ target: '<service>' })",
     );
   }
-  const found = call.config.tableFor(destination, (p) => call.ctx.waitUntil(p));
-  const table = found instanceof Promise ? await found : found;
-  if (!table) {
-    const loadError = call.config.errorFor(destination);
-    throw new MeshError(
-      "no_route",
-      loadError
-        ? `no usable config for service '${destination}': ${loadError.message}`
-        : `service '${destination}' is not in the mesh`,
-      { destination },
-    );
-  }
-  call.table = table;
-  return next();
+  const found = call.config.tableFor(call.destination, (p) => call.ctx.waitUntil(p));
+  return found instanceof Promise
+    ? found.then((table) => useTable(call, table, next))
+    : useTable(call, found, next);
 };

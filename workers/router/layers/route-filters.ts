@@ -11,16 +11,17 @@ import { sendMirrors } from "../mirror.ts";
 import { withHeaderEdits } from "../response.ts";
 
 /** Runs `filters` around `next`; shared by rule-level and backend-level filters. */
-export async function runFilters(
+export function runFilters(
   call: MeshCall,
   filters: CompiledFilters,
   next: () => Promise<Response>,
 ): Promise<Response> {
   if (filters.redirect) {
-    return new Response(null, {
+    const redirect = new Response(null, {
       status: filters.redirect.statusCode,
       headers: { location: redirectLocation(call.url, filters.redirect, call.match) },
     });
+    return Promise.resolve(redirect);
   }
   if (filters.requestHeaders) applyHeaderEdits(call.headers, filters.requestHeaders);
   if (filters.rewrite) {
@@ -28,8 +29,8 @@ export async function runFilters(
     if (filters.rewrite.hostname !== undefined) call.headers.set("host", filters.rewrite.hostname);
   }
   if (filters.mirrors.length > 0) sendMirrors(call, filters.mirrors);
-  const response = await next();
-  return filters.responseHeaders ? withHeaderEdits(response, filters.responseHeaders) : response;
+  const edits = filters.responseHeaders;
+  return edits ? next().then((response) => withHeaderEdits(response, edits)) : next();
 }
 
 export const routeFilters: Layer = (call, next) => runFilters(call, call.rule!.filters, next);

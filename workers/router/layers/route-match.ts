@@ -16,7 +16,8 @@ export const routeMatch: Layer = (call, next) => {
     method: call.request.method,
     path: call.url.pathname,
     headers: call.request.headers,
-    query: call.url.searchParams,
+    // Parsed only if a match has query conditions.
+    query: { get: (name) => call.url.searchParams.get(name) },
   });
   if (!match) {
     throw new MeshError(

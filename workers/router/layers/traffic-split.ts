@@ -54,7 +54,7 @@ function chooseBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | un
   return pickWeighted(rule.backends, call.random);
 }
 
-export const trafficSplit: Layer = async (call, next) => {
+export const trafficSplit: Layer = (call, next) => {
   const rule = call.rule!;
   const backend = chooseBackend(call, rule);
   if (!backend || !backend.service) {
@@ -67,9 +67,11 @@ export const trafficSplit: Layer = async (call, next) => {
     );
   }
   call.backend = backend;
-  const response = await runFilters(call, backend.filters, next);
-  if (call.responseCookies.length === 0) return response;
-  const withCookies = new Response(response.body, response);
-  for (const cookie of call.responseCookies) withCookies.headers.append("set-cookie", cookie);
-  return withCookies;
+  const answered = runFilters(call, backend.filters, next);
+  if (call.responseCookies.length === 0) return answered;
+  return answered.then((response) => {
+    const withCookies = new Response(response.body, response);
+    for (const cookie of call.responseCookies) withCookies.headers.append("set-cookie", cookie);
+    return withCookies;
+  });
 };
