@@ -102,3 +102,23 @@ describe("proxy hygiene", () => {
     expect(((await status.json()) as { version: number }).version).toBeGreaterThan(0);
   });
 });
+
+describe("WebSockets", () => {
+  it("carries a WebSocket upgrade through both entries to the destination", async () => {
+    const upgrade = { headers: { upgrade: "websocket" } };
+    for (const response of [
+      await callHttp("echo", "/ws", upgrade),
+      await callAs("orders", "echo", "/ws", upgrade),
+    ]) {
+      expect(response.status).toBe(101);
+      const socket = response.webSocket!;
+      socket.accept();
+      const reply = new Promise<string>((resolve) =>
+        socket.addEventListener("message", (event) => resolve(String(event.data))),
+      );
+      socket.send("hello");
+      expect(await reply).toBe("echo-v1: hello");
+      socket.close();
+    }
+  });
+});

@@ -1,6 +1,7 @@
 /**
  * The terminal layer: picks one of the backend Service's endpoints and sends the request,
- * streaming the body both ways. Upstream redirects are passed back, not followed. A thrown
+ * streaming the body both ways (and WebSocket upgrades through). Upstream redirects are passed
+ * back, not followed. A thrown
  * fetch (connection failure, missing Worker) is `upstream_error` (502).
  */
 import { MeshError } from "../../../core/errors.ts";
@@ -41,7 +42,8 @@ export const forward: Layer = async (call) => {
       { destination: call.destination, route: call.rule?.id, cause: error },
     );
   }
-  if (!hasHopByHop(response.headers)) return response;
+  // An accepted WebSocket (101) is passed back as it is: the socket travels with the response.
+  if (response.webSocket || !hasHopByHop(response.headers)) return response;
   const cleaned = new Response(response.body, response);
   stripHopByHop(cleaned.headers);
   return cleaned;

@@ -34,6 +34,12 @@ export const requestContext: Layer = (call, next) => {
   // tracestate belongs to the trace it came with; a restarted trace drops it.
   if (!trace.continued) headers.delete("tracestate");
 
+  // Upgrade is hop-by-hop, but a WebSocket upgrade is the one the mesh carries end to end:
+  // Workers hand the upgraded socket back through the binding's response.
+  if (call.request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+    headers.set("upgrade", "websocket");
+  }
+
   if (call.caller) {
     headers.set("x-mesh-caller", `spiffe://${call.env.TRUST_DOMAIN}/${call.caller}`);
   }
