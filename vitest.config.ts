@@ -72,8 +72,15 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/**/*.test.ts", "workers/**/*.test.ts"],
-          exclude: [...configDefaults.exclude, "test/e2e/**"],
+          exclude: [...configDefaults.exclude, "test/e2e/**", "test/http/**"],
           globalSetup: ["./test/global-setup.ts"],
+        },
+      },
+      {
+        test: {
+          name: "http",
+          include: ["test/http/**/*.test.ts"],
+          environment: "node",
         },
       },
       {

@@ -1,4 +1,4 @@
-// `npm run bench`: the mesh's overhead, measured on the real Workers (DESIGN.md section 5).
+// `npm run bench`: the mesh's overhead, measured on the real Workers.
 //
 //  1. Builds the router, echo-v1, echo-v2 and the bench-only Workers (bench/workers/) with
 //     `wrangler deploy --dry-run`, exactly as they would be deployed.
@@ -83,7 +83,8 @@ const CALLER = "bench";
 const NOISY_CPU = 0.15;
 const TARGET = "echo";
 
-const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" };
+const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+delete childEnv.FORCE_COLOR;
 let workerd;
 let loadChild;
 
@@ -160,7 +161,7 @@ const WORKERS = [
   { name: "echo-v2", config: "examples/echo/wrangler.v2.toml", main: "index.js" },
   { name: "bench-client", config: "bench/workers/client.toml", main: "client.js" },
   { name: "bench-hop", config: "bench/workers/hop.toml", main: "hop.js" },
-  { name: "bench-kv", config: "bench/workers/kv.toml", main: "kv.js" },
+  { name: "bench-kv", config: "bench/workers/kv.toml", main: "snapshot-kv.js" },
 ];
 
 function run(command, args) {

@@ -8,11 +8,13 @@
 
 /** Every error code the mesh itself produces, with the HTTP status it maps to. */
 export const MESH_ERROR_STATUS = {
+  bad_request: 400,
   unauthenticated: 401,
   forbidden: 403,
   no_route: 404,
   rate_limited: 429,
   no_backend: 500,
+  internal_error: 500,
   upstream_error: 502,
   circuit_open: 503,
   no_healthy_backend: 503,

@@ -1,26 +1,35 @@
 // `npm start`: the whole demo mesh on this machine, on workerd through `wrangler dev`.
 //
-//  1. reads the mesh config (examples/mesh.yaml, or --config FILE) and validates it, printing
-//     every issue as `path: message`;
-//  2. publishes it as version 1 to the router's local KV (MESH_CONFIG) under the persist
-//     directory (.mesh-local/state), with `wrangler kv bulk put --local`;
-//  3. runs ONE `wrangler dev` process: the router first (it is the one served on --port), then
+//  1. decides which config to run: with --config FILE, that file (validated, every issue printed
+//     as `path: message`) is published to the router's local KV as the next version; without,
+//     the config already in the local state runs as it is — versions only move forward, so a
+//     config published with `npm run publish` survives a restart — and only an empty state
+//     gets the demo config (examples/mesh.yaml);
+//  2. runs ONE `wrangler dev` process: the router first (it is the one served on --port), then
 //     every example Worker, reachable from the router through its service bindings;
-//  4. waits until the router's /.mesh/status reports version 1 and prints where to look;
-//  5. unless --no-traffic, sends light demo traffic to `orders` (which calls `payments` through
+//  3. waits until the router's /.mesh/status reports that version and prints where to look;
+//  4. unless --no-traffic, sends light demo traffic to `orders` (which calls `payments` through
 //     the mesh) and prints the observed payments split every 10 s.
 //
 // Ctrl-C (or SIGTERM) stops wrangler and everything it started.
 import { spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync } from "node:fs";
+import { createWriteStream, mkdirSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { ROOT, WORKER_CONFIGS, WRANGLER, wranglerEnv } from "./workers.mjs";
+import {
+  DEFAULT_PERSIST_DIR,
+  requireNode,
+  ROOT,
+  userPath,
+  WORKER_CONFIGS,
+  WRANGLER,
+  wranglerEnv,
+} from "./workers.mjs";
 
-const CONFIG_VERSION = 1;
+const DEMO_CONFIG = join(ROOT, "examples", "mesh.yaml");
 const DEFAULT_INSPECTOR_PORT = 9229;
 const READY_TIMEOUT_MS = 120_000;
 const REPORT_EVERY_MS = 10_000;
@@ -32,8 +41,12 @@ const USAGE = `Usage: npm start -- [options]
 
 Runs the Meshwork router and the demo services locally (wrangler dev, one workerd).
 
+Runs the config already published to the local state (.mesh-local/state); publishes the demo
+config (examples/mesh.yaml) only when there is none. Change the running mesh with
+\`npm run publish -- --config FILE\`.
+
 Options:
-  --config FILE          mesh config to publish (multi-document YAML; default examples/mesh.yaml)
+  --config FILE          publish this mesh config (YAML or JSON) as the next version, then run
   --port N               router port on 127.0.0.1 (default 8787)
   --inspector-port N     devtools inspector port (default 9229, or a free one if that is taken)
   --persist-to DIR       local state directory (default .mesh-local/state)
@@ -73,8 +86,6 @@ function parseOptions() {
     console.log(USAGE);
     process.exit(0);
   }
-  // `npm start` runs in the package root; resolve user paths against where it was typed.
-  const base = process.env.INIT_CWD ?? process.cwd();
   const port = (name, text) => {
     const value = Number(text);
     if (!Number.isInteger(value) || value < 1 || value > 65535) {
@@ -85,66 +96,76 @@ function parseOptions() {
   const rate = Number(parsed.rate);
   if (!(rate > 0 && rate <= 200)) fail(`--rate must be between 0 and 200, got '${parsed.rate}'`);
   return {
-    configFile: parsed.config ? resolve(base, parsed.config) : join(ROOT, "examples", "mesh.yaml"),
+    // `npm start` runs in the package root; user paths are resolved where they were typed.
+    configFile: parsed.config ? userPath(parsed.config) : undefined,
     port: port("port", parsed.port),
     inspectorPort:
       parsed["inspector-port"] === undefined
         ? undefined
         : port("inspector-port", parsed["inspector-port"]),
-    persistTo: parsed["persist-to"]
-      ? resolve(base, parsed["persist-to"])
-      : join(ROOT, ".mesh-local", "state"),
+    persistTo: parsed["persist-to"] ? userPath(parsed["persist-to"]) : DEFAULT_PERSIST_DIR,
     rate,
     traffic: !parsed["no-traffic"],
   };
 }
 
-function checkNode() {
-  // The config code is TypeScript, imported directly: Node strips the types (22.18 and later).
-  const [major, minor] = process.versions.node.split(".").map(Number);
-  if (major < 22 || (major === 22 && minor < 18)) {
-    fail(
-      `Node ${process.versions.node} is too old: this script needs Node ≥ 22.18. ` +
-        "Run it with `npm start`, which uses the project's pinned Node (a devDependency).",
-    );
-  }
-  if (!existsSync(WRANGLER)) fail("wrangler is not installed: run `npm install` first");
-}
-
 const display = (path) => (path.startsWith(ROOT) ? relative(ROOT, path) || "." : path);
 
 // ---------------------------------------------------------------------------------------------
-// Config: read, validate, snapshot
+// Config: what runs
 
 // The shared config code imports TypeScript modules, which need Node ≥ 22.18 — imported only
 // after the version check so an old Node gets a clear message instead of a syntax error.
 const sharedConfig = () => import("./mesh-config.mjs");
 
-/** Reads and validates the config, or exits listing every problem. */
-async function loadConfig(file) {
-  const { loadMeshConfig, MeshConfigError } = await sharedConfig();
-  try {
-    return loadMeshConfig(file);
-  } catch (error) {
-    if (!(error instanceof MeshConfigError)) throw error;
-    console.error(
-      `✗ ${error.message.replace(file, display(file))}${error.lines.length > 0 ? ":" : ""}`,
-    );
-    for (const line of error.lines) console.error(`  ${line}`);
-    process.exit(1);
-  }
+function printConfigError(error, MeshConfigError) {
+  if (!(error instanceof MeshConfigError)) throw error;
+  console.error(`✗ ${error.message}${error.lines.length > 0 ? ":" : ""}`);
+  for (const line of error.lines) console.error(`  ${line}`);
+  process.exit(1);
 }
 
-/** Writes the snapshot to the router's local KV, where `wrangler dev --persist-to` reads it. */
-async function publishLocally(config, persistTo) {
-  const { publishSnapshot, MeshConfigError } = await sharedConfig();
+/**
+ * Publishes `file` as the next version (validated first), or — with no file — leaves a config
+ * already in the local state as it is and publishes the demo config only into an empty state.
+ * Returns `{ version, services }` of what will run.
+ */
+async function prepareConfig(file, persistTo) {
+  const { loadMeshConfig, MeshConfigError, openStore, publishMeshConfig } = await sharedConfig();
+  const { INDEX_KEY } = await import("../core/config/snapshot.ts");
   try {
-    publishSnapshot(config, CONFIG_VERSION, { persistTo });
+    if (file === undefined) {
+      const store = await openStore({ persistTo });
+      let index;
+      try {
+        const text = await store.get(INDEX_KEY);
+        index = text === null ? undefined : JSON.parse(text);
+      } catch {
+        index = undefined;
+      } finally {
+        await store.close();
+      }
+      if (Number.isInteger(index?.version) && index.version > 0) {
+        console.log(
+          `✓ running the config already in ${display(persistTo)}: version ${index.version}, ` +
+            `published ${index.publishedAt} (npm start -- --config FILE publishes another)`,
+        );
+        return { version: index.version, services: Object.keys(index.destinations ?? {}) };
+      }
+    }
+    const source = file ?? DEMO_CONFIG;
+    const { config, warnings } = loadMeshConfig(source);
+    for (const warning of warnings) console.warn(`⚠ ${warning}`);
+    const result = await publishMeshConfig(config, { persistTo });
+    console.log(
+      `✓ published ${display(source)} (${config.services.length} Services, ` +
+        `${config.routes.length} HTTPRoutes) as version ${result.version} to local KV in ` +
+        `${display(persistTo)}` +
+        (result.previousVersion > 0 ? `, replacing version ${result.previousVersion}` : ""),
+    );
+    return { version: result.version, services: config.services.map((s) => s.metadata.name) };
   } catch (error) {
-    if (!(error instanceof MeshConfigError)) throw error;
-    console.error(`✗ ${error.message}:`);
-    for (const line of error.lines) console.error(line);
-    process.exit(1);
+    printConfigError(error, MeshConfigError);
   }
 }
 
@@ -284,7 +305,7 @@ async function waitUntilReady(wrangler, port, version) {
       });
       if (res.status === 200) {
         const status = JSON.parse(res.body);
-        if (status.version === version) return true;
+        if (status.version >= version) return true;
         last = `status reports version ${status.version}${status.error ? ` (error: ${JSON.stringify(status.error)})` : ""}`;
       } else {
         last = `status answered ${res.status}: ${res.body.slice(0, 200)}`;
@@ -375,9 +396,9 @@ function startTraffic(port, rate) {
 // Main
 
 /** What to tell the user once the mesh runs, as lines (printed at once, so nothing interleaves). */
-function banner(options, config, logFile, inspectorPort) {
+function banner(options, running, logFile, inspectorPort) {
   const url = `http://127.0.0.1:${options.port}`;
-  const names = new Set(config.services.map((s) => s.metadata.name));
+  const names = new Set(running.services);
   const tries = [];
   if (names.has("echo")) {
     tries.push(
@@ -405,7 +426,7 @@ function banner(options, config, logFile, inspectorPort) {
 
   return [
     "",
-    `✓ Meshwork is running: config ${display(options.configFile)}, version 1`,
+    `✓ Meshwork is running config version ${running.version} (${display(options.persistTo)})`,
     "",
     `  router (data plane)  ${url}   the Host header names the destination Service`,
     `  status               ${url}/.mesh/status`,
@@ -415,18 +436,15 @@ function banner(options, config, logFile, inspectorPort) {
     "Try:",
     ...tries.map(([command, what]) => `  ${command.padEnd(width)}   # ${what}`),
     "",
+    "Change the running mesh: edit a config, then",
+    `  npm run publish -- --config examples/mesh.yaml${options.persistTo === DEFAULT_PERSIST_DIR ? "" : ` --persist-to ${display(options.persistTo)}`}`,
+    "",
   ];
 }
 
 async function main() {
   const options = parseOptions();
-  checkNode();
-
-  const config = await loadConfig(options.configFile);
-  console.log(
-    `✓ ${display(options.configFile)}: ${config.services.length} Services, ` +
-      `${config.routes.length} HTTPRoutes`,
-  );
+  requireNode("npm start");
 
   if (!(await portFree(options.port))) {
     fail(
@@ -444,8 +462,7 @@ async function main() {
   }
 
   mkdirSync(options.persistTo, { recursive: true });
-  await publishLocally(config, options.persistTo);
-  console.log(`✓ published config version 1 to local KV in ${display(options.persistTo)}`);
+  const running = await prepareConfig(options.configFile, options.persistTo);
 
   const logFile = join(dirname(options.persistTo), "wrangler.log");
   const wrangler = new Wrangler(logFile);
@@ -477,15 +494,15 @@ async function main() {
   wrangler.start(args);
   console.log(`  wrangler pid ${wrangler.child.pid} (its own process group)`);
 
-  if (!(await waitUntilReady(wrangler, options.port, CONFIG_VERSION))) {
+  if (!(await waitUntilReady(wrangler, options.port, running.version))) {
     wrangler.printTail();
     console.error(`  full output: ${display(logFile)}`);
     await wrangler.stop();
     process.exit(1);
   }
   wrangler.echo = "errors";
-  const lines = banner(options, config, logFile, inspectorPort);
-  const hasOrders = config.services.some((s) => s.metadata.name === "orders");
+  const lines = banner(options, running, logFile, inspectorPort);
+  const hasOrders = running.services.includes("orders");
   if (options.traffic && hasOrders) {
     lines.push(
       `Demo traffic: ${options.rate} requests/s to orders (GET /orders, Host: orders); the ` +

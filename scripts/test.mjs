@@ -5,9 +5,11 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WORKER_CONFIGS } from "./workers.mjs";
+import { WORKER_CONFIGS, wranglerEnv } from "./workers.mjs";
 
-const env = { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" };
+// No colour codes in the output (CI logs, files): NO_COLOR, and no FORCE_COLOR, which some
+// libraries take as "force" whatever its value.
+const env = wranglerEnv();
 
 function step(title, command, args) {
   console.log(`\n▶ ${title}`);
@@ -25,13 +27,11 @@ step("lint", "npx", ["eslint", "."]);
 step("format", "npx", ["prettier", "--check", "."]);
 const outRoot = mkdtempSync(join(tmpdir(), "meshwork-test-"));
 const report = join(outRoot, "vitest.json");
-step("tests (core in Node, Workers in workerd, npm start end to end)", "npx", [
-  "vitest",
-  "run",
-  "--reporter=default",
-  "--reporter=json",
-  `--outputFile.json=${report}`,
-]);
+step(
+  "tests (core in Node, Workers in workerd, the router over real HTTP, npm start end to end)",
+  "npx",
+  ["vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`],
+);
 const { numPassedTests, numFailedTests, numTotalTests } = JSON.parse(readFileSync(report, "utf8"));
 if (numTotalTests === 0) {
   console.error("✗ vitest ran no tests");

@@ -152,6 +152,19 @@ describe("bad config in KV", () => {
 });
 
 describe("/.mesh/status", () => {
+  it("keeps appliedAt while the version stays the same, and moves it when a version is applied", async () => {
+    const version = await publish([service("echo", "ECHO_V1")]);
+    const first = (await refresh()) as unknown as { version: number; appliedAt: string };
+    expect(first.version).toBe(version);
+    await new Promise((done) => setTimeout(done, 20));
+    const again = (await refresh()) as unknown as { appliedAt: string; lastCheckAt: string };
+    expect(again.appliedAt).toBe(first.appliedAt);
+    await new Promise((done) => setTimeout(done, 20));
+    await publish([service("echo", "ECHO_V2")]);
+    const next = (await refresh()) as unknown as { appliedAt: string };
+    expect(Date.parse(next.appliedAt)).toBeGreaterThan(Date.parse(first.appliedAt));
+  });
+
   it("loads the config on a cold isolate instead of showing no version", async () => {
     const kv = new MemoryKV();
     kv.publish([service("echo", "ECHO_V1")], 12);

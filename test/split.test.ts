@@ -1,11 +1,12 @@
 // Traffic splitting through the whole router: weights converge (fixed seed), stickiness holds
-// while weights move, the pin header overrides, and Cookie sessions are issued.
+// while weights move, the pin header overrides only where the destination allows it, and Cookie
+// sessions are issued.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { seededRandom, type RandomSource } from "../core/random.ts";
 import { handleMeshCall } from "../workers/router/app.ts";
-import { callHttp, httpRoute, publish, service, type Echoed } from "./helpers/mesh.ts";
+import { callAs, callHttp, httpRoute, publish, service, type Echoed } from "./helpers/mesh.ts";
 
 const SERVICES = [
   service("echo", "ECHO_V1"),
@@ -55,16 +56,63 @@ describe("weighted split", () => {
     expect((seen["echo-v1"] ?? 0) + (seen["echo-v2"] ?? 0)).toBe(n);
     expect(seen["echo-v3"]).toBeUndefined();
   });
+});
 
-  it("X-Mesh-Backend pins a call to a named backend, even one at weight 0", async () => {
-    await publish([...SERVICES, split(100, 0)]);
-    for (const backend of ["echo-v2", "echo-v3"]) {
-      const response = await callHttp("echo", "/", { headers: { "x-mesh-backend": backend } });
-      const body = (await response.json()) as Echoed;
-      expect(body.service).toBe(backend);
-      // The pin is the mesh's; the destination does not see it.
-      expect(body.headers["x-mesh-backend"]).toBeUndefined();
+/** `echo` with backend pinning configured on the destination Service. */
+function pinnable(backendPinning: object) {
+  const echo = service("echo", "ECHO_V1");
+  return { ...echo, spec: { ...echo.spec, backendPinning } };
+}
+
+async function pinnedTo(backend: string, caller?: string): Promise<Echoed> {
+  const init = { headers: { "x-mesh-backend": backend } };
+  const response = caller
+    ? await callAs(caller, "echo", "/", init)
+    : await callHttp("echo", "/", init);
+  expect(response.status).toBe(200);
+  const body = (await response.json()) as Echoed;
+  // A pin is the mesh's business, honoured or not: the destination never sees the header.
+  expect(body.headers["x-mesh-backend"]).toBeUndefined();
+  return body;
+}
+
+describe("backend pinning (X-Mesh-Backend)", () => {
+  it("attack: a caller cannot pin a weight-0 backend (or any backend) when pinning is off", async () => {
+    await publish([...SERVICES.slice(1), service("echo", "ECHO_V1"), split(100, 0)]);
+    for (let i = 0; i < 20; i++) {
+      expect((await pinnedTo("echo-v3")).service).toBe("echo-v1");
+      expect((await pinnedTo("echo-v2")).service).toBe("echo-v1");
     }
+  });
+
+  it("pins to a listed backend with weight above 0 once the destination enables it", async () => {
+    await publish([...SERVICES.slice(1), pinnable({ enabled: true }), split(100, 0)]);
+    // echo-v2 has weight 0 in split(100, 0), echo-v3 too: still refused without allowZeroWeight.
+    expect((await pinnedTo("echo-v3")).service).toBe("echo-v1");
+    await publish([...SERVICES.slice(1), pinnable({ enabled: true }), split(50, 50)]);
+    for (let i = 0; i < 10; i++) expect((await pinnedTo("echo-v2")).service).toBe("echo-v2");
+    // A name that is not a backend of the matched rule is ignored.
+    expect(["echo-v1", "echo-v2"]).toContain((await pinnedTo("payments-v1")).service);
+  });
+
+  it("pins to a weight-0 backend only with allowZeroWeight", async () => {
+    await publish([
+      ...SERVICES.slice(1),
+      pinnable({ enabled: true, allowZeroWeight: true }),
+      split(100, 0),
+    ]);
+    expect((await pinnedTo("echo-v3")).service).toBe("echo-v3");
+  });
+
+  it("honours only the callers it names (binding-attested), never an anonymous HTTP call", async () => {
+    await publish([
+      ...SERVICES.slice(1),
+      pinnable({ enabled: true, allowZeroWeight: true, callers: ["qa"] }),
+      split(100, 0),
+    ]);
+    expect((await pinnedTo("echo-v3", "qa")).service).toBe("echo-v3");
+    expect((await pinnedTo("echo-v3", "orders")).service).toBe("echo-v1");
+    expect((await pinnedTo("echo-v3")).service).toBe("echo-v1");
   });
 });
 

@@ -9,6 +9,14 @@
  */
 import { z } from "zod";
 import { isDuration, parseDuration } from "../duration.ts";
+import { regexProblem } from "../routing/regex.ts";
+import {
+  MAX_ANNOTATIONS_LENGTH,
+  MAX_LABEL_VALUE_LENGTH,
+  MAX_MATCHES_PER_ROUTE,
+  MAX_METADATA_ENTRIES,
+  MAX_METADATA_KEY_LENGTH,
+} from "./limits.ts";
 
 /** API group/version of the mesh's own kinds. */
 export const MESH_API_VERSION = "meshwork.dev/v1";
@@ -27,6 +35,28 @@ export const ResourceName = z
   .max(63)
   .regex(DNS_LABEL, "must be a DNS label: lower-case letters, digits and '-', 1-63 characters");
 
+/** A Kubernetes object name that need not be a Service's (for references to other kinds). */
+const ObjectName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    "must be a DNS subdomain: lower-case letters, digits, '-' and '.'",
+  );
+
+const MetadataKey = z.string().min(1).max(MAX_METADATA_KEY_LENGTH);
+
+function checkEntryCount(record: Record<string, string>, ctx: z.RefinementCtx): void {
+  const count = Object.keys(record).length;
+  if (count > MAX_METADATA_ENTRIES) {
+    ctx.addIssue({
+      code: "custom",
+      message: `has ${count} entries; the limit is ${MAX_METADATA_ENTRIES}`,
+    });
+  }
+}
+
 const Metadata = z.strictObject({
   /** The resource's name, unique per kind. */
   name: ResourceName,
@@ -34,8 +64,25 @@ const Metadata = z.strictObject({
   namespace: ResourceName.optional(),
   /** Optional; breaks precedence ties between HTTPRoutes (older first), as in the Gateway API. */
   creationTimestamp: z.iso.datetime({ offset: true }).optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+  /** Free-form labels: at most 64, values up to 63 characters. */
+  labels: z
+    .record(MetadataKey, z.string().max(MAX_LABEL_VALUE_LENGTH))
+    .superRefine(checkEntryCount)
+    .optional(),
+  /** Free-form annotations: at most 64, values together up to 16 KiB. */
+  annotations: z
+    .record(MetadataKey, z.string())
+    .superRefine((annotations, ctx) => {
+      checkEntryCount(annotations, ctx);
+      const length = Object.values(annotations).reduce((sum, value) => sum + value.length, 0);
+      if (length > MAX_ANNOTATIONS_LENGTH) {
+        ctx.addIssue({
+          code: "custom",
+          message: `values add up to ${length} characters; the limit is ${MAX_ANNOTATIONS_LENGTH}`,
+        });
+      }
+    })
+    .optional(),
 });
 
 const Duration = z.string().refine(isDuration, {
@@ -94,6 +141,22 @@ export const Endpoint = z.union([BindingEndpoint, UrlEndpoint], {
   error: "an endpoint is either { binding: NAME } or { url: https://... }",
 });
 
+/**
+ * Whether callers may pin a call to one backend with `X-Mesh-Backend`. Off unless enabled: a pin
+ * overrides the configured weights, so it is a privilege the destination's owner grants.
+ */
+const BackendPinning = z.strictObject({
+  /** Honour `X-Mesh-Backend` on calls to this Service (default false). */
+  enabled: z.boolean().default(false),
+  /** Allow pinning a backend whose weight is 0 (a version not yet live; default false). */
+  allowZeroWeight: z.boolean().default(false),
+  /**
+   * Only these calling services may pin (their identity as attested by the caller's binding);
+   * unset: any caller.
+   */
+  callers: z.array(ResourceName).min(1).max(64).optional(),
+});
+
 /** The registry entry for a service: its name and endpoints. */
 export const ServiceResource = z.strictObject({
   apiVersion: z.literal(MESH_API_VERSION),
@@ -102,6 +165,8 @@ export const ServiceResource = z.strictObject({
   spec: z.strictObject({
     /** Where the service runs; with no HTTPRoute attached, calls balance across these. */
     endpoints: z.array(Endpoint).min(1, "a Service needs at least one endpoint").max(64),
+    /** `X-Mesh-Backend` pinning for calls to this Service; off by default. */
+    backendPinning: BackendPinning.optional(),
   }),
 });
 
@@ -126,14 +191,8 @@ function checkPlainPath(value: string, ctx: z.RefinementCtx): void {
 }
 
 function checkRegex(value: string, ctx: z.RefinementCtx): void {
-  try {
-    new RegExp(value);
-  } catch (error) {
-    ctx.addIssue({
-      code: "custom",
-      message: `is not a valid regular expression: ${(error as Error).message}`,
-    });
-  }
+  const problem = regexProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
 }
 
 const PathMatch = z
@@ -241,13 +300,34 @@ const PathModifier = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("ReplacePrefixMatch"), replacePrefixMatch: PathValue }),
 ]);
 
+/**
+ * A reference to the object that receives traffic. The mesh resolves references to Services
+ * (group `""`, kind `Service`); as the Gateway API specifies, a reference to another kind, or to
+ * a Service that does not exist, is accepted, reported as a warning, and the requests it would
+ * receive are answered 500.
+ */
 const BackendObjectReference = z.strictObject({
-  /** Only the core group (`""`) is supported: references name mesh Services. */
-  group: z.literal("").optional(),
-  kind: z.literal("Service").default("Service"),
-  name: ResourceName,
+  /** API group of the referent; `""` (the default) is the core group, where Service lives. */
+  group: z
+    .string()
+    .max(253)
+    .regex(/^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, {
+      message: "must be an API group such as '' (core) or example.com",
+    })
+    .optional(),
+  /** Kind of the referent (default `Service`). */
+  kind: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/, { message: "must be a kind such as Service" })
+    .default("Service"),
+  name: ObjectName,
   namespace: ResourceName.optional(),
-  /** Accepted for Gateway API compatibility; Workers endpoints have no ports. */
+  /**
+   * The Service port (Gateway API requires it for Services). A mesh Service has one implicit
+   * port, so any value selects it.
+   */
   port: z.int().min(1).max(65535).optional(),
 });
 
@@ -302,7 +382,77 @@ const RequestMirrorFilter = z.strictObject({
     }),
 });
 
-/** The filters the mesh supports (ExtensionRef and CORS are not supported yet). */
+/** `scheme://host[:port]`, the host possibly starting with `*.`; or `*` for any origin. */
+const CORS_ORIGIN = /^(\*|https?:\/\/(\*|(\*\.)?([a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+)(:[0-9]{1,5})?)$/;
+
+function noWildcardWithOthers(what: string) {
+  return (list: readonly string[], ctx: z.RefinementCtx) => {
+    if (list.includes("*") && list.length > 1) {
+      ctx.addIssue({ code: "custom", message: `'*' must be the only entry of ${what}` });
+    }
+    const seen = new Set<string>();
+    list.forEach((item, index) => {
+      const key = item.toLowerCase();
+      if (seen.has(key)) {
+        ctx.addIssue({ code: "custom", path: [index], message: `duplicate '${item}'` });
+      }
+      seen.add(key);
+    });
+  };
+}
+
+const CORSHeaderList = (what: string) =>
+  z
+    .array(z.string().min(1).max(256).regex(HEADER_NAME, "is not a valid header name"))
+    .max(64)
+    .superRefine(noWildcardWithOthers(what));
+
+/** Gateway API CORS filter (GEP-1767): the mesh answers preflights and labels responses. */
+const CORSFilter = z.strictObject({
+  type: z.literal("CORS"),
+  cors: z.strictObject({
+    /**
+     * Origins allowed to make cross-origin calls: `https://app.example.com`, `https://*.example.com`
+     * (any number of labels), `http://localhost:3000`, or `*` alone for any origin. Unset: none.
+     */
+    allowOrigins: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(253)
+          .regex(
+            CORS_ORIGIN,
+            "must be scheme://host[:port] (http or https; host may start with *.) or *",
+          )
+          .refine(
+            (origin) => !/:(\d+)$/.test(origin) || Number(/:(\d+)$/.exec(origin)![1]) <= 65535,
+            {
+              message: "has a port above 65535",
+            },
+          ),
+      )
+      .max(64)
+      .superRefine(noWildcardWithOthers("allowOrigins"))
+      .optional(),
+    /** Send `Access-Control-Allow-Credentials: true` (default false). */
+    allowCredentials: z.boolean().optional(),
+    /** Methods a preflight allows (`*` alone: any). */
+    allowMethods: z
+      .array(z.enum([...HTTP_METHODS, "*"]))
+      .max(9)
+      .superRefine(noWildcardWithOthers("allowMethods"))
+      .optional(),
+    /** Request headers a preflight allows (`*` alone: any). */
+    allowHeaders: CORSHeaderList("allowHeaders").optional(),
+    /** Response headers the browser may expose to the page (`*` alone: any, without credentials). */
+    exposeHeaders: CORSHeaderList("exposeHeaders").optional(),
+    /** Seconds a browser may cache a preflight answer (default 5). */
+    maxAge: z.int().min(1).max(2_147_483_647).default(5),
+  }),
+});
+
+/** The filters the mesh supports (ExtensionRef is not: there are no extensions). */
 export const HTTPRouteFilter = z.discriminatedUnion(
   "type",
   [
@@ -311,11 +461,12 @@ export const HTTPRouteFilter = z.discriminatedUnion(
     RequestRedirectFilter,
     URLRewriteFilter,
     RequestMirrorFilter,
+    CORSFilter,
   ],
   {
     error: (issue) =>
       issue.code === "invalid_union"
-        ? "type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror"
+        ? "type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror, CORS"
         : undefined,
   },
 );
@@ -453,8 +604,25 @@ const ParentReference = z.strictObject({
     .default("Service"),
   name: ResourceName,
   namespace: ResourceName.optional(),
-  port: z.int().min(1).max(65535).optional(),
-  sectionName: z.string().optional(),
+  /**
+   * Refused: in GAMMA a port narrows the route to traffic for that port of the Service, and mesh
+   * Services have no ports, so accepting it would silently widen the route to every call.
+   */
+  port: z
+    .unknown()
+    .refine(() => false, {
+      message:
+        "is not supported: mesh Services have no ports, so a route applies to every call to its Service; remove port",
+    })
+    .optional(),
+  /** Refused for the same reason as `port`. */
+  sectionName: z
+    .unknown()
+    .refine(() => false, {
+      message:
+        "is not supported: mesh Services have no named ports; remove sectionName to attach the route to the whole Service",
+    })
+    .optional(),
 });
 
 /** Gateway API v1 HTTPRoute, mesh style: `parentRefs` name the destination Services. */
@@ -467,7 +635,20 @@ export const HTTPRouteResource = z.strictObject({
     /** Accepted and ignored, as GAMMA specifies for mesh routes. */
     hostnames: z.array(z.string().max(253)).max(16).optional(),
     /** Default: one rule that sends every request to the Service's own endpoints. */
-    rules: z.array(HTTPRouteRule).min(1).max(16).prefault([{}]),
+    rules: z
+      .array(HTTPRouteRule)
+      .min(1)
+      .max(16)
+      .prefault([{}])
+      .superRefine((rules, ctx) => {
+        const matches = rules.reduce((sum, rule) => sum + (rule.matches?.length ?? 0), 0);
+        if (matches > MAX_MATCHES_PER_ROUTE) {
+          ctx.addIssue({
+            code: "custom",
+            message: `hold ${matches} matches in all; a route may have at most ${MAX_MATCHES_PER_ROUTE} (split it into several routes)`,
+          });
+        }
+      }),
   }),
 });
 

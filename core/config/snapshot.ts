@@ -1,7 +1,7 @@
 /**
  * The published config snapshot, as it sits in KV.
  *
- * Laid out for thousands of isolates and thousands of services (DESIGN.md, Scale): one small
+ * Laid out for thousands of isolates and thousands of services: one small
  * index names the version and, per destination, the key of an immutable entry that holds
  * everything a router needs to serve that destination — its Service, the HTTPRoutes attached to
  * it and the Services those routes send to. A cold isolate reads the index and the entries of the
@@ -10,8 +10,16 @@
  */
 import { z } from "zod";
 import { hashHex } from "../hash.ts";
+import { MAX_ENTRY_BYTES, MAX_INDEX_BYTES } from "./limits.ts";
 import { HTTPRouteResource, ServiceResource } from "./schema.ts";
-import { issuesFromZod, type MeshConfig, type ValidationResult } from "./validate.ts";
+import {
+  destinationLimitProblems,
+  issuesFromZod,
+  utf8Length,
+  type ConfigIssue,
+  type MeshConfig,
+  type ValidationResult,
+} from "./validate.ts";
 
 /** Format version of the snapshot; bumped only with a migration. */
 export const SNAPSHOT_SCHEMA = 1;
@@ -59,6 +67,9 @@ export const DestinationEntry = z
         });
       }
     });
+    for (const message of destinationLimitProblems(name, entry.routes)) {
+      ctx.addIssue({ code: "custom", path: ["routes"], message });
+    }
   });
 export type DestinationEntry = z.infer<typeof DestinationEntry>;
 
@@ -70,15 +81,18 @@ export interface SnapshotWrite {
 
 function referencedServices(routes: readonly HTTPRouteResource[]): Set<string> {
   const names = new Set<string>();
+  const add = (ref: { group?: string | undefined; kind: string; name: string }) => {
+    if ((ref.group ?? "") === "" && ref.kind === "Service") names.add(ref.name);
+  };
   for (const route of routes) {
     for (const rule of route.spec.rules) {
       for (const filter of rule.filters ?? []) {
-        if (filter.type === "RequestMirror") names.add(filter.requestMirror.backendRef.name);
+        if (filter.type === "RequestMirror") add(filter.requestMirror.backendRef);
       }
       for (const ref of rule.backendRefs ?? []) {
-        names.add(ref.name);
+        add(ref);
         for (const filter of ref.filters ?? []) {
-          if (filter.type === "RequestMirror") names.add(filter.requestMirror.backendRef.name);
+          if (filter.type === "RequestMirror") add(filter.requestMirror.backendRef);
         }
       }
     }
@@ -86,29 +100,51 @@ function referencedServices(routes: readonly HTTPRouteResource[]): Set<string> {
   return names;
 }
 
+/** A config turned into KV writes, or why it cannot be (an entry or the index too large). */
+export type SnapshotBuild =
+  | { ok: true; index: SnapshotIndex; writes: SnapshotWrite[] }
+  | { ok: false; issues: ConfigIssue[] };
+
 /**
  * Builds the KV writes for a validated config: the entries first, the index last, so a reader
- * that sees the new index finds every entry it names.
+ * that sees the new index finds every entry it names. Linear in the size of the config.
  */
 export function buildSnapshot(
   config: MeshConfig,
   version: number,
   publishedAt: Date,
-): { index: SnapshotIndex; writes: SnapshotWrite[] } {
+): SnapshotBuild {
   const services = new Map(config.services.map((s) => [s.metadata.name, s]));
+  const attached = new Map<string, HTTPRouteResource[]>();
+  for (const route of config.routes) {
+    for (const parent of new Set(route.spec.parentRefs.map((ref) => ref.name))) {
+      const list = attached.get(parent) ?? [];
+      list.push(route);
+      attached.set(parent, list);
+    }
+  }
+  const issues: ConfigIssue[] = [];
   const writes: SnapshotWrite[] = [];
   const destinations: Record<string, string> = {};
   for (const service of config.services) {
     const name = service.metadata.name;
-    const routes = config.routes
-      .filter((route) => route.spec.parentRefs.some((ref) => ref.name === name))
-      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const routes = (attached.get(name) ?? []).sort((a, b) =>
+      a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
+    );
     const backends = [...referencedServices(routes)]
       .filter((backend) => backend !== name)
       .sort()
       .flatMap((backend) => services.get(backend) ?? []);
     const entry: DestinationEntry = { schema: SNAPSHOT_SCHEMA, service, routes, backends };
     const value = JSON.stringify(entry);
+    const size = utf8Length(value);
+    if (size > MAX_ENTRY_BYTES) {
+      issues.push({
+        path: `Service/${name}`,
+        message: `its snapshot entry (the Service, its ${routes.length} routes and ${backends.length} backend Services) is ${size} bytes; the limit is ${MAX_ENTRY_BYTES}`,
+      });
+      continue;
+    }
     const key = `${ENTRY_PREFIX}${name}/${hashHex(value)}`;
     destinations[name] = key;
     writes.push({ key, value });
@@ -119,8 +155,16 @@ export function buildSnapshot(
     publishedAt: publishedAt.toISOString(),
     destinations,
   };
-  writes.push({ key: INDEX_KEY, value: JSON.stringify(index) });
-  return { index, writes };
+  const indexValue = JSON.stringify(index);
+  if (utf8Length(indexValue) > MAX_INDEX_BYTES) {
+    issues.push({
+      path: INDEX_KEY,
+      message: `the snapshot index is ${utf8Length(indexValue)} bytes; the limit is ${MAX_INDEX_BYTES}`,
+    });
+  }
+  if (issues.length > 0) return { ok: false, issues };
+  writes.push({ key: INDEX_KEY, value: indexValue });
+  return { ok: true, index, writes };
 }
 
 /** Validates a snapshot index read from KV. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildSnapshot, INDEX_KEY, parseEntry, parseIndex } from "./snapshot.ts";
-import { validateResources } from "./validate.ts";
+import { validateResources, type ValidateOptions } from "./validate.ts";
 
 const service = (name: string, binding = "ECHO_V1") => ({
   apiVersion: "meshwork.dev/v1",
@@ -16,8 +16,8 @@ const route = (spec: object, name = "r") => ({
   spec: { parentRefs: [{ name: "echo" }], ...spec },
 });
 
-function issuesOf(resources: unknown[]) {
-  const result = validateResources(resources);
+function issuesOf(resources: unknown[], options: ValidateOptions = {}) {
+  const result = validateResources(resources, options);
   if (result.ok) throw new Error("expected validation to fail");
   return result.issues;
 }
@@ -53,15 +53,91 @@ describe("config validation", () => {
     expect(issues[0]!.message).toMatch(/retry/);
   });
 
-  it("rejects references to Services that do not exist", () => {
-    const issues = issuesOf([
-      service("echo"),
-      route({ rules: [{ backendRefs: [{ name: "ghost" }] }] }),
-    ]);
-    expect(issues).toEqual([
+  it("accepts a backendRef to a missing Service with a warning (Gateway API), or refuses it when strict", () => {
+    const resources = [service("echo"), route({ rules: [{ backendRefs: [{ name: "ghost" }] }] })];
+    const result = validateResources(resources);
+    expect(result.ok).toBe(true);
+    expect(result.warnings).toEqual([
       {
         path: "resources[1].spec.rules[0].backendRefs[0].name",
-        message: "names Service 'ghost', which does not exist",
+        message:
+          "names Service 'ghost', which does not exist; requests for it will be answered 500",
+      },
+    ]);
+    const strict = validateResources(resources, { strict: true });
+    expect(strict.ok).toBe(false);
+    if (!strict.ok) expect(strict.issues.map((i) => i.path)).toEqual([result.warnings[0]!.path]);
+  });
+
+  it("accepts a backendRef of another kind with a warning", () => {
+    const result = validateResources([
+      service("echo"),
+      route({
+        rules: [
+          {
+            backendRefs: [
+              {
+                group: "unknownkind.example.com",
+                kind: "NonExistent",
+                name: "web-backend",
+                port: 8080,
+              },
+            ],
+          },
+        ],
+      }),
+    ]);
+    expect(result.ok).toBe(true);
+    expect(result.warnings[0]!.path).toBe("resources[1].spec.rules[0].backendRefs[0]");
+    expect(result.warnings[0]!.message).toMatch(/NonExistent 'web-backend'.*only to Services/);
+  });
+
+  it("warns about mirrors and parents that name missing Services", () => {
+    const result = validateResources([
+      service("echo"),
+      route({
+        parentRefs: [{ name: "echo" }, { name: "nowhere" }],
+        rules: [
+          {
+            filters: [{ type: "RequestMirror", requestMirror: { backendRef: { name: "gone" } } }],
+            backendRefs: [{ name: "echo" }],
+          },
+        ],
+      }),
+    ]);
+    expect(result.ok).toBe(true);
+    expect(result.warnings.map((w) => w.path)).toEqual([
+      "resources[1].spec.parentRefs[1].name",
+      "resources[1].spec.rules[0].filters[0].requestMirror.backendRef.name",
+    ]);
+    expect(result.warnings[1]!.message).toMatch(/nothing will be mirrored/);
+  });
+
+  it("refuses parentRefs[].port and sectionName rather than ignoring them", () => {
+    const withPort = route({});
+    (withPort.spec as { parentRefs: unknown[] }).parentRefs = [{ name: "echo", port: 80 }];
+    const issues = issuesOf([service("echo"), withPort]);
+    expect(issues[0]!.path).toBe("resources[1].spec.parentRefs[0].port");
+    expect(issues[0]!.message).toMatch(/no ports.*remove port/);
+    const withSection = route({});
+    (withSection.spec as { parentRefs: unknown[] }).parentRefs = [
+      { name: "echo", sectionName: "http" },
+    ];
+    expect(issuesOf([service("echo"), withSection])[0]!.path).toBe(
+      "resources[1].spec.parentRefs[0].sectionName",
+    );
+  });
+
+  it("refuses an endpoint binding the router does not declare, naming the binding and the file", () => {
+    const issues = issuesOf([service("payments", "PAYMENTS_V9")], {
+      routerBindings: { names: new Set(["PAYMENTS_V1", "PAYMENTS_V2"]), file: "wrangler.toml" },
+    });
+    expect(issues).toEqual([
+      {
+        path: "resources[0].spec.endpoints[0].binding",
+        message: expect.stringMatching(
+          /no service binding 'PAYMENTS_V9': wrangler.toml declares PAYMENTS_V1, PAYMENTS_V2/,
+        ),
       },
     ]);
   });
@@ -167,7 +243,9 @@ describe("snapshot", () => {
 
   it("writes one entry per destination and the index last", () => {
     if (!config.ok) throw new Error("bad fixture");
-    const { index, writes } = buildSnapshot(config.value, 3, new Date("2026-11-26T00:00:00Z"));
+    const build = buildSnapshot(config.value, 3, new Date("2026-11-26T00:00:00Z"));
+    if (!build.ok) throw new Error(JSON.stringify(build.issues));
+    const { index, writes } = build;
     expect(writes.at(-1)!.key).toBe(INDEX_KEY);
     expect(Object.keys(index.destinations).sort()).toEqual(["echo", "echo-v1", "other"]);
     const echoKey = index.destinations.echo!;
@@ -181,9 +259,10 @@ describe("snapshot", () => {
 
   it("keeps an unchanged destination's key across versions (content addressed)", () => {
     if (!config.ok) throw new Error("bad fixture");
-    const a = buildSnapshot(config.value, 1, new Date()).index;
-    const b = buildSnapshot(config.value, 2, new Date()).index;
-    expect(b.destinations).toEqual(a.destinations);
+    const a = buildSnapshot(config.value, 1, new Date());
+    const b = buildSnapshot(config.value, 2, new Date());
+    if (!a.ok || !b.ok) throw new Error("bad fixture");
+    expect(b.index.destinations).toEqual(a.index.destinations);
   });
 
   it("reports a hand-written bad entry with its key and field", () => {

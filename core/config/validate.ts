@@ -1,9 +1,20 @@
 /**
  * Whole-config validation: each resource against its schema, then the checks that span
- * resources (unique names, references to Services that exist). Issues name the field path
+ * resources (unique names, per-destination limits, references). Issues name the field path
  * (`resources[1].spec.rules[0].backendRefs[0].weight`) so an operator can find the mistake.
+ *
+ * References follow the Gateway API: a backendRef to a Service that does not exist (or to a kind
+ * the mesh cannot send to) does not invalidate the route — the requests that rule would send
+ * there are answered 500 — so it is a warning, not an issue, unless `strict` asks otherwise.
  */
 import type { z } from "zod";
+import { MAX_REGEX_PROGRAM_SIZE_PER_DESTINATION, regexProgramSize } from "../routing/regex.ts";
+import {
+  MAX_MATCHES_PER_DESTINATION,
+  MAX_RESOURCE_BYTES,
+  MAX_RESOURCES,
+  MAX_ROUTES_PER_SERVICE,
+} from "./limits.ts";
 import { MeshResource, type HTTPRouteResource, type ServiceResource } from "./schema.ts";
 
 /** One problem with submitted config: where it is and what is wrong. */
@@ -38,19 +49,123 @@ export interface MeshConfig {
   routes: HTTPRouteResource[];
 }
 
+/** A validated config and what is suspicious about it but allowed. */
+export type ConfigValidation =
+  | { ok: true; value: MeshConfig; warnings: ConfigIssue[] }
+  | { ok: false; issues: ConfigIssue[]; warnings: ConfigIssue[] };
+
+/** What `validateResources` can check beyond the resources themselves. */
+export interface ValidateOptions {
+  /** Refuse dangling references instead of warning about them. */
+  strict?: boolean;
+  /**
+   * The router's service bindings, when known (from its wrangler config): an endpoint naming
+   * another binding is refused, naming `file`.
+   */
+  routerBindings?: { names: ReadonlySet<string>; file: string };
+}
+
+/** UTF-8 length of a string, without allocating. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** Every regular expression a route uses. */
+function routePatterns(route: HTTPRouteResource): string[] {
+  const patterns: string[] = [];
+  for (const rule of route.spec.rules) {
+    for (const match of rule.matches ?? []) {
+      if (match.path?.type === "RegularExpression") patterns.push(match.path.value);
+      for (const h of [...(match.headers ?? []), ...(match.queryParams ?? [])]) {
+        if (h.type === "RegularExpression") patterns.push(h.value);
+      }
+    }
+  }
+  return patterns;
+}
+
+/**
+ * What makes the routes attached to one destination too much for a router to serve: too many
+ * routes, too many matches to test a request against, or too much regular-expression work.
+ * Shared by publish-time validation and the router's check of an entry it loads.
+ */
+export function destinationLimitProblems(
+  service: string,
+  routes: readonly HTTPRouteResource[],
+): string[] {
+  const problems: string[] = [];
+  if (routes.length > MAX_ROUTES_PER_SERVICE) {
+    problems.push(
+      `Service '${service}' has ${routes.length} HTTPRoutes attached; the limit is ${MAX_ROUTES_PER_SERVICE}`,
+    );
+  }
+  let matches = 0;
+  let regexCost = 0;
+  for (const route of routes) {
+    for (const rule of route.spec.rules) matches += Math.max(1, rule.matches?.length ?? 0);
+    for (const pattern of routePatterns(route)) regexCost += regexProgramSize(pattern);
+  }
+  if (matches > MAX_MATCHES_PER_DESTINATION) {
+    problems.push(
+      `the routes attached to Service '${service}' hold ${matches} matches; the limit is ${MAX_MATCHES_PER_DESTINATION}`,
+    );
+  }
+  if (regexCost > MAX_REGEX_PROGRAM_SIZE_PER_DESTINATION) {
+    problems.push(
+      `the regular expressions of the routes attached to Service '${service}' add up to an RE2 program size of ${regexCost}; the limit is ${MAX_REGEX_PROGRAM_SIZE_PER_DESTINATION}`,
+    );
+  }
+  return problems;
+}
+
 /**
  * Validates a full set of resources (what `POST /v1/apply` or a config file holds).
- * Returns typed, defaulted resources, or every issue found.
+ * Returns typed, defaulted resources and warnings, or every issue found.
  */
-export function validateResources(input: unknown): ValidationResult<MeshConfig> {
+export function validateResources(input: unknown, options: ValidateOptions = {}): ConfigValidation {
+  const warnings: ConfigIssue[] = [];
   if (!Array.isArray(input)) {
-    return { ok: false, issues: [{ path: "resources", message: "must be a list of resources" }] };
+    return {
+      ok: false,
+      issues: [{ path: "resources", message: "must be a list of resources" }],
+      warnings,
+    };
+  }
+  if (input.length > MAX_RESOURCES) {
+    return {
+      ok: false,
+      issues: [
+        {
+          path: "resources",
+          message: `holds ${input.length} resources; the limit is ${MAX_RESOURCES}`,
+        },
+      ],
+      warnings,
+    };
   }
   const issues: ConfigIssue[] = [];
   const services: ServiceResource[] = [];
   const routes: HTTPRouteResource[] = [];
   const where = new Map<string, number>();
   input.forEach((raw, index) => {
+    const size = utf8Length(JSON.stringify(raw) ?? "");
+    if (size > MAX_RESOURCE_BYTES) {
+      issues.push({
+        path: `resources[${index}]`,
+        message: `is ${size} bytes as JSON; the limit is ${MAX_RESOURCE_BYTES} (large annotations are the usual cause)`,
+      });
+      return;
+    }
     const parsed = MeshResource.safeParse(raw);
     if (!parsed.success) {
       issues.push(...issuesFromZod(parsed.error, `resources[${index}]`));
@@ -70,39 +185,91 @@ export function validateResources(input: unknown): ValidationResult<MeshConfig> 
     if (resource.kind === "Service") services.push(resource);
     else routes.push(resource);
   });
-  if (issues.length > 0) return { ok: false, issues };
+  if (issues.length > 0) return { ok: false, issues, warnings };
 
+  const at = (kind: string, name: string) => `resources[${where.get(`${kind}/${name}`)}]`;
   const serviceNames = new Set(services.map((s) => s.metadata.name));
-  const checkRef = (name: string, path: string) => {
-    if (!serviceNames.has(name)) {
-      issues.push({ path, message: `names Service '${name}', which does not exist` });
+  const dangling = (path: string, message: string) =>
+    (options.strict ? issues : warnings).push({ path, message });
+
+  if (options.routerBindings) {
+    const { names, file } = options.routerBindings;
+    const declared = [...names].sort().join(", ") || "none";
+    for (const service of services) {
+      service.spec.endpoints.forEach((endpoint, e) => {
+        if ("binding" in endpoint && !names.has(endpoint.binding)) {
+          issues.push({
+            path: `${at("Service", service.metadata.name)}.spec.endpoints[${e}].binding`,
+            message: `the router has no service binding '${endpoint.binding}': ${file} declares ${declared}. Add a [[services]] binding to ${file} (and redeploy the router) or fix the name`,
+          });
+        }
+      });
+    }
+  }
+
+  const BACKEND = "requests for it will be answered 500";
+  const MIRROR = "nothing will be mirrored";
+  const checkBackend = (
+    ref: { group?: string | undefined; kind: string; name: string },
+    path: string,
+    consequence: string,
+  ) => {
+    const group = ref.group ?? "";
+    if (group !== "" || ref.kind !== "Service") {
+      dangling(
+        path,
+        `refers to ${ref.kind} '${ref.name}'${group ? ` in group ${group}` : ""}; the mesh sends only to Services, so ${consequence}`,
+      );
+    } else if (!serviceNames.has(ref.name)) {
+      dangling(`${path}.name`, `names Service '${ref.name}', which does not exist; ${consequence}`);
     }
   };
+  const attached = new Map<string, HTTPRouteResource[]>();
   for (const route of routes) {
-    const base = `resources[${where.get(`HTTPRoute/${route.metadata.name}`)}].spec`;
-    route.spec.parentRefs.forEach((ref, i) => checkRef(ref.name, `${base}.parentRefs[${i}].name`));
+    const base = `${at("HTTPRoute", route.metadata.name)}.spec`;
+    route.spec.parentRefs.forEach((ref, i) => {
+      if (serviceNames.has(ref.name)) {
+        const list = attached.get(ref.name) ?? [];
+        if (!list.includes(route)) list.push(route);
+        attached.set(ref.name, list);
+      } else {
+        dangling(
+          `${base}.parentRefs[${i}].name`,
+          `names Service '${ref.name}', which does not exist; the route applies to no calls`,
+        );
+      }
+    });
     route.spec.rules.forEach((rule, r) => {
       const rulePath = `${base}.rules[${r}]`;
       rule.backendRefs?.forEach((ref, b) => {
-        checkRef(ref.name, `${rulePath}.backendRefs[${b}].name`);
+        checkBackend(ref, `${rulePath}.backendRefs[${b}]`, BACKEND);
         ref.filters?.forEach((f, fi) => {
           if (f.type === "RequestMirror") {
-            checkRef(
-              f.requestMirror.backendRef.name,
-              `${rulePath}.backendRefs[${b}].filters[${fi}].requestMirror.backendRef.name`,
+            checkBackend(
+              f.requestMirror.backendRef,
+              `${rulePath}.backendRefs[${b}].filters[${fi}].requestMirror.backendRef`,
+              MIRROR,
             );
           }
         });
       });
       rule.filters?.forEach((f, fi) => {
         if (f.type === "RequestMirror") {
-          checkRef(
-            f.requestMirror.backendRef.name,
-            `${rulePath}.filters[${fi}].requestMirror.backendRef.name`,
+          checkBackend(
+            f.requestMirror.backendRef,
+            `${rulePath}.filters[${fi}].requestMirror.backendRef`,
+            MIRROR,
           );
         }
       });
     });
   }
-  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: { services, routes } };
+  for (const [name, list] of attached) {
+    for (const message of destinationLimitProblems(name, list)) {
+      issues.push({ path: `${at("Service", name)}`, message });
+    }
+  }
+  return issues.length > 0
+    ? { ok: false, issues, warnings }
+    : { ok: true, value: { services, routes }, warnings };
 }

@@ -26,7 +26,9 @@ import type {
 } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { buildSplitTable, type SplitTable } from "../split/pick-backend.ts";
+import { compileCors, type CorsPolicy } from "./cors.ts";
 import { matchesPrefix, normalizePrefix } from "./path.ts";
+import { compileRegex } from "./regex.ts";
 
 /** Where an endpoint's requests go. */
 export type EndpointTarget =
@@ -72,6 +74,7 @@ export interface RewriteSpec {
 }
 
 export interface MirrorSpec {
+  /** Undefined when the reference does not resolve (a warning says why; nothing is mirrored). */
   readonly service: CompiledService | undefined;
   readonly serviceName: string;
   /** Share of requests mirrored, as numerator/denominator. */
@@ -86,6 +89,7 @@ export interface CompiledFilters {
   readonly redirect: RedirectSpec | undefined;
   readonly rewrite: RewriteSpec | undefined;
   readonly mirrors: readonly MirrorSpec[];
+  readonly cors: CorsPolicy | undefined;
 }
 
 /** One of a rule's backendRefs, resolved. `service` is undefined for an invalid reference. */
@@ -93,7 +97,16 @@ export interface CompiledBackend {
   readonly name: string;
   readonly weight: number;
   readonly service: CompiledService | undefined;
+  /** Why the reference does not resolve (when `service` is undefined). */
+  readonly problem: string | undefined;
   readonly filters: CompiledFilters;
+}
+
+/** Who may pin a call to one backend with `X-Mesh-Backend` (absent: nobody). */
+export interface PinningPolicy {
+  readonly allowZeroWeight: boolean;
+  /** Calling services allowed to pin; undefined: any caller. */
+  readonly callers: ReadonlySet<string> | undefined;
 }
 
 export interface SessionSpec {
@@ -137,6 +150,8 @@ export interface RouteTable {
   readonly matches: readonly CompiledMatch[];
   /** With no routes attached: the destination's own endpoints. */
   readonly defaultRule: CompiledRule;
+  /** `X-Mesh-Backend` pinning, when the destination Service enables it. */
+  readonly pinning: PinningPolicy | undefined;
   /** Non-fatal problems found while compiling (unusable endpoints, unknown backends). */
   readonly warnings: readonly string[];
 }
@@ -155,7 +170,12 @@ const NO_FILTERS: CompiledFilters = {
   redirect: undefined,
   rewrite: undefined,
   mirrors: [],
+  cors: undefined,
 };
+
+/** A resolved backend reference: the Service, or why there is none. */
+type Resolution =
+  { service: CompiledService; problem: undefined } | { service: undefined; problem: string };
 
 /** Options for compiling: which router bindings exist. */
 export interface CompileOptions {
@@ -215,13 +235,14 @@ function compilePathModifier(
 
 function compileFilters(
   filters: readonly HTTPRouteFilter[] | undefined,
-  lookup: (name: string) => CompiledService | undefined,
+  resolve: (ref: BackendReference) => Resolution,
 ): CompiledFilters {
   if (!filters || filters.length === 0) return NO_FILTERS;
   let requestHeaders: HeaderEdits | undefined;
   let responseHeaders: HeaderEdits | undefined;
   let redirect: RedirectSpec | undefined;
   let rewrite: RewriteSpec | undefined;
+  let cors: CorsPolicy | undefined;
   const mirrors: MirrorSpec[] = [];
   for (const filter of filters) {
     switch (filter.type) {
@@ -254,12 +275,16 @@ function compileFilters(
         const [numerator, denominator] = m.fraction
           ? [m.fraction.numerator, m.fraction.denominator]
           : [m.percent ?? 100, 100];
-        mirrors.push({ service: lookup(name), serviceName: name, numerator, denominator });
+        const { service } = resolve(m.backendRef);
+        mirrors.push({ service, serviceName: name, numerator, denominator });
         break;
       }
+      case "CORS":
+        cors = compileCors(filter.cors);
+        break;
     }
   }
-  return { requestHeaders, responseHeaders, redirect, rewrite, mirrors };
+  return { requestHeaders, responseHeaders, redirect, rewrite, mirrors, cors };
 }
 
 function compileSession(rule: HTTPRouteRule): SessionSpec | undefined {
@@ -278,13 +303,8 @@ function compileSession(rule: HTTPRouteRule): SessionSpec | undefined {
       };
 }
 
-function anchored(pattern: string): ValueTest {
-  const regex = new RegExp(`^(?:${pattern})$`);
-  return (value) => regex.test(value);
-}
-
 function valueTest(type: "Exact" | "RegularExpression", value: string): ValueTest {
-  return type === "Exact" ? (candidate) => candidate === value : anchored(value);
+  return type === "Exact" ? (candidate) => candidate === value : compileRegex(value);
 }
 
 function compileMatch(rule: CompiledRule, match: HTTPRouteMatch): CompiledMatch {
@@ -296,7 +316,7 @@ function compileMatch(rule: CompiledRule, match: HTTPRouteMatch): CompiledMatch 
       ? (path) => path === pathValue
       : pathType === "PathPrefix"
         ? (path) => matchesPrefix(path, pathValue)
-        : anchored(pathValue);
+        : compileRegex(pathValue);
   return {
     rule,
     pathType,
@@ -340,6 +360,13 @@ function routeCreated(route: HTTPRouteResource): number {
   return stamp ? Date.parse(stamp) : Number.MAX_SAFE_INTEGER;
 }
 
+/** What a backendRef or mirror names. */
+interface BackendReference {
+  readonly group?: string | undefined;
+  readonly kind: string;
+  readonly name: string;
+}
+
 /** Compiles one destination entry. Never throws on a validated entry. */
 export function compileRouteTable(entry: DestinationEntry, options: CompileOptions): RouteTable {
   const destinationName = entry.service.metadata.name;
@@ -350,10 +377,20 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
     services.set(service.metadata.name, compiled);
     warnings.push(...compiled.problems);
   }
-  const lookup = (name: string) => {
-    const service = services.get(name);
-    if (!service) warnings.push(`backend Service '${name}' is not in the snapshot entry`);
-    return service;
+  // Gateway API: a reference to another kind, or to a Service that does not exist, leaves the
+  // route in place; the requests it would receive are answered 500 (and mirrors are skipped).
+  const resolve = (ref: BackendReference): Resolution => {
+    const group = ref.group ?? "";
+    if (group !== "" || ref.kind !== "Service") {
+      const problem = `${ref.kind} '${ref.name}'${group ? ` (group ${group})` : ""} is not a kind the mesh can send to (only Service)`;
+      warnings.push(problem);
+      return { service: undefined, problem };
+    }
+    const service = services.get(ref.name);
+    if (service) return { service, problem: undefined };
+    const problem = `Service '${ref.name}' does not exist`;
+    warnings.push(problem);
+    return { service: undefined, problem };
   };
 
   const destination = services.get(destinationName)!;
@@ -361,7 +398,13 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
     id: destinationName,
     filters: NO_FILTERS,
     backends: buildSplitTable([
-      { name: destinationName, weight: 1, service: destination, filters: NO_FILTERS },
+      {
+        name: destinationName,
+        weight: 1,
+        service: destination,
+        problem: undefined,
+        filters: NO_FILTERS,
+      },
     ]),
     requestTimeoutMs: 0,
     backendTimeoutMs: 0,
@@ -375,13 +418,13 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
     route.spec.rules.forEach((rule, ruleIndex) => {
       const compiled: CompiledRule = {
         id: `${routeName}/${rule.name ?? ruleIndex}`,
-        filters: compileFilters(rule.filters, lookup),
+        filters: compileFilters(rule.filters, resolve),
         backends: buildSplitTable(
           (rule.backendRefs ?? []).map((ref) => ({
             name: ref.name,
             weight: ref.weight,
-            service: lookup(ref.name),
-            filters: compileFilters(ref.filters, lookup),
+            ...resolve(ref),
+            filters: compileFilters(ref.filters, resolve),
           })),
         ),
         requestTimeoutMs: rule.timeouts?.request ? parseDuration(rule.timeouts.request) : 0,
@@ -402,11 +445,18 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
     });
   }
   ranked.sort(compareMatches);
+  const pinning = entry.service.spec.backendPinning;
   return {
     destination: destinationName,
     hasRoutes: entry.routes.length > 0,
     matches: ranked.map((r) => r.match),
     defaultRule,
+    pinning: pinning?.enabled
+      ? {
+          allowZeroWeight: pinning.allowZeroWeight,
+          callers: pinning.callers ? new Set(pinning.callers) : undefined,
+        }
+      : undefined,
     warnings: [...new Set(warnings)],
   };
 }

@@ -12,6 +12,8 @@ export interface MeshResponse {
 export interface RunningMesh {
   /** Router port on 127.0.0.1. */
   port: number;
+  /** The local state directory (`--persist-to`) this mesh runs on. */
+  persistTo: string;
   inspectorPort: number;
   /** Everything start.mjs printed so far. */
   output(): string;
@@ -29,6 +31,8 @@ export interface StartOptions {
   /** More arguments for start.mjs. */
   args?: string[];
   readyTimeoutMs?: number;
+  /** Keep local state under this directory (not removed on stop), to restart on it. */
+  stateDir?: string;
 }
 
 export function freePort(preferred?: number): Promise<number>;
@@ -39,3 +43,9 @@ export function call(
   timeoutMs?: number,
 ): Promise<MeshResponse>;
 export function startMesh(options?: StartOptions): Promise<RunningMesh>;
+export function nodeBinary(): string;
+/** Runs `npm run publish -- ARGS` from `cwd`, as a user would. */
+export function runPublish(
+  args: string[],
+  options?: { cwd?: string },
+): Promise<{ code: number | null; output: string }>;

@@ -34,7 +34,7 @@ export async function freePort(preferred = 0) {
 }
 
 /** A Node that strips TypeScript types, as start.mjs needs (the project pins one). */
-function nodeBinary() {
+export function nodeBinary() {
   const [major, minor] = process.versions.node.split(".").map(Number);
   if (major > 22 || (major === 22 && minor >= 18)) return process.execPath;
   const pinned = join(ROOT, "node_modules", "node", "bin", "node");
@@ -83,11 +83,13 @@ export async function startMesh({
   preferredPort = 18787,
   args = [],
   readyTimeoutMs = 110_000,
+  stateDir,
 } = {}) {
   const port = await freePort(preferredPort);
   let inspectorPort = await freePort(0);
   while (inspectorPort === port) inspectorPort = await freePort(0);
-  const dir = mkdtempSync(join(tmpdir(), "meshwork-e2e-"));
+  // Local state (KV) in the caller's directory when given (kept), else in a temporary one.
+  const dir = stateDir ?? mkdtempSync(join(tmpdir(), "meshwork-e2e-"));
 
   const child = spawn(
     nodeBinary(),
@@ -147,12 +149,13 @@ export async function startMesh({
         }
       }
       process.off("exit", onExit);
-      rmSync(dir, { recursive: true, force: true });
+      if (!stateDir) rmSync(dir, { recursive: true, force: true });
     })());
 
   const mesh = {
     port,
     inspectorPort,
+    persistTo: join(dir, "state"),
     output: () => output,
     exitStatus: () => exit,
     call: (host, path) => call(port, host, path),
@@ -172,4 +175,23 @@ export async function startMesh({
     await sleep(200);
   }
   return mesh;
+}
+
+/**
+ * Runs `npm run publish -- ARGS` as a user would, from `cwd` (npm then runs the script in the
+ * package root with INIT_CWD = cwd). Resolves with its exit code and output.
+ */
+export function runPublish(args, { cwd = ROOT } = {}) {
+  return new Promise((done) => {
+    const child = spawn("npm", ["--prefix", ROOT, "run", "--silent", "publish", "--", ...args], {
+      cwd,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => (output += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk) => (output += chunk));
+    child.once("error", (error) => done({ code: null, output: `${output}${error.message}` }));
+    child.once("exit", (code) => done({ code, output }));
+  });
 }

@@ -31,8 +31,8 @@ export class MemoryKV {
   publish(resources: unknown[], version: number): void {
     const result = validateResources(resources);
     if (!result.ok) throw new Error(JSON.stringify(result.issues));
-    for (const write of buildSnapshot(result.value, version, new Date()).writes) {
-      this.data.set(write.key, write.value);
-    }
+    const build = buildSnapshot(result.value, version, new Date());
+    if (!build.ok) throw new Error(JSON.stringify(build.issues));
+    for (const write of build.writes) this.data.set(write.key, write.value);
   }
 }

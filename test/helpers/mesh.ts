@@ -21,8 +21,9 @@ export async function publish(resources: unknown[]): Promise<number> {
   const result = validateResources(resources);
   if (!result.ok) throw new Error(`test config is invalid: ${JSON.stringify(result.issues)}`);
   const version = nextVersion++;
-  const { writes } = buildSnapshot(result.value, version, new Date());
-  for (const write of writes) await env.MESH_CONFIG.put(write.key, write.value);
+  const build = buildSnapshot(result.value, version, new Date());
+  if (!build.ok) throw new Error(`test config is too large: ${JSON.stringify(build.issues)}`);
+  for (const write of build.writes) await env.MESH_CONFIG.put(write.key, write.value);
   await refresh();
   return version;
 }

@@ -10,41 +10,51 @@
 import { Hono } from "hono";
 import { MeshError } from "../../core/errors.ts";
 import { systemRandom, type RandomSource } from "../../core/random.ts";
+import {
+  destinationFromHost,
+  normalizeUrlPath,
+  parseRequestUrl,
+} from "../../core/request-target.ts";
+import { continueRequestId } from "../../core/trace-context.ts";
 import type { MeshCall, MeshProps } from "./call.ts";
 import { ConfigCache } from "./config-cache.ts";
 import { runPipeline } from "./pipeline.ts";
-import { asMeshError, errorResponse } from "./rescue.ts";
+import { errorResponse, rescue } from "./rescue.ts";
+import { readSettings, type RouterSettings } from "./settings.ts";
 
-const DEFAULT_REFRESH_SECONDS = 5;
 // Placeholder until requestContext builds the call's outgoing headers (its first act).
 const EMPTY_HEADERS = new Headers();
 
-// One cache per KV namespace binding and isolate: it outlives requests, which is the point.
-const caches = new WeakMap<object, ConfigCache>();
+/** What an isolate keeps per router environment: its settings and its config cache. */
+export interface RouterState {
+  readonly settings: RouterSettings;
+  readonly config: ConfigCache;
+}
 
-/** The isolate's config cache for this environment. */
-export function configFor(env: Env): ConfigCache {
-  let cache = caches.get(env.MESH_CONFIG);
-  if (!cache) {
-    const seconds = Number(env.CONFIG_REFRESH_SECONDS);
-    cache = new ConfigCache(env.MESH_CONFIG, {
-      refreshMs:
-        (Number.isFinite(seconds) && seconds >= 0 ? seconds : DEFAULT_REFRESH_SECONDS) * 1000,
+// One state per KV namespace binding and isolate: it outlives requests, which is the point.
+const states = new WeakMap<object, RouterState>();
+
+/** The isolate's router state for this environment. */
+export function routerFor(env: Env): RouterState {
+  let state = states.get(env.MESH_CONFIG);
+  if (!state) {
+    const settings = readSettings(env);
+    const config = new ConfigCache(env.MESH_CONFIG, {
+      refreshMs: settings.refreshMs,
       now: Date.now,
       hasBinding: (name) =>
         typeof (env as unknown as Record<string, { fetch?: unknown } | undefined>)[name]?.fetch ===
         "function",
     });
-    caches.set(env.MESH_CONFIG, cache);
+    state = { settings, config };
+    states.set(env.MESH_CONFIG, state);
   }
-  return cache;
+  return state;
 }
 
-/** The destination service named by a Host header: its first label (`payments.mesh` → payments). */
-export function destinationFromHost(host: string | null): string {
-  if (!host) return "";
-  const name = host.replace(/:\d+$/, "").split(".")[0] ?? "";
-  return /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name.toLowerCase()) ? name.toLowerCase() : "";
+/** The isolate's config cache for this environment. */
+export function configFor(env: Env): ConfigCache {
+  return routerFor(env).config;
 }
 
 function propsOf(ctx: ExecutionContext): MeshProps {
@@ -55,7 +65,7 @@ function propsOf(ctx: ExecutionContext): MeshProps {
 /** What a caller of `handleMeshCall` may substitute (tests fix the random source). */
 export interface CallOptions {
   random?: RandomSource;
-  /** The request URL, when the caller has parsed it already. */
+  /** The request URL, parsed and with its path normalised (routerFetch does both). */
   url?: URL;
 }
 
@@ -67,7 +77,6 @@ export async function handleMeshCall(
   options: CallOptions = {},
 ): Promise<Response> {
   const props = propsOf(ctx);
-  const url = options.url ?? new URL(request.url);
   const call: MeshCall = {
     request,
     env,
@@ -78,11 +87,12 @@ export async function handleMeshCall(
     startedAt: Date.now(),
     entry: props.caller || props.target ? "binding" : "http",
     caller: props.caller,
-    destination: props.target ?? destinationFromHost(request.headers.get("host") ?? url.host),
+    destination: "",
     requestId: "",
     trace: undefined,
-    body: request.body,
-    url,
+    // The fetch API cannot send a GET or HEAD body (a client may still send one, even empty).
+    body: request.method === "GET" || request.method === "HEAD" ? null : request.body,
+    url: EMPTY_URL,
     headers: EMPTY_HEADERS,
     responseCookies: [],
     table: undefined,
@@ -95,36 +105,84 @@ export async function handleMeshCall(
     attempts: 0,
   };
   try {
+    call.url = options.url ?? requestUrl(request, env);
+    call.destination =
+      props.target ?? destinationFromHost(request.headers.get("host") ?? call.url.host);
     return await runPipeline(call);
   } catch (error) {
-    return errorResponse(asMeshError(error), call.requestId || undefined);
+    const failure = rescue(error, {
+      requestId: call.requestId || undefined,
+      destination: call.destination,
+      route: call.rule?.id,
+    });
+    return errorResponse(failure, call.requestId || requestIdOf(request));
   }
+}
+
+const EMPTY_URL = new URL("http://mesh.invalid/");
+
+/** The request id for an answer given before the pipeline assigned one. */
+function requestIdOf(request: Request): string {
+  return continueRequestId(request.headers.get("x-request-id"), systemRandom);
+}
+
+/** The request's URL, parsed, with its path normalised; throws `bad_request`. */
+function requestUrl(request: Request, env: Env): URL {
+  return normalizeUrlPath(parseRequestUrl(request.url), routerFor(env).settings.escapedSlashes);
 }
 
 /** The mesh's own endpoints under the reserved `/.mesh/` prefix (on every host). */
 export const meshEndpoints = new Hono<{ Bindings: Env }>();
 
 meshEndpoints.get("/.mesh/status", async (c) => {
-  const config = configFor(c.env);
+  const { config, settings } = routerFor(c.env);
   // `?refresh` checks KV now; an isolate that has not loaded any config yet does so too, so
   // status never shows "no version" just because no call has come in.
   if (c.req.query("refresh") !== undefined || !config.loaded) await config.refreshNow();
   const status = config.status();
-  return c.json({ router: "meshwork-router", ...status });
+  return c.json({
+    router: "meshwork-router",
+    ...status,
+    settings: {
+      trustDomain: settings.trustDomain,
+      pathEscapedSlashes: settings.escapedSlashes,
+      problems: settings.problems,
+    },
+  });
 });
 meshEndpoints.all("*", () =>
   errorResponse(new MeshError("no_route", "unknown mesh endpoint (try /.mesh/status)")),
 );
+meshEndpoints.onError((error, c) =>
+  errorResponse(rescue(error, { requestId: undefined, destination: undefined, route: c.req.path })),
+);
 
 const RESERVED_PREFIX = "/.mesh/";
 
-/** Both entries' fetch: `/.mesh/` to the mesh's endpoints, every other path into the mesh. */
-export function routerFetch(
+/**
+ * Both entries' fetch: `/.mesh/` to the mesh's endpoints, every other path into the mesh. The
+ * path is normalised first, so no spelling of `/.mesh/` (`/%2Emesh/`, `//.mesh/`) reaches a
+ * backend, and routes match the path the backend will receive.
+ */
+export async function routerFetch(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
-): Response | Promise<Response> {
-  const url = new URL(request.url);
-  if (url.pathname.startsWith(RESERVED_PREFIX)) return meshEndpoints.fetch(request, env, ctx);
+): Promise<Response> {
+  let url: URL;
+  try {
+    url = requestUrl(request, env);
+  } catch (error) {
+    const failure = rescue(error, {
+      requestId: undefined,
+      destination: undefined,
+      route: undefined,
+    });
+    return errorResponse(failure, requestIdOf(request));
+  }
+  if (url.pathname.startsWith(RESERVED_PREFIX)) {
+    const normalized = url.href === request.url ? request : new Request(url, request);
+    return meshEndpoints.fetch(normalized, env, ctx);
+  }
   return handleMeshCall(request, env, ctx, { url });
 }

@@ -5,13 +5,17 @@
  * A request never awaits KV once its destination is warm: `tableFor` answers from memory and, at
  * most once per refresh interval, hands a background refresh to `waitUntil`. Only a cold isolate's
  * first request for a destination reads KV on the request path (the index once, then that
- * destination's entry), as DESIGN.md's Scale section intends.
+ * destination's entry), so cold start stays small with 10 or 10,000 services.
  *
  * A new snapshot version is applied whole or not at all: the index and the entries of every
  * destination this isolate serves must all validate, or the isolate keeps serving the last good
- * version and `/.mesh/status` shows why the new one was refused.
+ * version and `/.mesh/status` shows why the new one was refused. A destination this isolate
+ * first serves under a version whose entry for it is missing or invalid falls back to the
+ * entry of the version before (when there is one), and status reports the error at the top.
+ * Index and entries are size-checked before they are parsed.
  */
-import type { ConfigIssue } from "../../core/config/validate.ts";
+import { MAX_ENTRY_BYTES, MAX_INDEX_BYTES } from "../../core/config/limits.ts";
+import { utf8Length, type ConfigIssue } from "../../core/config/validate.ts";
 import {
   INDEX_KEY,
   parseEntry,
@@ -42,6 +46,10 @@ interface LoadedDestination {
   key: string;
   table: RouteTable;
   loadedAt: number;
+  /** Set when this is the previous version's entry, served because `fallbackFor` failed. */
+  fallbackFor?: string | undefined;
+  /** The version whose entry a fallback serves. */
+  fallbackVersion?: number | undefined;
 }
 
 export interface ConfigCacheOptions extends CompileOptions {
@@ -51,6 +59,16 @@ export interface ConfigCacheOptions extends CompileOptions {
 
 /** How long an isolate without any config waits before reading KV again after a failure. */
 const COLD_RETRY_MS = 1000;
+
+/** Refuses `text` (the value of `key`) when it is larger than `limit` bytes, before parsing. */
+function checkSize(key: string, text: string, limit: number): void {
+  // UTF-8 takes 1 to 3 bytes per UTF-16 unit: count exactly only when it could matter.
+  if (text.length * 3 <= limit) return;
+  const bytes = text.length > limit ? text.length : utf8Length(text);
+  if (bytes > limit) {
+    throw new LoadFailure(`KV key ${key} is at least ${bytes} bytes; the limit is ${limit}`);
+  }
+}
 
 /** Raised inside a load to abandon it with a recorded reason. */
 class LoadFailure extends Error {
@@ -64,6 +82,10 @@ class LoadFailure extends Error {
 /** Per-isolate cache of compiled destinations for one KV namespace. */
 export class ConfigCache {
   private index: SnapshotIndex | undefined;
+  /** The index the current one replaced: where a destination falls back to. */
+  private previousIndex: SnapshotIndex | undefined;
+  /** The applied index's text: an unchanged index is not applied again. */
+  private indexText: string | undefined;
   private indexLoadedAt = 0;
   private readonly destinations = new Map<string, LoadedDestination>();
   private readonly coldLoads = new Map<string, Promise<LoadedDestination | undefined>>();
@@ -112,6 +134,13 @@ export class ConfigCache {
     return this.destinationErrors.get(destination) ?? (this.index ? undefined : this.lastError);
   }
 
+  /** The error status reports at the top: a refused version, else a destination's. */
+  private topError(): LoadError | undefined {
+    if (this.lastError) return this.lastError;
+    for (const error of this.destinationErrors.values()) return error;
+    return undefined;
+  }
+
   private maybeRefresh(waitUntil: (promise: Promise<unknown>) => void): void {
     if (this.refreshing || this.options.now() - this.lastCheckAt < this.options.refreshMs) return;
     this.lastCheckAt = this.options.now();
@@ -154,6 +183,7 @@ export class ConfigCache {
     key: string,
     mode: "awaited" | "background",
   ): Promise<LoadedDestination | undefined> {
+    const version = this.index?.version;
     try {
       const loaded = await this.readDestination(key, mode);
       // A refresh may have moved the index on while we read; keep the newer state.
@@ -164,9 +194,55 @@ export class ConfigCache {
       }
       return loaded;
     } catch (error) {
-      this.destinationErrors.set(destination, this.toLoadError(error, this.index?.version));
+      const failure = this.toLoadError(error, version);
+      const fallback = await this.loadFallback(destination, key, mode);
+      if (fallback) {
+        failure.message += `; '${destination}' keeps the entry of version ${fallback.fallbackVersion}`;
+      }
+      this.destinationErrors.set(destination, failure);
       this.destinationFailedAt.set(destination, this.options.now());
+      return fallback;
+    }
+  }
+
+  /** The previous version's entry for `destination`, when it differs from the failed `key`. */
+  private async loadFallback(
+    destination: string,
+    key: string,
+    mode: "awaited" | "background",
+  ): Promise<LoadedDestination | undefined> {
+    const previous = this.previousIndex?.destinations[destination];
+    if (previous === undefined || previous === key) return undefined;
+    try {
+      const loaded = {
+        ...(await this.readDestination(previous, mode)),
+        fallbackFor: key,
+        fallbackVersion: this.previousIndex?.version,
+      };
+      if (this.index?.destinations[destination] === key) this.destinations.set(destination, loaded);
+      return loaded;
+    } catch {
       return undefined;
+    }
+  }
+
+  /** Retries the entries of destinations served from a fallback (the index did not change). */
+  private async retryFallbacks(mode: "awaited" | "background"): Promise<void> {
+    for (const [name, loaded] of this.destinations) {
+      const key = loaded.fallbackFor;
+      if (key === undefined || this.index?.destinations[name] !== key) continue;
+      try {
+        const fixed = await this.readDestination(key, mode);
+        if (this.index?.destinations[name] === key) {
+          this.destinations.set(name, fixed);
+          this.destinationErrors.delete(name);
+          this.destinationFailedAt.delete(name);
+        }
+      } catch (error) {
+        const failure = this.toLoadError(error, this.index?.version);
+        failure.message += `; '${name}' keeps the entry of version ${loaded.fallbackVersion}`;
+        this.destinationErrors.set(name, failure);
+      }
     }
   }
 
@@ -179,6 +255,7 @@ export class ConfigCache {
       throw new LoadFailure(`reading ${key} from KV failed: ${(error as Error).message}`);
     }
     if (text === null) throw new LoadFailure(`KV key ${key} does not exist`);
+    checkSize(key, text, MAX_ENTRY_BYTES);
     try {
       return JSON.parse(text) as unknown;
     } catch (error) {
@@ -224,6 +301,19 @@ export class ConfigCache {
       if (text === null)
         throw new LoadFailure(`no config published yet (KV key ${INDEX_KEY} is absent)`);
       if (text === this.refusedIndexText) return;
+      if (text === this.indexText) {
+        // The applied version, unchanged (any earlier failure to read or apply is over): only
+        // destinations on a fallback have work to do.
+        this.lastError = undefined;
+        await this.retryFallbacks(mode);
+        return;
+      }
+      try {
+        checkSize(INDEX_KEY, text, MAX_INDEX_BYTES);
+      } catch (error) {
+        this.refusedIndexText = text;
+        throw error;
+      }
       let json: unknown;
       try {
         json = JSON.parse(text);
@@ -241,7 +331,15 @@ export class ConfigCache {
       const changed = new Map<string, LoadedDestination>();
       for (const [name, loaded] of this.destinations) {
         const key = next.destinations[name];
-        if (key === undefined || key === loaded.key) continue;
+        if (key === undefined) continue;
+        if (key === loaded.key) {
+          // A rollback to the entry a fallback serves ends the fallback.
+          if (loaded.fallbackFor !== undefined)
+            changed.set(name, { ...loaded, fallbackFor: undefined });
+          continue;
+        }
+        // Still the entry that failed: keep the fallback rather than refuse every later version.
+        if (key === loaded.fallbackFor) continue;
         try {
           changed.set(name, await this.readDestination(key, mode));
         } catch (error) {
@@ -254,12 +352,18 @@ export class ConfigCache {
         if (next.destinations[name] === undefined) this.destinations.delete(name);
       }
       for (const [name, loaded] of changed) this.destinations.set(name, loaded);
+      if (this.index) this.previousIndex = this.index;
       this.index = next;
+      this.indexText = text;
       this.indexLoadedAt = this.options.now();
       this.lastError = undefined;
       this.refusedIndexText = undefined;
-      this.destinationErrors.clear();
-      this.destinationFailedAt.clear();
+      for (const name of this.destinationErrors.keys()) {
+        if (this.destinations.get(name)?.fallbackFor === undefined) {
+          this.destinationErrors.delete(name);
+          this.destinationFailedAt.delete(name);
+        }
+      }
     } catch (error) {
       this.lastError = this.toLoadError(error, refusedVersion);
     }
@@ -286,7 +390,7 @@ export class ConfigCache {
       ageSeconds: this.index ? Math.round((now - Date.parse(this.index.publishedAt)) / 1000) : null,
       lastCheckAt: this.lastCheckAt ? new Date(this.lastCheckAt).toISOString() : null,
       refreshSeconds: this.options.refreshMs / 1000,
-      error: this.lastError ?? null,
+      error: this.topError() ?? null,
       destinations: Object.fromEntries(
         [...new Set([...this.destinations.keys(), ...this.destinationErrors.keys()])]
           .sort()
@@ -296,6 +400,7 @@ export class ConfigCache {
               name,
               {
                 entry: loaded?.key ?? null,
+                ...(loaded?.fallbackFor ? { fallbackFor: loaded.fallbackFor } : {}),
                 matches: loaded?.table.hasRoutes ? loaded.table.matches.length : 0,
                 warnings: loaded?.table.warnings ?? [],
                 error: this.destinationErrors.get(name) ?? null,

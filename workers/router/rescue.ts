@@ -1,8 +1,9 @@
 /**
- * The one place mesh failures become responses (contract: JSON body, status, `X-Mesh-Error`).
- * Layers throw; this answers. Anything that is not a MeshError is a bug in the mesh or an
- * upstream failure surfaced as an exception, and is reported as `upstream_error` without its
- * internals.
+ * The one place failures become responses (contract: JSON body, status, `X-Mesh-Error`).
+ * Layers throw; this answers. A MeshError carries its contract code. Anything else is a bug in
+ * the router itself — failures of the upstream are caught where they happen (forward.ts) and
+ * thrown as `upstream_error` — so it is logged, with the request id and where it happened, and
+ * answered `internal_error` (500): a router bug is never blamed on the upstream.
  */
 import { MeshError } from "../../core/errors.ts";
 
@@ -19,8 +20,35 @@ export function errorResponse(error: MeshError, requestId?: string): Response {
   });
 }
 
-/** Maps any thrown value to a MeshError. */
-export function asMeshError(error: unknown): MeshError {
+/** Where a failure happened, for the log line of an internal error. */
+export interface FailureContext {
+  requestId: string | undefined;
+  destination: string | undefined;
+  route: string | undefined;
+}
+
+/** The error log line of a router bug: one JSON object, ready for Workers Logs. */
+export function logInternalError(error: unknown, where: FailureContext): void {
+  console.error(
+    JSON.stringify({
+      level: "error",
+      event: "internal_error",
+      requestId: where.requestId ?? null,
+      destination: where.destination || null,
+      route: where.route ?? null,
+      error:
+        error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error),
+    }),
+  );
+}
+
+/** Maps any thrown value to a MeshError, logging those that are not mesh errors. */
+export function rescue(error: unknown, where: FailureContext): MeshError {
   if (error instanceof MeshError) return error;
-  return new MeshError("upstream_error", "the upstream call failed", { cause: error });
+  logInternalError(error, where);
+  return new MeshError(
+    "internal_error",
+    `the mesh failed while handling this call (request id ${where.requestId ?? "unknown"}); this is a bug in the router, not the upstream`,
+    { destination: where.destination, route: where.route, cause: error },
+  );
 }

@@ -11,3 +11,23 @@ export function withHeaderEdits(response: Response, edits: HeaderEdits): Respons
   applyHeaderEdits(edited.headers, edits);
   return edited;
 }
+
+/**
+ * `response` with `headers` set (replacing any the upstream sent) and `vary` added to its Vary
+ * header. An accepted WebSocket is passed back untouched (its socket travels with the response).
+ */
+export function withHeaders(
+  response: Response,
+  headers: readonly (readonly [string, string])[],
+  vary: string,
+): Response {
+  if (response.webSocket) return response;
+  const edited = new Response(response.body, response);
+  for (const [name, value] of headers) edited.headers.set(name, value);
+  const current = edited.headers.get("vary");
+  if (!current) edited.headers.set("vary", vary);
+  else if (!current.split(",").some((v) => v.trim().toLowerCase() === vary.toLowerCase())) {
+    edited.headers.set("vary", `${current}, ${vary}`);
+  }
+  return edited;
+}

@@ -1,17 +1,44 @@
 /**
- * Applies a matched rule's filters: RequestRedirect answers at once; RequestHeaderModifier and
- * URLRewrite shape the request; RequestMirror copies it elsewhere without waiting;
- * ResponseHeaderModifier shapes the answer on the way back. The same function serves
- * backend-level filters (see traffic-split.ts).
+ * Applies a matched rule's filters: CORS answers preflights at once and labels cross-origin
+ * responses; RequestRedirect answers at once; RequestHeaderModifier and URLRewrite shape the
+ * request; RequestMirror copies it elsewhere without waiting; ResponseHeaderModifier shapes the
+ * answer on the way back. The same function serves backend-level filters (see traffic-split.ts).
  */
+import { isPreflight, preflightHeaders, responseHeaders } from "../../../core/routing/cors.ts";
 import { applyHeaderEdits, redirectLocation, rewriteUrl } from "../../../core/routing/filters.ts";
 import type { CompiledFilters } from "../../../core/routing/route-table.ts";
 import type { Layer, MeshCall } from "../call.ts";
 import { sendMirrors } from "../mirror.ts";
-import { withHeaderEdits } from "../response.ts";
+import { withHeaderEdits, withHeaders } from "../response.ts";
 
 /** Runs `filters` around `next`; shared by rule-level and backend-level filters. */
 export function runFilters(
+  call: MeshCall,
+  filters: CompiledFilters,
+  next: () => Promise<Response>,
+): Promise<Response> {
+  const cors = filters.cors;
+  if (cors) {
+    const origin = call.request.headers.get("origin");
+    if (origin !== null) {
+      // A preflight is the mesh's to answer: the backend never sees it.
+      if (isPreflight(call.request.method, call.request.headers)) {
+        const answer = new Response(null, {
+          status: 200,
+          headers: preflightHeaders(cors, call.request.headers),
+        });
+        return Promise.resolve(answer);
+      }
+      const added = responseHeaders(cors, origin);
+      return applyFilters(call, filters, next).then((response) =>
+        withHeaders(response, added, "Origin"),
+      );
+    }
+  }
+  return applyFilters(call, filters, next);
+}
+
+function applyFilters(
   call: MeshCall,
   filters: CompiledFilters,
   next: () => Promise<Response>,

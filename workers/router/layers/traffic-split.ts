@@ -1,7 +1,9 @@
 /**
  * Chooses the backend among the rule's weighted backendRefs, in this order:
- *   1. `X-Mesh-Backend: <service>` pins the request to one of the rule's backends (for testing a
- *      version before it takes traffic; weight 0 allowed);
+ *   1. `X-Mesh-Backend: <service>` pins the request to one of the rule's backends — only where
+ *      the destination Service enables pinning (`spec.backendPinning`), only for the callers it
+ *      names, and never to a weight-0 backend unless it allows that too; otherwise the header is
+ *      ignored (and, like every pin, not forwarded);
  *   2. session persistence hashes the session key (header or cookie) so a user stays on one
  *      backend while weights move; a missing cookie is issued;
  *   3. otherwise a weighted random pick.
@@ -40,13 +42,24 @@ function sessionKey(call: MeshCall, session: SessionSpec): string | undefined {
   return issued;
 }
 
-function chooseBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | undefined {
+/** The backend `X-Mesh-Backend` pins this call to, when the destination allows it. */
+function pinnedBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | undefined {
   const pinned = call.request.headers.get(PIN_HEADER);
-  if (pinned) {
-    call.headers.delete(PIN_HEADER);
-    const backend = rule.backends.items.find((b) => b.name === pinned);
-    if (backend) return backend;
+  if (pinned === null) return undefined;
+  call.headers.delete(PIN_HEADER);
+  const pinning = call.table?.pinning;
+  if (!pinning) return undefined;
+  if (pinning.callers && (call.caller === undefined || !pinning.callers.has(call.caller))) {
+    return undefined;
   }
+  const backend = rule.backends.items.find((b) => b.name === pinned);
+  if (!backend || (backend.weight === 0 && !pinning.allowZeroWeight)) return undefined;
+  return backend;
+}
+
+function chooseBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | undefined {
+  const pinned = pinnedBackend(call, rule);
+  if (pinned) return pinned;
   if (rule.session) {
     const key = sessionKey(call, rule.session);
     if (key !== undefined) return pickSticky(rule.backends, key);
@@ -62,7 +75,7 @@ export const trafficSplit: Layer = (call, next) => {
       "no_backend",
       !backend
         ? `rule '${rule.id}' has no backendRefs with a weight above 0`
-        : `rule '${rule.id}' sends to Service '${backend.name}', which does not exist`,
+        : `rule '${rule.id}' sends this request to a backend that cannot receive it: ${backend.problem ?? `Service '${backend.name}' does not exist`}`,
       { destination: call.destination, route: rule.id },
     );
   }

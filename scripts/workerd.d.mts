@@ -1,0 +1,46 @@
+// Types of workerd.mjs (run built Workers on the workerd binary), for the TypeScript tests.
+
+export const WORKERD: string;
+export const COMPATIBILITY_DATE: string;
+export function str(text: string): string;
+
+/** Binding declarations, as capnp text. */
+export const binding: {
+  text(name: string, value: string): string;
+  service(name: string, service: string, entrypoint?: string, props?: object): string;
+  kv(name: string, service: string): string;
+  jsonFile(name: string, file: string): string;
+};
+
+export function modulesOf(dir: string, main: string, from: string): string;
+
+export type ServiceConfig =
+  { name: string; modules: string; bindings: string[] } | { name: string; network: string[] };
+
+export interface SocketConfig {
+  name: string;
+  port: number;
+  service: string;
+}
+
+export function writeWorkerdConfig(
+  dir: string,
+  services: ServiceConfig[],
+  sockets: SocketConfig[],
+): string;
+export function listening(port: number): Promise<boolean>;
+export function tail(path: string, lines?: number): string;
+
+export interface RunningWorkerd {
+  pid: number;
+  logPath: string;
+  log(): string;
+  exited(): { code: number | null; signal: string | null } | null;
+  stop(): Promise<void>;
+}
+
+export function startWorkerd(
+  dir: string,
+  sockets: { name: string; port: number }[],
+  options?: { timeoutMs?: number },
+): Promise<RunningWorkerd>;

@@ -1,0 +1,45 @@
+/**
+ * The router's own settings, from its `[vars]`: read once per isolate and checked, so a typo in
+ * a var is reported in `/.mesh/status` instead of silently changing behaviour per request.
+ */
+import type { EscapedSlashes } from "../../core/path-normalization.ts";
+
+export interface RouterSettings {
+  /** SPIFFE trust domain of caller identities. */
+  readonly trustDomain: string;
+  /** How often an isolate checks KV for a newer config, in milliseconds. */
+  readonly refreshMs: number;
+  /** What an encoded `/` or `\` in a request path gets: refused (400) or kept, encoded. */
+  readonly escapedSlashes: EscapedSlashes;
+  /** Vars that were invalid, and the default used instead. */
+  readonly problems: readonly string[];
+}
+
+const DEFAULT_REFRESH_SECONDS = 5;
+
+/** Reads and checks the router's vars. */
+export function readSettings(env: Env): RouterSettings {
+  const problems: string[] = [];
+  const seconds = Number(env.CONFIG_REFRESH_SECONDS ?? DEFAULT_REFRESH_SECONDS);
+  let refreshSeconds = DEFAULT_REFRESH_SECONDS;
+  if (Number.isFinite(seconds) && seconds >= 0) refreshSeconds = seconds;
+  else {
+    problems.push(
+      `CONFIG_REFRESH_SECONDS=${JSON.stringify(env.CONFIG_REFRESH_SECONDS)} is not a number of seconds ≥ 0; using ${DEFAULT_REFRESH_SECONDS}`,
+    );
+  }
+  const slashes = env.PATH_ESCAPED_SLASHES ?? "reject";
+  let escapedSlashes: EscapedSlashes = "reject";
+  if (slashes === "reject" || slashes === "keep") escapedSlashes = slashes;
+  else {
+    problems.push(
+      `PATH_ESCAPED_SLASHES=${JSON.stringify(slashes)} must be "reject" or "keep"; using "reject"`,
+    );
+  }
+  return {
+    trustDomain: env.TRUST_DOMAIN || "meshwork.local",
+    refreshMs: refreshSeconds * 1000,
+    escapedSlashes,
+    problems,
+  };
+}
