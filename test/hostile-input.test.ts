@@ -44,6 +44,26 @@ async function meshError(response: Response, status: number, code: string): Prom
 
 afterEach(() => vi.restoreAllMocks());
 
+/**
+ * Writes `mesh/index` as `wrangler kv key put` would: the published index at `version`, with
+ * some destinations pointed elsewhere. Returns the index it replaced.
+ */
+async function writeIndexByHand(
+  version: number,
+  changes: Record<string, string>,
+): Promise<{ destinations: Record<string, string> }> {
+  const index = JSON.parse((await env.MESH_CONFIG.get(INDEX_KEY))!) as {
+    destinations: Record<string, string>;
+  };
+  const destinations = { ...index.destinations, ...changes };
+  const publishedAt = new Date().toISOString();
+  await env.MESH_CONFIG.put(
+    INDEX_KEY,
+    JSON.stringify({ schema: 1, version, publishedAt, destinations }),
+  );
+  return index;
+}
+
 describe("catastrophic regular expressions", () => {
   it("attack: (a+)+$ against 'aaaa…a!' answers at once, and a concurrent call is unaffected", async () => {
     await publish([
@@ -157,9 +177,6 @@ describe("failures in the contract's shape", () => {
 describe("bad config written straight into KV", () => {
   it("attack: a 10 MB annotation in a hand-written entry is refused before parsing; the last good version serves", async () => {
     const good = await publish([...BACKENDS, service("echo", "ECHO_V1")]);
-    const index = JSON.parse((await env.MESH_CONFIG.get(INDEX_KEY))!) as {
-      destinations: Record<string, string>;
-    };
     const huge = {
       schema: 1,
       service: {
@@ -170,15 +187,7 @@ describe("bad config written straight into KV", () => {
       backends: [],
     };
     await env.MESH_CONFIG.put("mesh/dest/echo/huge", JSON.stringify(huge));
-    await env.MESH_CONFIG.put(
-      INDEX_KEY,
-      JSON.stringify({
-        schema: 1,
-        version: good + 1,
-        publishedAt: new Date().toISOString(),
-        destinations: { ...index.destinations, echo: "mesh/dest/echo/huge" },
-      }),
-    );
+    await writeIndexByHand(good + 1, { echo: "mesh/dest/echo/huge" });
     const status = (await refresh()) as unknown as Status;
     expect(status.version).toBe(good);
     expect(status.error?.message).toMatch(
@@ -189,18 +198,7 @@ describe("bad config written straight into KV", () => {
 
   it("attack: an index naming a missing entry is a top-level error, and the destination keeps its last good entry", async () => {
     const good = await publish([...BACKENDS, service("payments", "ECHO_V2")]);
-    const index = JSON.parse((await env.MESH_CONFIG.get(INDEX_KEY))!) as {
-      destinations: Record<string, string>;
-    };
-    await env.MESH_CONFIG.put(
-      INDEX_KEY,
-      JSON.stringify({
-        schema: 1,
-        version: good + 1,
-        publishedAt: new Date().toISOString(),
-        destinations: { ...index.destinations, payments: "mesh/dest/payments/missing" },
-      }),
-    );
+    const index = await writeIndexByHand(good + 1, { payments: "mesh/dest/payments/missing" });
     // A version this isolate applies at once (it has not served payments yet) …
     expect(((await refresh()) as unknown as Status).version).toBe(good + 1);
     // … and the first call for payments finds the entry missing: it keeps the previous one.

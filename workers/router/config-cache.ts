@@ -186,12 +186,7 @@ export class ConfigCache {
     const version = this.index?.version;
     try {
       const loaded = await this.readDestination(key, mode);
-      // A refresh may have moved the index on while we read; keep the newer state.
-      if (this.index?.destinations[destination] === key) {
-        this.destinations.set(destination, loaded);
-        this.destinationErrors.delete(destination);
-        this.destinationFailedAt.delete(destination);
-      }
+      this.adopt(destination, key, loaded);
       return loaded;
     } catch (error) {
       const failure = this.toLoadError(error, version);
@@ -202,6 +197,19 @@ export class ConfigCache {
       this.destinationErrors.set(destination, failure);
       this.destinationFailedAt.set(destination, this.options.now());
       return fallback;
+    }
+  }
+
+  /**
+   * Serves `loaded` for `destination`, loaded for the index's `key`, unless a refresh moved the
+   * index on while it was read (then the newer state stands). A real entry ends any error.
+   */
+  private adopt(destination: string, key: string, loaded: LoadedDestination): void {
+    if (this.index?.destinations[destination] !== key) return;
+    this.destinations.set(destination, loaded);
+    if (loaded.fallbackFor === undefined) {
+      this.destinationErrors.delete(destination);
+      this.destinationFailedAt.delete(destination);
     }
   }
 
@@ -219,7 +227,7 @@ export class ConfigCache {
         fallbackFor: key,
         fallbackVersion: this.previousIndex?.version,
       };
-      if (this.index?.destinations[destination] === key) this.destinations.set(destination, loaded);
+      this.adopt(destination, key, loaded);
       return loaded;
     } catch {
       return undefined;
@@ -232,12 +240,7 @@ export class ConfigCache {
       const key = loaded.fallbackFor;
       if (key === undefined || this.index?.destinations[name] !== key) continue;
       try {
-        const fixed = await this.readDestination(key, mode);
-        if (this.index?.destinations[name] === key) {
-          this.destinations.set(name, fixed);
-          this.destinationErrors.delete(name);
-          this.destinationFailedAt.delete(name);
-        }
+        this.adopt(name, key, await this.readDestination(key, mode));
       } catch (error) {
         const failure = this.toLoadError(error, this.index?.version);
         failure.message += `; '${name}' keeps the entry of version ${loaded.fallbackVersion}`;
