@@ -2,21 +2,42 @@
 // event loop with the code being measured:
 //
 //   node bench/load.mjs <url> <connections> <seconds> [latencies.bin]
+//                       [--headers '{"name":"value"}'] [--path /raw/path?query]
 //
 // Drives autocannon at <url> and prints one JSON line: requests, requests/s, latency percentiles
 // in milliseconds (exact, from every response time autocannon reports: its own histogram keeps
 // whole milliseconds, too coarse for sub-millisecond loopback hops), non-2xx and errors. With a
 // fourth argument it also writes every latency there (float64, ms), so runs can be merged.
+//
+// --headers: a JSON object of extra request headers, sent with every request.
+// --path: the request target exactly as it goes on the request line. Without it the path comes
+// from <url>, which URL parsing has already normalised (`/a/./b` is sent as `/a/b`); with it, a
+// path such as `/bench//%6Frders/./` reaches the server byte for byte.
 import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 
-const [url, connectionsArg = "16", secondsArg = "10", latencyFile] = process.argv.slice(2);
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    headers: { type: "string" },
+    path: { type: "string" },
+  },
+});
+const [url, connectionsArg = "16", secondsArg = "10", latencyFile] = positionals;
 if (!url) {
-  console.error("usage: node bench/load.mjs <url> <connections> <seconds> [latencies.bin]");
+  console.error(
+    "usage: node bench/load.mjs <url> <connections> <seconds> [latencies.bin] [--headers JSON] [--path PATH]",
+  );
   process.exit(2);
 }
 const connections = Number(connectionsArg);
 const duration = Number(secondsArg);
+const headers = flags.headers ? JSON.parse(flags.headers) : undefined;
+if (headers !== undefined && (typeof headers !== "object" || headers === null)) {
+  console.error("--headers must be a JSON object of header names to values");
+  process.exit(2);
+}
 
 const latencies = [];
 const statusCodes = {};
@@ -27,7 +48,12 @@ function percentile(sorted, p) {
   return sorted[rank];
 }
 
-const instance = autocannon({ url, connections, duration }, (error, result) => {
+const options = { url, connections, duration };
+if (headers) options.headers = headers;
+// One request definition, built into bytes once, as autocannon does for a plain URL.
+if (flags.path) options.requests = [{ path: flags.path }];
+
+const instance = autocannon(options, (error, result) => {
   if (error) {
     console.error(error);
     process.exit(1);
@@ -39,6 +65,8 @@ const instance = autocannon({ url, connections, duration }, (error, result) => {
   const seconds = result.duration;
   const out = {
     url,
+    path: flags.path ?? null,
+    headers: headers ?? {},
     connections,
     seconds,
     requests: latencies.length,

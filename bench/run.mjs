@@ -4,49 +4,69 @@
 //     `wrangler deploy --dry-run`, exactly as they would be deployed.
 //  2. Builds a config snapshot from a realistic policy with the repo's own core (validate, then
 //     buildSnapshot) and serves it to the router's MESH_CONFIG through workerd's real
-//     kvNamespace binding (bench/workers/kv.ts answers the KV protocol).
-//  3. Runs everything in one `workerd serve` with a generated capnp config — workerd directly,
-//     not `wrangler dev`, whose proxy caps throughput — and exposes one loopback socket per
-//     scenario. The same client Worker calls `env.ECHO.fetch(request)` in each:
-//       direct  client → echo-v1                       (a plain service binding)
-//       hop     client → empty hop Worker → echo-v1    (the floor for any extra Worker hop)
-//       mesh    client → router (entrypoint Mesh, props {caller, target}) → echo-v1 | echo-v2
-//  4. Drives load from a separate process (bench/load.mjs, autocannon): a warm-up, then a
-//     throughput phase per scenario (several connections, workerd saturated; its CPU time is
-//     read from /proc before and after), then a latency phase per scenario with one connection,
-//     where the latency is the hop's own cost rather than queueing behind other requests.
-//  5. Prints a table, writes bench/results.json, and stops workerd.
+//     kvNamespace binding (test/fixtures/snapshot-kv.ts answers the KV protocol).
+//  3. Micro: times, in this Node process (V8, the engine family workerd uses), what the router's
+//     hot path does per request and the lanes below can only show through noise: path
+//     normalisation (plain and messy paths), one compiled RE2 test against native RegExp for the
+//     bench's patterns, and the route matcher on the mesh and mesh-regex lanes' tables; and the
+//     worst case the README bounds, RE2 on `(a+)+$` against 'a'×4095 + '!'. Once workerd runs,
+//     the same pieces are timed on workerd itself (bench/workers/micro.ts, workerd CPU time from
+//     /proc), before any load.
+//  4. Runs everything in one `workerd serve` (scripts/workerd.mjs, capnp config in bench/.run/)
+//     — workerd directly, not `wrangler dev`, whose proxy caps throughput — with one loopback
+//     socket per lane. The same client Worker calls `env.ECHO.fetch(request)` in each:
+//       direct      client → echo-v1                       (a plain service binding)
+//       hop         client → empty hop Worker → echo-v1    (the floor for any extra Worker hop)
+//       mesh        client → router (entrypoint Mesh, props {caller, target: echo}) → echo-v1|v2;
+//                   echo's route matches by PathPrefix
+//       mesh-regex  as mesh, target echo-re: a route of RE2 rules (three it misses, tried first,
+//                   then path + header RegularExpression), same filters, split and timeouts
+//       mesh-path   as mesh, but the request path needs normalising (`/bench//%6Frders/./`)
+//     Every lane sends the same request headers (x-tenant), so mesh-regex − mesh is the regex
+//     work and mesh-path − mesh the path normalisation's slow path.
+//  5. Drives load from a separate process (bench/load.mjs, autocannon): a warm-up, then a
+//     throughput phase per lane (several connections, workerd saturated; its CPU time is read
+//     from /proc before and after), then a latency phase per lane with one connection, where the
+//     latency is the hop's own cost rather than queueing behind other requests.
+//  6. Prints tables, writes bench/results.json, and stops workerd.
 //
-// Options (`npm run bench -- --seconds 20`): --seconds N (throughput phase per scenario,
-// default 10), --latency-seconds N (default 4), --rounds N (each phase split into N rounds of
-// alternating scenario order, default 2), --warmup N (default 3), --connections N (default 16),
-// --port-base N (default 19081; uses N..N+4).
+// Options (`npm run bench -- --seconds 20`): --seconds N (throughput phase per lane, default
+// 10), --latency-seconds N (default 4), --rounds N (each phase split into N rounds of
+// alternating lane order, default 2), --warmup N (default 3), --connections N (default 16),
+// --port-base N (default 19081), --micro-only (only the micro section: no build, no workerd, no
+// results.json).
+//
+// Ports, on 127.0.0.1, from --port-base N: N direct, N+1 hop, N+2 mesh, N+3 the router's HTTP
+// entry (/.mesh/status), N+4 the KV service's read counter, N+5 mesh-regex, N+6 mesh-path, N+7
+// the micro Worker (19081–19088 by default).
 import { execFileSync, spawn } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { connect } from "node:net";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
+import { URLSearchParams, fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { buildSnapshot } from "../core/config/snapshot.ts";
+import { buildSnapshot, parseEntry } from "../core/config/snapshot.ts";
 import { validateResources } from "../core/config/validate.ts";
+import { normalizePath } from "../core/path-normalization.ts";
+import { compileRegex } from "../core/routing/regex.ts";
+import { compileRouteTable, matchRoute } from "../core/routing/route-table.ts";
+import {
+  COMPATIBILITY_DATE,
+  WORKERD,
+  binding,
+  listening,
+  modulesOf,
+  startWorkerd,
+  tail,
+  writeWorkerdConfig,
+} from "../scripts/workerd.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = join(ROOT, "bench", ".build");
 const RUN = join(ROOT, "bench", ".run");
-const WORKERD = join(ROOT, "node_modules", "workerd", "bin", "workerd");
 const LOAD = join(ROOT, "bench", "load.mjs");
 const RESULTS = join(ROOT, "bench", "results.json");
-const COMPATIBILITY_DATE = "2026-11-01";
 
 const { values: options } = parseArgs({
   options: {
@@ -56,6 +76,7 @@ const { values: options } = parseArgs({
     warmup: { type: "string", default: "3" },
     connections: { type: "string", default: "16" },
     "port-base": { type: "string", default: "19081" },
+    "micro-only": { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(options.seconds);
@@ -71,31 +92,85 @@ const PORTS = {
   mesh: PORT_BASE + 2,
   router: PORT_BASE + 3,
   kv: PORT_BASE + 4,
+  "mesh-regex": PORT_BASE + 5,
+  "mesh-path": PORT_BASE + 6,
+  micro: PORT_BASE + 7,
 };
-const SCENARIOS = [
-  { name: "direct", path: "client → echo-v1 (service binding)" },
-  { name: "hop", path: "client → hop Worker → echo-v1" },
-  { name: "mesh", path: "client → router (Mesh entrypoint) → echo-v1/v2" },
-];
 const REQUEST_PATH = "/bench/orders?id=42";
+/** The mesh-path lane's request target: a double slash, an encoded `o` and a dot segment. */
+const MESSY_REQUEST_PATH = "/bench//%6Frders/./?id=42";
+/** What echo must receive for MESSY_REQUEST_PATH once the router has normalised it. */
+const MESSY_NORMALISED = "/bench/orders/";
+/** Sent by every lane: the mesh-regex lane's route matches on it, the others ignore it. */
+const LOAD_HEADERS = { "x-tenant": "tenant-42" };
 const CALLER = "bench";
+const TARGET = "echo";
+const REGEX_TARGET = "echo-re";
+/** Lanes, in the order of odd rounds (even rounds reverse it). */
+const SCENARIOS = [
+  { name: "direct", path: "client → echo-v1 (service binding)", requestPath: REQUEST_PATH },
+  { name: "hop", path: "client → hop Worker → echo-v1", requestPath: REQUEST_PATH },
+  {
+    name: "mesh",
+    path: "client → router (Mesh, target echo: PathPrefix route) → echo-v1/v2",
+    requestPath: REQUEST_PATH,
+    mesh: true,
+  },
+  {
+    name: "mesh-regex",
+    path: "client → router (Mesh, target echo-re: RE2 route) → echo-v1/v2",
+    requestPath: REQUEST_PATH,
+    mesh: true,
+  },
+  {
+    name: "mesh-path",
+    path: "as mesh, with a path to normalise → echo-v1/v2",
+    requestPath: MESSY_REQUEST_PATH,
+    mesh: true,
+  },
+];
 /** Other processes' CPU (in cores) during a phase above which the run is flagged as noisy. */
 const NOISY_CPU = 0.15;
-const TARGET = "echo";
 
 const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
 delete childEnv.FORCE_COLOR;
+/** The running workerd (scripts/workerd.mjs's handle), once started. */
 let workerd;
 let loadChild;
 
 // ---------------------------------------------------------------------------------------------
-// The policy: what a team running echo with a canary would configure.
+// The policy: what a team running echo with a canary would configure, and the same destination
+// routed the way a real table with regular expressions would be.
+
+const TIMEOUTS = { request: "10s", backendRequest: "5s" };
+const SPLIT = [
+  { name: "echo-v1", weight: 90 },
+  { name: "echo-v2", weight: 10 },
+];
+const headerEdits = (route) => ({
+  type: "RequestHeaderModifier",
+  requestHeaderModifier: {
+    set: [{ name: "x-mesh-route", value: `${route}/split` }],
+    add: [{ name: "x-tenant", value: "bench" }],
+    remove: ["x-debug"],
+  },
+});
+
+/** The RE2 patterns of the echo-re route (also timed on their own in the micro section). */
+const PATTERNS = {
+  users: "/api/v[0-9]+/users/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+  items: "/items/[0-9]+/(reviews|questions|photos)/[0-9]+",
+  bench: "/bench/(orders|payments|invoices)",
+  tenant: "tenant-[0-9]+",
+  canary: "always|yes",
+};
 
 const POLICY = [
   service("echo-v1", "ECHO_V1"),
   service("echo-v2", "ECHO_V2"),
-  // `echo` fronts the versions; its own endpoint is used only when no route matches.
+  // `echo` and `echo-re` front the versions; their own endpoint is used only with no route.
   service("echo", "ECHO_V1"),
+  service("echo-re", "ECHO_V1"),
   {
     apiVersion: "gateway.networking.k8s.io/v1",
     kind: "HTTPRoute",
@@ -107,38 +182,76 @@ const POLICY = [
           name: "canary-testers",
           matches: [{ headers: [{ name: "x-canary", value: "always" }] }],
           backendRefs: [{ name: "echo-v2" }],
-          timeouts: { request: "10s", backendRequest: "5s" },
+          timeouts: TIMEOUTS,
         },
         {
           name: "split",
           matches: [{ path: { type: "PathPrefix", value: "/" } }],
-          filters: [
+          filters: [headerEdits("echo-canary")],
+          backendRefs: SPLIT,
+          timeouts: TIMEOUTS,
+        },
+      ],
+    },
+  },
+  // The same destination, routed by RE2 regular expressions. Precedence puts regex paths before
+  // prefixes and, among them, longer values first, then more header matches, then rule order:
+  // so a request for /bench/orders tries users-by-id, item-questions and canary-testers (all
+  // miss) before it matches split — the three misses are what a real table makes a call pay.
+  {
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "HTTPRoute",
+    metadata: { name: "echo-re" },
+    spec: {
+      parentRefs: [{ name: "echo-re" }],
+      rules: [
+        {
+          name: "users-by-id",
+          matches: [{ path: { type: "RegularExpression", value: PATTERNS.users } }],
+          backendRefs: [{ name: "echo-v1" }],
+          timeouts: TIMEOUTS,
+        },
+        {
+          name: "item-questions",
+          matches: [{ path: { type: "RegularExpression", value: PATTERNS.items } }],
+          backendRefs: [{ name: "echo-v1" }],
+          timeouts: TIMEOUTS,
+        },
+        {
+          // The load sends no x-canary: the path regex runs and matches, the header is absent.
+          name: "canary-testers",
+          matches: [
             {
-              type: "RequestHeaderModifier",
-              requestHeaderModifier: {
-                set: [{ name: "x-mesh-route", value: "echo-canary/split" }],
-                add: [{ name: "x-tenant", value: "bench" }],
-                remove: ["x-debug"],
-              },
+              path: { type: "RegularExpression", value: PATTERNS.bench },
+              headers: [{ type: "RegularExpression", name: "x-canary", value: PATTERNS.canary }],
             },
           ],
-          backendRefs: [
-            { name: "echo-v1", weight: 90 },
-            { name: "echo-v2", weight: 10 },
+          backendRefs: [{ name: "echo-v2" }],
+          timeouts: TIMEOUTS,
+        },
+        {
+          name: "split",
+          matches: [
+            {
+              path: { type: "RegularExpression", value: PATTERNS.bench },
+              headers: [{ type: "RegularExpression", name: "x-tenant", value: PATTERNS.tenant }],
+            },
           ],
-          timeouts: { request: "10s", backendRequest: "5s" },
+          filters: [headerEdits("echo-re")],
+          backendRefs: SPLIT,
+          timeouts: TIMEOUTS,
         },
       ],
     },
   },
 ];
 
-function service(name, binding) {
+function service(name, bindingName) {
   return {
     apiVersion: "meshwork.dev/v1",
     kind: "Service",
     metadata: { name },
-    spec: { endpoints: [{ binding }] },
+    spec: { endpoints: [{ binding: bindingName }] },
   };
 }
 
@@ -147,8 +260,291 @@ function buildSnapshotWrites() {
   if (!validated.ok) {
     throw new Error(`the bench policy does not validate: ${JSON.stringify(validated.issues)}`);
   }
-  const { index, writes } = buildSnapshot(validated.value, 1, new Date());
+  const snapshot = buildSnapshot(validated.value, 1, new Date());
+  if (!snapshot.ok) {
+    throw new Error(`the bench policy does not snapshot: ${JSON.stringify(snapshot.issues)}`);
+  }
+  const { index, writes } = snapshot;
   return { index, kv: Object.fromEntries(writes.map((w) => [w.key, w.value])) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro: the hot path's pieces, timed in this process.
+
+/**
+ * A timing loop of its own per case (compiled separately, so no call site is shared between
+ * cases and each stays monomorphic). Returns how many calls returned true, so nothing is dead.
+ */
+function makeLoop() {
+  return new Function(
+    "fn",
+    "subject",
+    "n",
+    "let hits = 0; for (let i = 0; i < n; i++) if (fn(subject)) hits++; return hits;",
+  );
+}
+
+const MICRO_BATCHES = 7;
+const MICRO_MAX_CALLS = 200_000;
+const MICRO_MIN_CALLS = 10_000;
+/** A batch aims at about this long, so a slow case (RE2, the matcher) does not take seconds. */
+const MICRO_BATCH_NS = 40e6;
+
+/** Nanoseconds per call of `fn(subject)`: the median of MICRO_BATCHES timed batches. */
+function timeCalls(fn, subject) {
+  const loop = makeLoop();
+  // Warm-up (lets V8 optimise fn and the loop), then a probe to size the batches.
+  loop(fn, subject, 20_000);
+  const t0 = process.hrtime.bigint();
+  loop(fn, subject, MICRO_MIN_CALLS);
+  const probe = Number(process.hrtime.bigint() - t0) / MICRO_MIN_CALLS;
+  const calls = Math.round(
+    Math.min(MICRO_MAX_CALLS, Math.max(MICRO_MIN_CALLS, MICRO_BATCH_NS / Math.max(probe, 1))),
+  );
+  loop(fn, subject, calls);
+  const perCall = [];
+  let hits = 0;
+  for (let b = 0; b < MICRO_BATCHES; b++) {
+    const start = process.hrtime.bigint();
+    hits = loop(fn, subject, calls);
+    perCall.push(Number(process.hrtime.bigint() - start) / calls);
+  }
+  perCall.sort((a, b) => a - b);
+  return {
+    callsPerBatch: calls,
+    batches: MICRO_BATCHES,
+    nsPerCall: perCall[Math.floor(perCall.length / 2)],
+    minNs: perCall[0],
+    maxNs: perCall.at(-1),
+    result: hits === calls ? true : hits === 0 ? false : "mixed",
+  };
+}
+
+/** The compiled route table of `destination` from the bench policy, as the router builds it. */
+function compiledTable(destination) {
+  const validated = validateResources(POLICY);
+  if (!validated.ok) throw new Error(JSON.stringify(validated.issues));
+  const snapshot = buildSnapshot(validated.value, 1, new Date());
+  if (!snapshot.ok) throw new Error(JSON.stringify(snapshot.issues));
+  const key = snapshot.index.destinations[destination];
+  const value = snapshot.writes.find((w) => w.key === key).value;
+  const entry = parseEntry(JSON.parse(value), key);
+  if (!entry.ok) throw new Error(JSON.stringify(entry.issues));
+  return compileRouteTable(entry.value, { hasBinding: () => true });
+}
+
+function runMicro() {
+  const cases = [];
+  const add = (group, name, fn, subject, expect, extra = {}) => {
+    const timing = timeCalls(fn, subject);
+    if (timing.result !== expect) {
+      throw new Error(`micro ${group} ${name}: expected ${expect}, got ${timing.result}`);
+    }
+    cases.push({ group, name, ...extra, ...timing });
+  };
+
+  // Loop and call overhead, for reading the cheapest cases.
+  add("baseline", "empty call (loop + call overhead)", (s) => s.length > 0, "/bench/orders", true);
+
+  // Path normalisation: every request takes the plain path's fast scan.
+  const normalize = (s) => normalizePath(s, "reject").ok;
+  add("normalizePath", "plain /bench/orders (fast path)", normalize, "/bench/orders", true);
+  add("normalizePath", "messy /bench//%6Frders/./x", normalize, "/bench//%6Frders/./x", true);
+  const messy = normalizePath("/bench//%6Frders/./x", "reject");
+  if (!messy.ok || messy.path !== "/bench/orders/x") {
+    throw new Error(`normalizePath('/bench//%6Frders/./x') gave ${JSON.stringify(messy)}`);
+  }
+
+  // RE2 (compileRegex: anchored, length-bounded) against the same pattern as native RegExp.
+  const subjects = [
+    ["bench", "/bench/orders", true],
+    ["bench", "/bench/refunds", false],
+    ["users", "/api/v2/users/0b7e5c2a-3f4d-4e8b-9a1c-2d3e4f5a6b7c", true],
+    ["users", "/bench/orders", false],
+    ["items", "/items/42/reviews/7", true],
+    ["items", "/bench/orders", false],
+    ["tenant", "tenant-42", true],
+    ["tenant", "guest", false],
+  ];
+  for (const [pattern, subject, expect] of subjects) {
+    const re2 = compileRegex(PATTERNS[pattern]);
+    const native = new RegExp(`^(?:${PATTERNS[pattern]})$`);
+    const label = `${pattern} ← ${subject}`;
+    const extra = { pattern: PATTERNS[pattern], subject };
+    add("RE2", label, re2, subject, expect, extra);
+    add("RegExp", label, (s) => native.test(s), subject, expect, extra);
+  }
+
+  // The matcher, for the request the load sends, on the two lanes' tables.
+  const facts = {
+    method: "GET",
+    path: "/bench/orders",
+    headers: new globalThis.Headers({
+      host: "127.0.0.1",
+      connection: "keep-alive",
+      ...LOAD_HEADERS,
+    }),
+    query: { get: (name) => new URLSearchParams("id=42").get(name) },
+  };
+  const tables = [
+    ["mesh", compiledTable(TARGET), "echo-canary/split"],
+    ["mesh-regex", compiledTable(REGEX_TARGET), "echo-re/split"],
+  ];
+  for (const [lane, table, expected] of tables) {
+    const match = matchRoute(table, facts);
+    if (match?.rule.id !== expected) {
+      throw new Error(`micro: ${lane}'s table matched ${match?.rule.id}, expected ${expected}`);
+    }
+    const tried = table.matches.indexOf(match) + 1;
+    add(
+      "matchRoute",
+      `${lane} table (${expected}: entry ${tried} of ${table.matches.length})`,
+      (f) => matchRoute(table, f) !== undefined,
+      facts,
+      true,
+    );
+  }
+
+  // The README's bound: linear time on the classic catastrophic pattern (one call).
+  const worstPattern = "(a+)+$";
+  const worstSubject = `${"a".repeat(4095)}!`;
+  const worst = compileRegex(worstPattern);
+  const t0 = process.hrtime.bigint();
+  const worstMatched = worst(worstSubject);
+  const worstMs = Number(process.hrtime.bigint() - t0) / 1e6;
+
+  const ns = (group, prefix) =>
+    cases.find((c) => c.group === group && c.name.startsWith(prefix)).nsPerCall;
+  return {
+    method:
+      `in the bench process (Node ${process.version}, V8 ${process.versions.v8}); per case a ` +
+      `warm-up, then the median of ${MICRO_BATCHES} timed batches of up to ` +
+      `${MICRO_MAX_CALLS} calls (fewer for slow cases, ~${MICRO_BATCH_NS / 1e6} ms a batch); ` +
+      "ns per call include the loop and call overhead (the baseline case)",
+    cases,
+    summary: {
+      normalizePathPlainNs: ns("normalizePath", "plain"),
+      normalizePathMessyNs: ns("normalizePath", "messy"),
+      matchRouteMeshNs: ns("matchRoute", "mesh table"),
+      matchRouteMeshRegexNs: ns("matchRoute", "mesh-regex table"),
+      matchRouteRegexOverheadNs:
+        ns("matchRoute", "mesh-regex table") - ns("matchRoute", "mesh table"),
+    },
+    worstCase: {
+      pattern: worstPattern,
+      subject: "'a' × 4095 + '!'",
+      engine: "RE2 (compileRegex), one call after compiling",
+      matched: worstMatched,
+      ms: worstMs,
+    },
+  };
+}
+
+function printMicro(micro) {
+  console.log(`Micro: ns per call, ${micro.method}`);
+  printRows(
+    [
+      ["case", "", "calls/batch", "ns/call", "(min – max)", "result"],
+      ...micro.cases.map((c) => [
+        c.group,
+        c.name,
+        String(c.callsPerBatch),
+        fixed(c.nsPerCall, 1),
+        `${fixed(c.minNs, 1)} – ${fixed(c.maxNs, 1)}`,
+        String(c.result),
+      ]),
+    ],
+    2,
+  );
+  console.log(
+    `patterns (RE2: compileRegex; RegExp: native, anchored as ^(?:…)$): ${Object.entries(PATTERNS)
+      .filter(([name]) => micro.cases.some((c) => c.name.startsWith(`${name} ←`)))
+      .map(([name, pattern]) => `${name} = ${pattern}`)
+      .join(", ")}`,
+  );
+  const s = micro.summary;
+  console.log(
+    `matchRoute: mesh-regex table − mesh table = ${fixed(s.matchRouteRegexOverheadNs / 1000, 2)} µs per request (V8 in Node)`,
+  );
+  console.log(
+    `normalizePath: messy − plain = ${fixed((s.normalizePathMessyNs - s.normalizePathPlainNs) / 1000, 2)} µs per request`,
+  );
+  const w = micro.worstCase;
+  console.log(
+    `worst case: RE2 ${w.pattern} on ${w.subject}: ${fixed(w.ms, 3)} ms, one call (matched: ${w.matched})`,
+  );
+}
+
+/**
+ * The same pieces timed on workerd itself (bench/workers/micro.ts runs each `n` times per
+ * request): workerd's CPU time from /proc over WORKERD_MICRO_REQUESTS requests, per call. Run
+ * before any load, on an otherwise idle workerd; the clock ticks every 10 ms, so each case runs
+ * for about a second.
+ */
+const WORKERD_MICRO_CASES = [
+  ["baseline", "empty call (loop + call overhead)", 400_000],
+  ["normalize-plain", "normalizePath plain /bench/orders (fast path)", 400_000],
+  ["normalize-messy", "normalizePath messy /bench//%6Frders/./x", 50_000],
+  ["match-mesh", "matchRoute mesh table (echo-canary/split)", 200_000],
+  ["match-mesh-regex", "matchRoute mesh-regex table (echo-re/split)", 40_000],
+];
+const WORKERD_MICRO_REQUESTS = 8;
+
+async function runWorkerdMicro() {
+  const target = (name, n) => `http://127.0.0.1:${PORTS.micro}/?case=${name}&n=${n}`;
+  const cases = [];
+  for (const [name, label, n] of WORKERD_MICRO_CASES) {
+    const call = async (calls) => {
+      const response = await fetch(target(name, calls), { headers: LOAD_HEADERS });
+      const text = await response.text();
+      if (response.status !== 200 || Number(text) !== calls) {
+        throw new Error(`workerd micro ${name}: ${response.status} ${text}`);
+      }
+    };
+    await call(Math.ceil(n / 10)); // warm-up: compile the tables, let V8 optimise
+    const cpu0 = workerdCpuSeconds();
+    for (let r = 0; r < WORKERD_MICRO_REQUESTS; r++) await call(n);
+    const cpuSeconds = workerdCpuSeconds() - cpu0;
+    const calls = n * WORKERD_MICRO_REQUESTS;
+    cases.push({
+      case: name,
+      name: label,
+      calls,
+      cpuSeconds,
+      nsPerCall: (cpuSeconds * 1e9) / calls,
+    });
+  }
+  const ns = (name) => cases.find((c) => c.case === name).nsPerCall;
+  return {
+    method:
+      `on workerd (bench/workers/micro.ts, same build and snapshot as the router): workerd CPU ` +
+      `time from /proc over ${WORKERD_MICRO_REQUESTS} requests per case, divided by the calls; ` +
+      "includes the loop and call overhead (the baseline case) and any garbage collection",
+    cases,
+    summary: {
+      normalizePathMessyOverPlainNs: ns("normalize-messy") - ns("normalize-plain"),
+      matchRouteRegexOverheadNs: ns("match-mesh-regex") - ns("match-mesh"),
+    },
+  };
+}
+
+function printWorkerdMicro(micro) {
+  console.log(`Micro on workerd: ns per call, ${micro.method}`);
+  printRows(
+    [
+      ["case", "calls", "CPU s", "ns/call"],
+      ...micro.cases.map((c) => [
+        c.name,
+        String(c.calls),
+        fixed(c.cpuSeconds, 2),
+        fixed(c.nsPerCall, 1),
+      ]),
+    ],
+    1,
+  );
+  console.log(
+    `matchRoute on workerd: mesh-regex table − mesh table = ${fixed(micro.summary.matchRouteRegexOverheadNs / 1000, 2)} µs per request; normalizePath messy − plain = ${fixed(micro.summary.normalizePathMessyOverPlainNs / 1000, 2)} µs`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,6 +558,7 @@ const WORKERS = [
   { name: "bench-client", config: "bench/workers/client.toml", main: "client.js" },
   { name: "bench-hop", config: "bench/workers/hop.toml", main: "hop.js" },
   { name: "bench-kv", config: "bench/workers/kv.toml", main: "snapshot-kv.js" },
+  { name: "bench-micro", config: "bench/workers/micro.toml", main: "micro.js" },
 ];
 
 function run(command, args) {
@@ -210,155 +607,99 @@ async function buildWorkers() {
   await Promise.all(lanes);
 }
 
-/** The modules of a built Worker, main module first, as capnp Module entries. */
-function modulesOf(name) {
-  const dir = join(BUILD, name);
-  const main = WORKERS.find((w) => w.name === name).main;
-  const files = readdirSync(dir).filter((f) => /\.(m?js)$/.test(f));
-  files.sort((a, b) => (a === main ? -1 : b === main ? 1 : a.localeCompare(b)));
-  const other = readdirSync(dir).filter(
-    (f) => !files.includes(f) && !f.endsWith(".map") && f !== "README.md",
-  );
-  if (other.length > 0) throw new Error(`${name}: unsupported build output ${other.join(", ")}`);
-  return files
-    .map((f) => `(name = ${str(f)}, esModule = embed ${str(relative(RUN, join(dir, f)))})`)
-    .join(", ");
-}
-
 // ---------------------------------------------------------------------------------------------
-// workerd config
+// workerd config (written by scripts/workerd.mjs into bench/.run/workerd.capnp)
 
-/** A capnp text literal (the JSON escapes used here are valid capnp escapes). */
-const str = (text) => JSON.stringify(text);
-
-/** A workerd service running the Worker built as `build` (default: the service's name). */
-function worker(name, bindings, build = name) {
-  return `(name = ${str(name)}, worker = (
-    modules = [${modulesOf(build)}],
-    compatibilityDate = ${str(COMPATIBILITY_DATE)},
-    bindings = [${bindings.join(", ")}],
-  ))`;
+/** The modules of the Worker built as `build`, embedded relative to the capnp file. */
+function modules(build) {
+  return modulesOf(join(BUILD, build), WORKERS.find((w) => w.name === build).main, RUN);
 }
 
-const text = (name, value) => `(name = ${str(name)}, text = ${str(value)})`;
-const bind = (name, target) => `(name = ${str(name)}, service = ${target})`;
+const SOCKETS = [
+  { name: "direct", port: PORTS.direct, service: "client-direct" },
+  { name: "hop", port: PORTS.hop, service: "client-hop" },
+  { name: "mesh", port: PORTS.mesh, service: "client-mesh" },
+  { name: "router", port: PORTS.router, service: "router" },
+  { name: "kv", port: PORTS.kv, service: "bench-kv" },
+  { name: "mesh-regex", port: PORTS["mesh-regex"], service: "client-mesh-regex" },
+  // The same client and binding as mesh: only the request path differs.
+  { name: "mesh-path", port: PORTS["mesh-path"], service: "client-mesh" },
+  { name: "micro", port: PORTS.micro, service: "bench-micro" },
+];
 
-function writeWorkerdConfig() {
-  const meshProps = JSON.stringify({ caller: CALLER, target: TARGET });
-  const echo = (v) =>
-    worker(`echo-v${v}`, [text("SERVICE_NAME", `echo-v${v}`), text("VERSION", `v${v}`)]);
-  const client = (name, target) => worker(name, [bind("ECHO", target)], "bench-client");
+function writeBenchConfig() {
+  const echo = (v) => ({
+    name: `echo-v${v}`,
+    modules: modules(`echo-v${v}`),
+    bindings: [binding.text("SERVICE_NAME", `echo-v${v}`), binding.text("VERSION", `v${v}`)],
+  });
+  const client = (name, echoBinding) => ({
+    name,
+    modules: modules("bench-client"),
+    bindings: [echoBinding],
+  });
+  const meshBinding = (target) =>
+    binding.service("ECHO", "router", "Mesh", { caller: CALLER, target });
   const services = [
-    worker("router", [
-      `(name = "MESH_CONFIG", kvNamespace = "bench-kv")`,
-      bind("ECHO_V1", str("echo-v1")),
-      bind("ECHO_V2", str("echo-v2")),
-      text("TRUST_DOMAIN", "meshwork.local"),
-      text("CONFIG_REFRESH_SECONDS", "5"),
-    ]),
+    {
+      name: "router",
+      modules: modules("router"),
+      bindings: [
+        binding.kv("MESH_CONFIG", "bench-kv"),
+        binding.service("ECHO_V1", "echo-v1"),
+        binding.service("ECHO_V2", "echo-v2"),
+        binding.text("TRUST_DOMAIN", "meshwork.local"),
+        binding.text("CONFIG_REFRESH_SECONDS", "5"),
+        binding.text("PATH_ESCAPED_SLASHES", "reject"),
+      ],
+    },
     echo(1),
     echo(2),
-    worker("bench-hop", [bind("ECHO", str("echo-v1"))]),
-    worker("bench-kv", [`(name = "SNAPSHOT", json = embed "snapshot.json")`]),
-    client("client-direct", str("echo-v1")),
-    client("client-hop", str("bench-hop")),
-    client(
-      "client-mesh",
-      `(name = "router", entrypoint = "Mesh", props = (json = ${str(meshProps)}))`,
-    ),
+    {
+      name: "bench-hop",
+      modules: modules("bench-hop"),
+      bindings: [binding.service("ECHO", "echo-v1")],
+    },
+    {
+      name: "bench-kv",
+      modules: modules("bench-kv"),
+      bindings: [binding.jsonFile("SNAPSHOT", "snapshot.json")],
+    },
+    {
+      name: "bench-micro",
+      modules: modules("bench-micro"),
+      bindings: [binding.jsonFile("SNAPSHOT", "snapshot.json")],
+    },
+    client("client-direct", binding.service("ECHO", "echo-v1")),
+    client("client-hop", binding.service("ECHO", "bench-hop")),
+    client("client-mesh", meshBinding(TARGET)),
+    client("client-mesh-regex", meshBinding(REGEX_TARGET)),
   ];
-  const socket = (name, port, target) =>
-    `(name = ${str(name)}, address = ${str(`127.0.0.1:${port}`)}, http = (), service = ${str(target)})`;
-  const sockets = [
-    socket("direct", PORTS.direct, "client-direct"),
-    socket("hop", PORTS.hop, "client-hop"),
-    socket("mesh", PORTS.mesh, "client-mesh"),
-    socket("router", PORTS.router, "router"),
-    socket("kv", PORTS.kv, "bench-kv"),
-  ];
-  const capnp = `# Generated by bench/run.mjs; do not edit.
-using Workerd = import "/workerd/workerd.capnp";
-
-const config :Workerd.Config = (
-  services = [
-    ${services.join(",\n    ")},
-  ],
-  sockets = [
-    ${sockets.join(",\n    ")},
-  ],
-);
-`;
-  const path = join(RUN, "meshwork-bench.capnp");
-  writeFileSync(path, capnp);
-  return path;
+  return writeWorkerdConfig(RUN, services, SOCKETS);
 }
 
 // ---------------------------------------------------------------------------------------------
 // workerd process
 
-/** Whether something already listens on 127.0.0.1:`port` (a leftover workerd, say). */
-function listening(port) {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
-async function startWorkerd(configPath) {
-  for (const [name, port] of Object.entries(PORTS)) {
+async function checkPortsFree() {
+  for (const { name, port } of SOCKETS) {
     if (await listening(port)) {
       throw new Error(
         `port ${port} (${name}) is already in use; stop what listens there or pass --port-base`,
       );
     }
   }
-  const logPath = join(RUN, "workerd.log");
-  const log = openSync(logPath, "w");
-  workerd = spawn(WORKERD, ["serve", configPath, "config"], {
-    cwd: RUN,
-    stdio: ["ignore", log, log],
-  });
-  let exited = null;
-  workerd.on("exit", (code, signal) => (exited = { code, signal }));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) {
-      throw new Error(
-        `workerd exited (${JSON.stringify(exited)}) before listening:\n${tail(logPath)}`,
-      );
-    }
-    try {
-      const checks = await Promise.all(
-        Object.values(PORTS).map((port) =>
-          fetch(`http://127.0.0.1:${port}/.bench/ready`).then((r) => r.arrayBuffer()),
-        ),
-      );
-      if (checks.length && !exited) return logPath;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(`workerd did not listen within 30 s:\n${tail(logPath)}`);
-    await sleep(100);
-  }
 }
 
-function tail(path, lines = 30) {
-  try {
-    return readFileSync(path, "utf8").split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
-}
-
-function stopWorkerd() {
+/** Stops the load generator and workerd at once (for exits and signals: no waiting). */
+function killChildren() {
   if (loadChild && loadChild.exitCode === null) loadChild.kill("SIGTERM");
-  if (workerd && workerd.exitCode === null && workerd.signalCode === null) {
-    workerd.kill("SIGTERM");
+  if (workerd && !workerd.exited()) {
+    try {
+      process.kill(workerd.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
   }
 }
 
@@ -389,59 +730,97 @@ function machineBusySeconds() {
 // Checks and load
 
 const url = (port, path = REQUEST_PATH) => `http://127.0.0.1:${port}${path}`;
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
-async function getJson(target, init) {
-  const response = await fetch(target, init);
-  const body = await response.text();
-  let json;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, body, json };
+/**
+ * GET with node:http, whose request target goes on the wire exactly as given (fetch would
+ * resolve `/./` first), so the smoke test sends what the load sends.
+ */
+function get(port, path, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: "127.0.0.1", port, path, method: "GET", headers, agent },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (body += d));
+        res.on("error", reject);
+        res.on("end", () => {
+          let json;
+          try {
+            json = JSON.parse(body);
+          } catch {
+            json = undefined;
+          }
+          const header = (name) => {
+            const v = res.headers[name];
+            return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
+          };
+          resolve({ status: res.statusCode, header, body, json });
+        });
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${path} on :${port} timed out`)));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
-const routerStatus = async () => (await getJson(url(PORTS.router, "/.mesh/status"))).json;
-const kvServed = async () => (await getJson(url(PORTS.kv, "/.bench/reads"))).json.reads;
+const routerStatus = async () => (await get(PORTS.router, "/.mesh/status")).json;
+const kvServed = async () => (await get(PORTS.kv, "/.bench/reads")).json.reads;
 
-/** One request per scenario before any load: each path must work, and the mesh must route. */
+/** One request per lane before any load: each path must work, and the mesh must route. */
 async function smokeTest() {
   const problems = [];
   const describe = (r) =>
-    `${r.status}${r.headers.get("x-mesh-error") ? ` (X-Mesh-Error: ${r.headers.get("x-mesh-error")})` : ""}: ${r.body.slice(0, 500)}`;
+    `${r.status}${r.header("x-mesh-error") ? ` (X-Mesh-Error: ${r.header("x-mesh-error")})` : ""}: ${r.body.slice(0, 500)}`;
   for (const name of ["direct", "hop"]) {
-    const r = await getJson(url(PORTS[name]));
+    const r = await get(PORTS[name], REQUEST_PATH, LOAD_HEADERS);
     if (r.status !== 200 || r.json?.service !== "echo-v1") {
       problems.push(`${name}: expected 200 from echo-v1, got ${describe(r)}`);
     }
   }
-  const mesh = await getJson(url(PORTS.mesh), { headers: { "x-debug": "1" } });
-  let sample;
-  if (mesh.status !== 200) {
-    problems.push(`mesh: expected 200, got ${describe(mesh)}`);
-  } else {
-    const h = mesh.json?.headers ?? {};
+  /** Checks a mesh lane's answer: 200 from echo-v1/v2 with the identity and the route's edits. */
+  const checkMesh = (lane, r, route, path) => {
+    if (r.status !== 200 || !["echo-v1", "echo-v2"].includes(r.json?.service)) {
+      problems.push(`${lane}: expected 200 from echo-v1/v2, got ${describe(r)}`);
+      return;
+    }
+    const h = r.json.headers ?? {};
     const expect = {
       "x-mesh-caller": `spiffe://meshwork.local/${CALLER}`,
-      "x-mesh-route": "echo-canary/split",
-      "x-tenant": "bench",
+      "x-mesh-route": `${route}/split`,
+      // The load's x-tenant, then the one the rule adds.
+      "x-tenant": `${LOAD_HEADERS["x-tenant"]}, bench`,
     };
     for (const [name, value] of Object.entries(expect)) {
-      if (h[name] !== value) problems.push(`mesh: echo saw ${name}=${h[name]}, expected ${value}`);
+      if (h[name] !== value)
+        problems.push(`${lane}: echo saw ${name}=${h[name]}, expected ${value}`);
     }
     for (const name of ["x-request-id", "traceparent"]) {
-      if (!h[name]) problems.push(`mesh: echo saw no ${name} header`);
+      if (!h[name]) problems.push(`${lane}: echo saw no ${name} header`);
     }
-    if ("x-debug" in h) problems.push("mesh: RequestHeaderModifier did not remove x-debug");
-    const canary = await getJson(url(PORTS.mesh), { headers: { "x-canary": "always" } });
+    if ("x-debug" in h) problems.push(`${lane}: RequestHeaderModifier did not remove x-debug`);
+    if (r.json.path !== path)
+      problems.push(`${lane}: echo saw path ${r.json.path}, expected ${path}`);
+    if (r.json.query?.id !== "42") {
+      problems.push(`${lane}: echo saw query ${JSON.stringify(r.json.query)}, expected id=42`);
+    }
+  };
+  const withDebug = { ...LOAD_HEADERS, "x-debug": "1" };
+
+  const mesh = await get(PORTS.mesh, REQUEST_PATH, withDebug);
+  checkMesh("mesh", mesh, "echo-canary", "/bench/orders");
+  let sample;
+  if (mesh.status === 200) {
+    const canary = await get(PORTS.mesh, REQUEST_PATH, { ...LOAD_HEADERS, "x-canary": "always" });
     if (canary.json?.service !== "echo-v2") {
       problems.push(`mesh: x-canary: always should reach echo-v2, got ${describe(canary)}`);
     }
     // The weighted split, observed over a sequential sample.
     sample = { requests: 400, "echo-v1": 0, "echo-v2": 0, other: 0 };
     for (let i = 0; i < sample.requests; i++) {
-      const r = await getJson(url(PORTS.mesh));
+      const r = await get(PORTS.mesh, REQUEST_PATH, LOAD_HEADERS);
       const key = r.status === 200 ? r.json?.service : undefined;
       if (key === "echo-v1" || key === "echo-v2") sample[key]++;
       else {
@@ -450,22 +829,56 @@ async function smokeTest() {
       }
     }
   }
+
+  // mesh-regex must reach the regex split rule (its header edit names it), the regex canary rule
+  // must take x-canary, and without the x-tenant the header regex needs, nothing matches.
+  const regex = await get(PORTS["mesh-regex"], REQUEST_PATH, withDebug);
+  checkMesh("mesh-regex", regex, "echo-re", "/bench/orders");
+  const regexCanary = await get(PORTS["mesh-regex"], REQUEST_PATH, {
+    ...LOAD_HEADERS,
+    "x-canary": "yes",
+  });
+  if (regexCanary.json?.service !== "echo-v2") {
+    problems.push(`mesh-regex: x-canary: yes should reach echo-v2, got ${describe(regexCanary)}`);
+  }
+  const noTenant = await get(PORTS["mesh-regex"], REQUEST_PATH);
+  if (noTenant.status !== 404 || noTenant.header("x-mesh-error") !== "no_route") {
+    problems.push(`mesh-regex: without x-tenant expected 404 no_route, got ${describe(noTenant)}`);
+  }
+
+  // mesh-path: echo must receive the normalised path.
+  const messy = await get(PORTS["mesh-path"], MESSY_REQUEST_PATH, withDebug);
+  checkMesh("mesh-path", messy, "echo-canary", MESSY_NORMALISED);
+
   const status = await routerStatus();
   if (status?.version !== 1) problems.push(`router status: version ${status?.version}, expected 1`);
-  if (!status?.destinations?.[TARGET]) {
-    problems.push(
-      `router status (HTTP entry) does not list '${TARGET}': its config cache is not the one the Mesh entrypoint used, so the KV counters below do not cover the mesh calls`,
-    );
+  for (const destination of [TARGET, REGEX_TARGET]) {
+    if (!status?.destinations?.[destination]) {
+      problems.push(
+        `router status (HTTP entry) does not list '${destination}': its config cache is not the one the Mesh entrypoint used, so the KV counters below do not cover the mesh calls`,
+      );
+    }
   }
-  return { problems, split: sample };
+  return {
+    problems,
+    split: sample,
+    meshPath: { sent: MESSY_REQUEST_PATH, echoSaw: messy.json?.path ?? null },
+    meshRegex: {
+      route: regex.json?.headers?.["x-mesh-route"] ?? null,
+      canary: regexCanary.json?.service ?? null,
+      withoutTenant: noTenant.status,
+    },
+  };
 }
 
-function runLoad(port, seconds, connections, latencyFile) {
+function runLoad(scenario, seconds, connections, latencyFile) {
   return new Promise((resolve, reject) => {
     let out = "";
     let err = "";
-    const args = [LOAD, url(port), String(connections), String(seconds)];
+    const args = [LOAD, url(PORTS[scenario.name]), String(connections), String(seconds)];
     if (latencyFile) args.push(latencyFile);
+    // Every lane sends its path raw and the same headers; only what is behind the port differs.
+    args.push("--path", scenario.requestPath, "--headers", JSON.stringify(LOAD_HEADERS));
     loadChild = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     loadChild.stdout.on("data", (d) => (out += d));
     loadChild.stderr.on("data", (d) => (err += d));
@@ -485,9 +898,9 @@ function percentile(sorted, p) {
 }
 
 /**
- * One phase: every scenario for `rounds` rounds of `seconds`, in alternating order (A B C, then
- * C B A, …) so that a slow drift of the machine falls on every scenario alike. Per scenario,
- * requests, CPU and every latency are pooled over the rounds.
+ * One phase: every lane for `rounds` rounds of `seconds`, in alternating order (A B C, then
+ * C B A, …) so that a slow drift of the machine falls on every lane alike. Per lane, requests,
+ * CPU and every latency are pooled over the rounds.
  */
 async function runPhase(label, connections, seconds, rounds) {
   const acc = new Map(SCENARIOS.map((s) => [s.name, { scenario: s, rounds: [], latencies: [] }]));
@@ -498,14 +911,16 @@ async function runPhase(label, connections, seconds, rounds) {
       console.log(
         `▶ ${label} ${scenario.name} (round ${round + 1}/${rounds}): ${connections} connection${connections === 1 ? "" : "s"}, ${seconds} s …`,
       );
-      const isMesh = scenario.name === "mesh";
+      const isMesh = Boolean(scenario.mesh);
       const before = isMesh ? { status: await routerStatus(), kv: await kvServed() } : undefined;
       const latencyFile = join(RUN, `latencies-${label}-${scenario.name}-${round}.bin`);
+      const wall0 = process.hrtime.bigint();
       const busy0 = machineBusySeconds();
       const cpu0 = workerdCpuSeconds();
-      const load = await runLoad(PORTS[scenario.name], seconds, connections, latencyFile);
+      const load = await runLoad(scenario, seconds, connections, latencyFile);
       const cpu1 = workerdCpuSeconds();
       const busy1 = machineBusySeconds();
+      const wallSeconds = Number(process.hrtime.bigint() - wall0) / 1e9;
       const after = isMesh ? { status: await routerStatus(), kv: await kvServed() } : undefined;
       const bytes = readFileSync(latencyFile);
       rmSync(latencyFile);
@@ -524,6 +939,9 @@ async function runPhase(label, connections, seconds, rounds) {
         cpuUsPerRequest: load.requests > 0 ? ((cpu1 - cpu0) * 1e6) / load.requests : null,
         loadGeneratorCpuSeconds: load.cpuSeconds,
         otherCpuSeconds: Math.max(0, busy1 - busy0 - (cpu1 - cpu0) - load.cpuSeconds),
+        // Between the two readings, including the load generator's start-up (which the load's
+        // own `seconds` leave out): other work is spread over all of it.
+        wallSeconds,
         hotPath: isMesh
           ? {
               awaitedKvReads: reads(after.status).awaited - reads(before.status).awaited,
@@ -566,6 +984,7 @@ function summarize({ scenario, rounds, latencies }) {
   return {
     scenario: scenario.name,
     path: scenario.path,
+    requestPath: scenario.requestPath,
     requests,
     seconds,
     rps: requests / seconds,
@@ -584,7 +1003,7 @@ function summarize({ scenario, rounds, latencies }) {
     cpuUsPerRequest: requests > 0 ? (cpuSeconds * 1e6) / requests : null,
     loadGeneratorCpuUtilization: sum((r) => r.loadGeneratorCpuSeconds) / seconds,
     // CPU that neither workerd nor the load generator used: other work skewing the figures.
-    otherCpuUtilization: sum((r) => r.otherCpuSeconds) / seconds,
+    otherCpuUtilization: sum((r) => r.otherCpuSeconds) / sum((r) => r.wallSeconds),
     ...(hotPath ? { hotPath } : {}),
     rounds: rounds.map((r) => ({
       requests: r.requests,
@@ -593,7 +1012,7 @@ function summarize({ scenario, rounds, latencies }) {
       p50: r.p50,
       p99: r.p99,
       cpuUsPerRequest: r.cpuUsPerRequest,
-      otherCpuUtilization: r.otherCpuSeconds / r.seconds,
+      otherCpuUtilization: r.otherCpuSeconds / r.wallSeconds,
     })),
   };
 }
@@ -608,14 +1027,19 @@ function routerHasDurableObjects() {
 }
 
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : null);
-const fixed = (n, digits = 2) => (n === null || n === undefined ? "-" : n.toFixed(digits));
+const diff = (a, b) => (Number.isFinite(a) && Number.isFinite(b) ? a - b : null);
+const msToUs = (ms) => (ms === null ? null : ms * 1000);
+const fixed = (n, digits = 2) =>
+  n === null || n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits);
+const signed = (n, digits = 1) => (n === null ? "-" : `${n >= 0 ? "+" : ""}${n.toFixed(digits)}`);
 
-function printRows(rows) {
+/** Prints a table: the first `left` columns left-aligned, the rest right-aligned. */
+function printRows(rows, left = 1) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   for (const [i, row] of rows.entries()) {
     console.log(
       row
-        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+        .map((cell, c) => (c < left ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
         .join("  "),
     );
     if (i === 0) console.log(widths.map((w) => "─".repeat(w)).join("  "));
@@ -624,7 +1048,7 @@ function printRows(rows) {
 
 function printTables(results) {
   console.log(
-    `Throughput: ${CONNECTIONS} connections, ${SECONDS} s per scenario in ${ROUNDS} round(s) (workerd saturated)`,
+    `Throughput: ${CONNECTIONS} connections, ${SECONDS} s per lane in ${ROUNDS} round(s) (workerd saturated)`,
   );
   printRows([
     [
@@ -654,7 +1078,7 @@ function printTables(results) {
   ]);
   console.log("");
   console.log(
-    `Latency: 1 connection, ${LATENCY_SECONDS} s per scenario in ${ROUNDS} round(s) (one request at a time)`,
+    `Latency: 1 connection, ${LATENCY_SECONDS} s per lane in ${ROUNDS} round(s) (one request at a time)`,
   );
   printRows([
     ["scenario", "req/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx", "errors"],
@@ -695,11 +1119,37 @@ function versions() {
   }
   return {
     node: process.version,
+    v8: process.versions.v8,
     workerd: execFileSync(WORKERD, ["--version"], { encoding: "utf8" }).trim(),
     workerdPackage: pkg("workerd"),
     wrangler: pkg("wrangler"),
     autocannon: pkg("autocannon"),
+    re2js: pkg("re2js"),
     commit,
+  };
+}
+
+/** A mesh variant against the mesh lane of the same run. */
+function againstMesh(lane, mesh) {
+  return {
+    scenario: lane.scenario,
+    requestPath: lane.requestPath,
+    cpuUsPerRequest: lane.cpuUsPerRequest,
+    rps: lane.rps,
+    unloadedP50Ms: lane.unloaded.latencyMs.p50,
+    unloadedP99Ms: lane.unloaded.latencyMs.p99,
+    overMesh: {
+      cpuUsPerRequest: diff(lane.cpuUsPerRequest, mesh.cpuUsPerRequest),
+      // Same round, adjacent in the order: the spread of these is the noise on the figure above.
+      cpuUsPerRequestByRound: lane.rounds.map((r, i) =>
+        diff(r.cpuUsPerRequest, mesh.rounds[i].cpuUsPerRequest),
+      ),
+      // CPU per request at one connection: a second, independent reading.
+      unloadedCpuUsPerRequest: diff(lane.unloaded.cpuUsPerRequest, mesh.unloaded.cpuUsPerRequest),
+      rpsRatio: ratio(lane.rps, mesh.rps),
+      unloadedP50Us: msToUs(diff(lane.unloaded.latencyMs.p50, mesh.unloaded.latencyMs.p50)),
+      unloadedP99Us: msToUs(diff(lane.unloaded.latencyMs.p99, mesh.unloaded.latencyMs.p99)),
+    },
   };
 }
 
@@ -708,14 +1158,23 @@ function versions() {
 async function main() {
   const started = Date.now();
   const loadAverageAtStart = os.loadavg();
+  if (options["micro-only"]) {
+    printMicro(runMicro());
+    return 0;
+  }
+  await checkPortsFree();
+  rmSync(RUN, { recursive: true, force: true });
   mkdirSync(RUN, { recursive: true });
   console.log("▶ building Workers with wrangler deploy --dry-run …");
   await buildWorkers();
+  // Before workerd starts, so the timings share the machine with nothing of the bench's own.
+  console.log("▶ micro: timing the hot path's pieces in this process …");
+  const micro = runMicro();
   const { index, kv } = buildSnapshotWrites();
   writeFileSync(join(RUN, "snapshot.json"), JSON.stringify(kv));
-  const configPath = writeWorkerdConfig();
+  const configPath = writeBenchConfig();
   console.log(`▶ starting workerd (${relative(ROOT, configPath)}) …`);
-  const logPath = await startWorkerd(configPath);
+  workerd = await startWorkerd(RUN, SOCKETS);
 
   const smoke = await smokeTest();
   if (smoke.split) {
@@ -724,11 +1183,17 @@ async function main() {
       `▶ smoke test: mesh split over ${s.requests} calls: echo-v1 ${s["echo-v1"]}, echo-v2 ${s["echo-v2"]}, failed ${s.other} (policy 90/10)`,
     );
   }
+  console.log(
+    `▶ smoke test: mesh-path sent ${smoke.meshPath.sent}, echo saw ${smoke.meshPath.echoSaw}; mesh-regex matched ${smoke.meshRegex.route}, x-canary → ${smoke.meshRegex.canary}, no x-tenant → ${smoke.meshRegex.withoutTenant}`,
+  );
   for (const problem of smoke.problems) console.log(`  ✗ ${problem}`);
 
-  console.log(`▶ warm-up: ${WARMUP_SECONDS} s per scenario, ${CONNECTIONS} connections …`);
+  console.log("▶ micro on workerd: the same pieces, timed on workerd itself …");
+  const microWorkerd = await runWorkerdMicro();
+
+  console.log(`▶ warm-up: ${WARMUP_SECONDS} s per lane, ${CONNECTIONS} connections …`);
   for (const scenario of SCENARIOS) {
-    await runLoad(PORTS[scenario.name], WARMUP_SECONDS, CONNECTIONS);
+    await runLoad(scenario, WARMUP_SECONDS, CONNECTIONS);
   }
 
   const results = await runPhase("throughput", CONNECTIONS, SECONDS / ROUNDS, ROUNDS);
@@ -760,11 +1225,17 @@ async function main() {
     };
   }
   const mesh = by.mesh;
+  const meshLanes = results.filter((r) => r.hotPath);
+  const total = (f) => meshLanes.reduce((t, r) => t + f(r), 0);
+  const meshRequests = total((r) => r.requests);
   const hotPath = {
-    awaitedKvReadsPerRequest: mesh.requests ? mesh.hotPath.awaitedKvReads / mesh.requests : null,
-    awaitedKvReads: mesh.hotPath.awaitedKvReads,
-    backgroundKvReads: mesh.hotPath.backgroundKvReads,
-    kvReadsServed: mesh.hotPath.kvReadsServed,
+    lanes: meshLanes.map((r) => r.scenario),
+    awaitedKvReadsPerRequest: meshRequests
+      ? total((r) => r.hotPath.awaitedKvReads) / meshRequests
+      : null,
+    awaitedKvReads: total((r) => r.hotPath.awaitedKvReads),
+    backgroundKvReads: total((r) => r.hotPath.backgroundKvReads),
+    kvReadsServed: total((r) => r.hotPath.kvReadsServed),
     // With no Durable Object bindings the router cannot call one; once it has some, this bench
     // must bind them in the capnp config and count their calls (until then: null, not 0).
     durableObjectCallsPerRequest: routerHasDurableObjects() ? null : 0,
@@ -783,6 +1254,18 @@ async function main() {
     usPerRequestOverDirect: mesh.cpuUsPerRequest - by.direct.cpuUsPerRequest,
     usPerRequestOverHop: mesh.cpuUsPerRequest - by.hop.cpuUsPerRequest,
     hopUsPerRequestOverDirect: by.hop.cpuUsPerRequest - by.direct.cpuUsPerRequest,
+  };
+  const meshVariants = {
+    "mesh-regex": againstMesh(by["mesh-regex"], mesh),
+    "mesh-path": againstMesh(by["mesh-path"], mesh),
+  };
+  const overMesh = {
+    regexCpuUsPerRequest: meshVariants["mesh-regex"].overMesh.cpuUsPerRequest,
+    pathNormalisationSlowPathCpuUsPerRequest: meshVariants["mesh-path"].overMesh.cpuUsPerRequest,
+    note:
+      "µs of workerd CPU per request over the mesh lane in the same run; a few µs are below this " +
+      "bench's noise (compare the by-round figures), so read them with micro, which times the " +
+      "same work in V8 directly",
   };
 
   const noisy = results.filter(
@@ -803,17 +1286,20 @@ async function main() {
     versions: versions(),
     method: {
       runtime:
-        "one `workerd serve` process, generated capnp config, compatibility date " +
+        "one `workerd serve` process, generated capnp config (scripts/workerd.mjs), compatibility date " +
         COMPATIBILITY_DATE,
       loadGenerator:
         "autocannon in a separate Node process (bench/load.mjs), HTTP/1.1 keep-alive, loopback",
       connections: CONNECTIONS,
       warmupSeconds: WARMUP_SECONDS,
       rounds: ROUNDS,
-      order: "rounds alternate the scenario order (direct, hop, mesh; then mesh, hop, direct)",
+      order: `rounds alternate the lane order (${SCENARIOS.map((s) => s.name).join(", ")}; then the reverse)`,
       throughputPhase: { connections: CONNECTIONS, seconds: SECONDS },
       latencyPhase: { connections: 1, seconds: LATENCY_SECONDS },
       requestPath: REQUEST_PATH,
+      requestPaths: Object.fromEntries(SCENARIOS.map((s) => [s.name, s.requestPath])),
+      requestHeaders: LOAD_HEADERS,
+      ports: PORTS,
       cpu: "workerd utime+stime from /proc/<pid>/stat over each measured phase, divided by requests",
       configVersion: index.version,
     },
@@ -823,6 +1309,10 @@ async function main() {
     ratios,
     addedLatencyUs,
     routerCpu,
+    meshVariants,
+    overMesh,
+    micro,
+    microWorkerd,
     hotPath,
     noise: {
       otherCpuThreshold: NOISY_CPU,
@@ -836,7 +1326,9 @@ async function main() {
   console.log(
     `Meshwork bench — ${report.date} — ${report.machine.cpus} × ${report.machine.cpuModel}, node ${report.versions.node}, ${report.versions.workerd}`,
   );
-  console.log(`GET ${REQUEST_PATH}, after ${WARMUP_SECONDS} s warm-up per scenario`);
+  console.log(
+    `GET ${REQUEST_PATH} (mesh-path: ${MESSY_REQUEST_PATH}) with ${JSON.stringify(LOAD_HEADERS)}, after ${WARMUP_SECONDS} s warm-up per lane`,
+  );
   console.log("");
   printTables(results);
   console.log("");
@@ -853,9 +1345,46 @@ async function main() {
   console.log(
     `router CPU/req ≈ ${fixed(routerCpu.usPerRequestOverDirect, 1)} µs over direct (${fixed(routerCpu.usPerRequestOverHop, 1)} µs over an empty hop; the hop itself costs ${fixed(routerCpu.hopUsPerRequestOverDirect, 1)} µs)`,
   );
+  console.log("");
+  console.log("Against the mesh lane (same run):");
+  printRows([
+    [
+      "lane",
+      "CPU µs/req",
+      "− mesh",
+      "(by round)",
+      "1-conn. CPU − mesh",
+      "req/s",
+      "× mesh",
+      "1-conn. p50 ms",
+      "− mesh µs",
+      "1-conn. p99 ms",
+      "− mesh µs",
+    ],
+    ...Object.entries(meshVariants).map(([name, v]) => [
+      name,
+      fixed(v.cpuUsPerRequest, 1),
+      signed(v.overMesh.cpuUsPerRequest),
+      v.overMesh.cpuUsPerRequestByRound.map((x) => signed(x, 0)).join(" / "),
+      signed(v.overMesh.unloadedCpuUsPerRequest),
+      fixed(v.rps, 0),
+      fixed(v.overMesh.rpsRatio),
+      fixed(v.unloadedP50Ms, 3),
+      signed(v.overMesh.unloadedP50Us, 0),
+      fixed(v.unloadedP99Ms, 3),
+      signed(v.overMesh.unloadedP99Us, 0),
+    ]),
+  ]);
   console.log(
-    `hot path (mesh phase): awaited KV reads ${hotPath.awaitedKvReads} (${fixed(hotPath.awaitedKvReadsPerRequest, 6)}/req), background KV reads ${hotPath.backgroundKvReads}, KV reads served ${hotPath.kvReadsServed}; DO calls ${hotPath.durableObjectCallsPerRequest ?? "not counted"} (${hotPath.durableObjects})`,
+    `regex CPU/req (mesh-regex − mesh) ≈ ${signed(overMesh.regexCpuUsPerRequest)} µs; path normalisation slow path (mesh-path − mesh) ≈ ${signed(overMesh.pathNormalisationSlowPathCpuUsPerRequest)} µs (workerd CPU, within this bench's noise; see micro)`,
   );
+  console.log(
+    `hot path (${hotPath.lanes.join(", ")} phases): awaited KV reads ${hotPath.awaitedKvReads} (${fixed(hotPath.awaitedKvReadsPerRequest, 6)}/req), background KV reads ${hotPath.backgroundKvReads}, KV reads served ${hotPath.kvReadsServed}; DO calls ${hotPath.durableObjectCallsPerRequest ?? "not counted"} (${hotPath.durableObjects})`,
+  );
+  console.log("");
+  printMicro(micro);
+  console.log("");
+  printWorkerdMicro(microWorkerd);
   if (noisy.length > 0) {
     console.log(
       `⚠ other processes used ${noisy.map((r) => `${fixed(Math.max(r.otherCpuUtilization, r.unloaded.otherCpuUtilization) * 100, 0)}% CPU during ${r.scenario}`).join(", ")}: those figures are skewed; rerun on a quieter machine`,
@@ -869,28 +1398,35 @@ async function main() {
       `✗ ${r.scenario}: ${r.non2xx + r.unloaded.non2xx} non-2xx, ${r.errors + r.unloaded.errors} errors/timeouts (loaded status codes ${JSON.stringify(r.statusCodes)})`,
     );
   }
+  if (smoke.problems.length > 0)
+    console.log(`✗ smoke test: ${smoke.problems.length} problem(s) above`);
   console.log(
-    `\nwrote ${relative(ROOT, RESULTS)} (workerd log: ${relative(ROOT, logPath)}) in ${report.durationSeconds} s`,
+    `\nwrote ${relative(ROOT, RESULTS)} (workerd log: ${relative(ROOT, workerd.logPath)}) in ${report.durationSeconds} s`,
   );
   return smoke.problems.length === 0 && failures.length === 0 ? 0 : 1;
 }
 
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {
-    stopWorkerd();
+    killChildren();
     process.exit(130);
   });
 }
-process.on("exit", stopWorkerd);
+process.on("exit", killChildren);
 
-main().then(
-  (code) => {
-    stopWorkerd();
-    process.exitCode = code;
-  },
-  (error) => {
-    stopWorkerd();
-    console.error(`✗ bench failed: ${error.stack ?? error}`);
-    process.exitCode = 1;
-  },
-);
+main()
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error) => {
+      console.error(`✗ bench failed: ${error.stack ?? error}`);
+      if (workerd) console.error(`workerd log (last lines):\n${tail(workerd.logPath)}`);
+      process.exitCode = 1;
+    },
+  )
+  .finally(async () => {
+    agent.destroy();
+    if (loadChild && loadChild.exitCode === null) loadChild.kill("SIGTERM");
+    if (workerd) await workerd.stop();
+  });
