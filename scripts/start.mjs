@@ -34,6 +34,8 @@ const DEFAULT_INSPECTOR_PORT = 9229;
 const READY_TIMEOUT_MS = 120_000;
 const REPORT_EVERY_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
+// eslint-disable-next-line no-control-regex -- an escape sequence is what it matches
+const ANSI_ESCAPE = /\x1b\[[0-9;]*[A-Za-z]/g;
 /** wrangler output worth showing once the mesh runs (the rest goes to the log file). */
 const ERROR_LINE = /\[wrangler:error\]|\[ERROR\]|✘|\bUncaught\b/;
 
@@ -241,7 +243,9 @@ class Wrangler {
     }
   }
 
-  onLine(line) {
+  onLine(raw) {
+    // wrangler colours its error lines whatever NO_COLOR says; the log and the echo stay plain.
+    const line = raw.replace(ANSI_ESCAPE, "");
     this.log.write(`${line}\n`);
     this.tail.push(line);
     if (this.tail.length > 80) this.tail.shift();
