@@ -36,6 +36,14 @@ export function destinationFromHost(host: string): string {
   return SERVICE_NAME.test(name) && name.length <= 63 ? name : "";
 }
 
+/** The mesh's own path prefix, on every host: nothing under it is forwarded. */
+export const RESERVED_PREFIX = "/.mesh/";
+
+/** True for a (normalised) path under the reserved `/.mesh/` prefix. */
+export function isReservedPath(path: string): boolean {
+  return path.startsWith(RESERVED_PREFIX);
+}
+
 /** Parses a request URL, or throws `bad_request`. */
 export function parseRequestUrl(url: string): URL {
   try {

@@ -68,6 +68,8 @@ export async function openLocalStore(persistTo, namespaceId) {
   };
   return {
     where: "local",
+    // One process's SQLite-backed state: a listing shows every write and delete at once.
+    consistentList: true,
     get: async (key) => (await call({ op: "get", key })).value,
     list: async (prefix) => (await call({ op: "list", prefix })).keys,
     putMany: async (writes) => void (writes.length > 0 && (await call({ op: "put", writes }))),
@@ -94,33 +96,29 @@ function wrangler(args) {
 export function openRemoteStore() {
   const target = ["--binding", "MESH_CONFIG", "-c", ROUTER_CONFIG, "--remote"];
   const dir = mkdtempSync(join(tmpdir(), "meshwork-kv-"));
-  let known;
-  const bulk = (command, payload) => {
-    const file = join(dir, `${command}-${Date.now()}.json`);
+  let files = 0;
+  const bulk = (command, payload, extra = []) => {
+    const file = join(dir, `${command}-${files++}.json`);
     writeFileSync(file, JSON.stringify(payload));
-    wrangler([
-      "kv",
-      "bulk",
-      command,
-      file,
-      ...target,
-      ...(command === "delete" ? ["--force"] : []),
-    ]);
+    return wrangler(["kv", "bulk", command, file, ...target, ...extra]);
   };
-  const list = (prefix) => {
-    const text = wrangler(["kv", "key", "list", "--prefix", prefix, ...target]);
-    return JSON.parse(text.slice(text.indexOf("["))).map((k) => k.name);
-  };
+  // wrangler may print warnings before the JSON: it starts at the first line opening with { or [.
+  const jsonIn = (text) => JSON.parse(text.slice(text.search(/^[[{]/m)));
   return {
     where: "remote",
+    // A real read: `kv bulk get` answers null for a missing key, where `kv key get` prints
+    // "Value not found" like a value, and a listing may lag behind writes.
     async get(key) {
-      // `kv key get` cannot tell a missing key from one holding "Value not found": list first.
-      known ??= new Set(list("mesh/"));
-      return known.has(key) ? wrangler(["kv", "key", "get", key, ...target, "--text"]) : null;
+      const values = jsonIn(bulk("get", [key]));
+      const found = values[key];
+      return found !== null && typeof found === "object" ? (found.value ?? null) : (found ?? null);
     },
-    list: async (prefix) => list(prefix),
-    putMany: async (writes) => writes.length > 0 && bulk("put", writes),
-    deleteMany: async (keys) => keys.length > 0 && bulk("delete", keys),
+    async list(prefix) {
+      const text = wrangler(["kv", "key", "list", "--prefix", prefix, ...target]);
+      return jsonIn(text).map((k) => k.name);
+    },
+    putMany: async (writes) => void (writes.length > 0 && bulk("put", writes)),
+    deleteMany: async (keys) => void (keys.length > 0 && bulk("delete", keys, ["--force"])),
     close: async () => rmSync(dir, { recursive: true, force: true }),
   };
 }

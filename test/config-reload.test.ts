@@ -4,7 +4,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { INDEX_KEY } from "../core/config/snapshot.ts";
-import { handleMeshCall, routerFetch } from "../workers/router/app.ts";
+import { configFor, handleMeshCall, routerFetch } from "../workers/router/app.ts";
 import { callHttp, publish, refresh, service, type Echoed } from "./helpers/mesh.ts";
 import { MemoryKV } from "./helpers/memory-kv.ts";
 
@@ -148,6 +148,40 @@ describe("bad config in KV", () => {
       );
     }
     expect(kv.reads).toBe(2);
+  });
+});
+
+describe("entries that are not in KV yet", () => {
+  it("a new version whose entry for a warm destination is missing waits, and applies once it appears", async () => {
+    const kv = new MemoryKV();
+    kv.publish([service("echo", "ECHO_V1")], 1);
+    const routerEnv = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+    const call = async () => {
+      const ctx = createExecutionContext();
+      const response = await handleMeshCall(new Request("http://echo/"), routerEnv, ctx);
+      await waitOnExecutionContext(ctx);
+      return ((await response.json()) as Echoed).service;
+    };
+    expect(await call()).toBe("echo-v1"); // echo is warm on version 1
+
+    // Version 2's index arrives before its entry (KV reaches locations key by key).
+    const next = new MemoryKV();
+    next.publish([service("echo", "ECHO_V2")], 2);
+    const entryKey = [...next.data.keys()].find((key) => key.startsWith("mesh/dest/echo/"))!;
+    kv.data.set(INDEX_KEY, next.data.get(INDEX_KEY)!);
+    const cache = configFor(routerEnv);
+    await cache.refreshNow();
+    expect(cache.status()).toMatchObject({
+      version: 1,
+      error: { version: 2, message: `KV key ${entryKey} does not exist` },
+    });
+    expect(await call()).toBe("echo-v1");
+
+    // The entry arrives: the next check applies version 2 (the index text did not change).
+    kv.data.set(entryKey, next.data.get(entryKey)!);
+    await cache.refreshNow();
+    expect(cache.status()).toMatchObject({ version: 2, error: null });
+    expect(await call()).toBe("echo-v2");
   });
 });
 

@@ -99,7 +99,20 @@ describe("path spellings", () => {
   const ADMIN = [
     ...BACKENDS,
     service("echo", "ECHO_V1"),
-    httpRoute("admin", "echo", [toV3({ path: { type: "PathPrefix", value: "/admin" } }), catchAll]),
+    httpRoute("admin", "echo", [
+      toV3({ path: { type: "PathPrefix", value: "/admin" } }),
+      {
+        matches: [{ path: { value: "/v2" } }],
+        filters: [
+          {
+            type: "URLRewrite",
+            urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/" } },
+          },
+        ],
+        backendRefs: [{ name: "echo-v2" }],
+      },
+      catchAll,
+    ]),
   ];
 
   it("attack: /%61dmin/x, //admin/x and /x/../admin reach the /admin rule, as /admin/x", async () => {
@@ -146,6 +159,28 @@ describe("path spellings", () => {
       expect(status.service).toBeUndefined();
     }
     await meshError(await callHttp("echo", "/%2emesh/nothing"), 404, "no_route");
+  });
+
+  it("a configured path matches every spelling of it (values are normalised like requests)", async () => {
+    await publish([
+      ...BACKENDS,
+      service("echo", "ECHO_V1"),
+      httpRoute("encoded", "echo", [
+        toV3({ path: { type: "Exact", value: "/caf%c3%a9" } }),
+        toV3({ path: { type: "PathPrefix", value: "/%7Euser" } }),
+        catchAll,
+      ]),
+    ]);
+    for (const spelling of ["/caf%C3%A9", "/caf%c3%a9", "/café", "/~user/x", "/%7euser"]) {
+      expect((await echoed(await callHttp("echo", spelling))).service, spelling).toBe("echo-v3");
+    }
+  });
+
+  it("attack: a rewrite cannot forward into /.mesh/ (/v2/.mesh/status rewritten to /.mesh/status)", async () => {
+    await publish(ADMIN);
+    const message = await meshError(await callHttp("echo", "/v2/.mesh/status"), 400, "bad_request");
+    expect(message).toMatch(/gives \/\.mesh\/status, which is reserved for the mesh/);
+    expect((await echoed(await callHttp("echo", "/v2/status"))).path).toBe("/status");
   });
 });
 

@@ -335,7 +335,7 @@ describe("filters", () => {
     const response = await callHttp("filters", "/mirror/path", {
       method: "POST",
       body: "payload",
-      headers: { "x-request-id": requestId },
+      headers: { "x-request-id": requestId, "x-mesh-backend": "echo-v2" },
     });
     const body = await echoed(response);
     expect(body.service).toBe("echo-v1");
@@ -344,6 +344,8 @@ describe("filters", () => {
     expect(recorded.path).toBe("/mirror/path");
     expect(recorded.body).toBe("payload");
     expect(recorded.method).toBe("POST");
+    // The mesh's own pin header goes to no destination, mirrors included.
+    expect(recorded.headers["x-mesh-backend"]).toBeUndefined();
   });
 
   it("RequestMirror at 0 percent sends nothing", async () => {

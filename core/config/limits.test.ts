@@ -111,8 +111,44 @@ describe("config limits", () => {
       ]),
     );
     expect(issues([service("echo"), ...routes])[0]!.message).toMatch(
-      /add up to an RE2 program size of \d+; the limit is 4096/,
+      /cost \d+ in all \(each its RE2 program size, at least 64\); the limit is 4096/,
     );
+  });
+
+  it("counts every pattern at least 64, so many tiny regexes cannot add up to unbounded work", () => {
+    // 65 patterns like `.*b` (program size 5): each run still reads its whole input.
+    const rules = Array.from({ length: 13 }, (_, r) => ({
+      matches: Array.from({ length: 5 }, (_, i) => ({
+        headers: [{ type: "RegularExpression", name: "x-h", value: `.*b${r * 5 + i}` }],
+      })),
+    }));
+    expect(issues([service("echo"), route("tiny", rules)])[0]!.message).toMatch(
+      /cost 4160 in all .*the limit is 4096/,
+    );
+  });
+
+  it("the router reports a hand-written entry's invalid regex by its field, not as an exception", () => {
+    const valid = validateResources([service("echo"), route("r", [{}])]);
+    if (!valid.ok) throw new Error("bad fixture");
+    const entry = JSON.parse(
+      JSON.stringify({
+        schema: 1,
+        service: valid.value.services[0],
+        routes: valid.value.routes,
+        backends: [],
+      }),
+    );
+    entry.routes[0].spec.rules[0].matches = [
+      { path: { type: "RegularExpression", value: "/(a)\\1" } },
+    ];
+    const parsed = parseEntry(entry, "mesh/dest/echo/x");
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) {
+      expect(parsed.issues[0]!.path).toBe(
+        "mesh/dest/echo/x.routes[0].spec.rules[0].matches[0].path",
+      );
+      expect(parsed.issues[0]!.message).toMatch(/not a valid RE2 regular expression/);
+    }
   });
 
   it("the router refuses a hand-written entry beyond the per-destination limits", () => {

@@ -11,13 +11,16 @@ import { ENTRY_PREFIX, INDEX_KEY, type SnapshotWrite } from "./snapshot.ts";
 import { validateResources, type MeshConfig } from "./validate.ts";
 
 class MemoryStore implements SnapshotStore {
+  consistentList = true;
+  /** Keys a lagging listing still shows after they were deleted. */
+  readonly ghosts = new Set<string>();
   readonly data = new Map<string, string>();
   readonly written: string[] = [];
   async get(key: string) {
     return this.data.get(key) ?? null;
   }
   async list(prefix: string) {
-    return [...this.data.keys()].filter((key) => key.startsWith(prefix));
+    return [...this.data.keys(), ...this.ghosts].filter((key) => key.startsWith(prefix));
   }
   async putMany(writes: readonly SnapshotWrite[]) {
     for (const w of writes) {
@@ -100,6 +103,19 @@ describe("publishing", () => {
     const late = await publishConfig(store, config("A"), { now: at(200) });
     expect(late).toMatchObject({ ok: true, entriesDeleted: 1 });
     expect(store.entries()).toHaveLength(1);
+  });
+
+  it("writes every entry when the store's listing may lag (deployed KV), even one it lists", async () => {
+    const store = new MemoryStore();
+    store.consistentList = false;
+    await publishConfig(store, config("A"), { now: at(0) });
+    const [entryA] = store.entries();
+    // A's entry is gone, but the listing still shows it (eventually consistent).
+    store.data.delete(entryA!);
+    store.ghosts.add(entryA!);
+    const again = await publishConfig(store, config("A"), { now: at(1) });
+    expect(again).toMatchObject({ ok: true, entriesWritten: 1 });
+    expect(store.data.has(entryA!)).toBe(true);
   });
 
   it("collects orphans a failed publish left behind", async () => {

@@ -6,7 +6,7 @@
  *  - versions only increase: a publish takes the next version after the one in KV, and an
  *    explicit version must be higher;
  *  - entries are immutable and content-addressed, written before the index that names them;
- *    an entry already in KV is not written again;
+ *    where listing is consistent, an entry already in KV is not written again;
  *  - entries no longer referenced are collected after a grace period: the first publish that
  *    finds an entry unreferenced records when (in `mesh/gc`), and a publish after the grace
  *    period deletes it. Routers that still run the previous version keep finding its entries
@@ -26,6 +26,12 @@ export interface SnapshotStore {
   get(key: string): Promise<string | null>;
   /** Every key under `prefix`. */
   list(prefix: string): Promise<string[]>;
+  /**
+   * True when `list` reflects every write and delete at once (local state). Deployed KV lists
+   * are eventually consistent, so a key listed may already be gone: there, every entry the new
+   * index names is written, present or not.
+   */
+  readonly consistentList?: boolean;
   /** Writes all of `writes`; resolves once every one is stored. */
   putMany(writes: readonly SnapshotWrite[]): Promise<void>;
   deleteMany(keys: readonly string[]): Promise<void>;
@@ -105,7 +111,7 @@ export async function publishConfig(
   const build = buildSnapshot(config, version, options.now);
   if (!build.ok) return build;
 
-  const present = new Set(existing);
+  const present = new Set(store.consistentList ? existing : []);
   const entries = build.writes.filter((w) => w.key !== INDEX_KEY);
   const index = build.writes.find((w) => w.key === INDEX_KEY)!;
   const newEntries = entries.filter((w) => !present.has(w.key));

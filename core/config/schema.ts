@@ -179,7 +179,17 @@ const PathValue = z
   .max(1024)
   .refine((v) => v.startsWith("/"), { message: "must start with '/'" });
 
+/** Gateway API's path characters: RFC 3986 pchar and '/', anything else percent-encoded. */
+const PATH_CHARACTERS = /^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+$/;
+
 function checkPlainPath(value: string, ctx: z.RefinementCtx): void {
+  if (!PATH_CHARACTERS.test(value)) {
+    ctx.addIssue({
+      code: "custom",
+      message:
+        "may hold only URL path characters (letters, digits, - . _ ~ ! $ & ' ( ) * + , ; = : @ /) and %XX escapes: percent-encode anything else (é as %C3%A9, a space as %20)",
+    });
+  }
   for (const bad of ["//", "/./", "/../", "%2f", "%2F", "#"]) {
     if (value.includes(bad)) {
       ctx.addIssue({ code: "custom", message: `must not contain '${bad}'` });

@@ -113,6 +113,15 @@ describe("config validation", () => {
     expect(result.warnings[1]!.message).toMatch(/nothing will be mirrored/);
   });
 
+  it("refuses a path value with characters a URL path cannot hold, saying how to write them", () => {
+    const issues = issuesOf([
+      service("echo"),
+      route({ rules: [{ matches: [{ path: { type: "Exact", value: "/café" } }] }] }),
+    ]);
+    expect(issues[0]!.path).toBe("resources[1].spec.rules[0].matches[0].path");
+    expect(issues[0]!.message).toMatch(/percent-encode anything else \(é as %C3%A9/);
+  });
+
   it("refuses parentRefs[].port and sectionName rather than ignoring them", () => {
     const withPort = route({});
     (withPort.spec as { parentRefs: unknown[] }).parentRefs = [{ name: "echo", port: 80 }];

@@ -8,7 +8,7 @@
  * there are answered 500 — so it is a warning, not an issue, unless `strict` asks otherwise.
  */
 import type { z } from "zod";
-import { MAX_REGEX_PROGRAM_SIZE_PER_DESTINATION, regexProgramSize } from "../routing/regex.ts";
+import { MAX_REGEX_COST_PER_DESTINATION, MIN_REGEX_COST, regexCost } from "../routing/regex.ts";
 import {
   MAX_MATCHES_PER_DESTINATION,
   MAX_RESOURCE_BYTES,
@@ -110,19 +110,19 @@ export function destinationLimitProblems(
     );
   }
   let matches = 0;
-  let regexCost = 0;
+  let cost = 0;
   for (const route of routes) {
     for (const rule of route.spec.rules) matches += Math.max(1, rule.matches?.length ?? 0);
-    for (const pattern of routePatterns(route)) regexCost += regexProgramSize(pattern);
+    for (const pattern of routePatterns(route)) cost += regexCost(pattern);
   }
   if (matches > MAX_MATCHES_PER_DESTINATION) {
     problems.push(
       `the routes attached to Service '${service}' hold ${matches} matches; the limit is ${MAX_MATCHES_PER_DESTINATION}`,
     );
   }
-  if (regexCost > MAX_REGEX_PROGRAM_SIZE_PER_DESTINATION) {
+  if (cost > MAX_REGEX_COST_PER_DESTINATION) {
     problems.push(
-      `the regular expressions of the routes attached to Service '${service}' add up to an RE2 program size of ${regexCost}; the limit is ${MAX_REGEX_PROGRAM_SIZE_PER_DESTINATION}`,
+      `the regular expressions of the routes attached to Service '${service}' cost ${cost} in all (each its RE2 program size, at least ${MIN_REGEX_COST}); the limit is ${MAX_REGEX_COST_PER_DESTINATION}`,
     );
   }
   return problems;

@@ -18,8 +18,14 @@ import { RE2JS } from "re2js";
 export const MAX_REGEX_LENGTH = 1024;
 /** Largest compiled RE2 program accepted for one pattern (roughly one unit per character). */
 export const MAX_REGEX_PROGRAM_SIZE = 256;
-/** Largest sum of program sizes over the patterns one destination's routes use. */
-export const MAX_REGEX_PROGRAM_SIZE_PER_DESTINATION = 4096;
+/**
+ * Largest total cost of the patterns one destination's routes use, each pattern costing its
+ * program size but at least `MIN_REGEX_COST`: a request may run every one of them, and each run
+ * costs time per input character however small the pattern, so this also caps their number (64).
+ */
+export const MAX_REGEX_COST_PER_DESTINATION = 4096;
+/** What the smallest pattern counts toward `MAX_REGEX_COST_PER_DESTINATION`. */
+export const MIN_REGEX_COST = 64;
 /** Longest value (path, header or query value) a pattern is run against; longer never matches. */
 export const MAX_REGEX_SUBJECT_LENGTH = 4096;
 
@@ -47,9 +53,16 @@ export function regexProblem(pattern: string): string | undefined {
   return undefined;
 }
 
-/** The program size of a valid pattern (see `regexProblem`). */
-export function regexProgramSize(pattern: string): number {
-  return RE2JS.compile(pattern).programSize();
+/**
+ * What `pattern` counts toward a destination's regex budget: its program size, at least
+ * `MIN_REGEX_COST`. 0 for a pattern RE2 refuses (the schema reports it, with its field).
+ */
+export function regexCost(pattern: string): number {
+  try {
+    return Math.max(RE2JS.compile(pattern).programSize(), MIN_REGEX_COST);
+  } catch {
+    return 0;
+  }
 }
 
 /**

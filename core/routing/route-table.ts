@@ -25,6 +25,7 @@ import type {
   ServiceResource,
 } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
+import { normalizePath } from "../path-normalization.ts";
 import { buildSplitTable, type SplitTable } from "../split/pick-backend.ts";
 import { compileCors, type CorsPolicy } from "./cors.ts";
 import { matchesPrefix, normalizePrefix } from "./path.ts";
@@ -307,10 +308,24 @@ function valueTest(type: "Exact" | "RegularExpression", value: string): ValueTes
   return type === "Exact" ? (candidate) => candidate === value : compileRegex(value);
 }
 
+/**
+ * An Exact or PathPrefix value in the normal form requests are matched in (`/%7euser` →
+ * `/~user`, `/caf%c3%a9` → `/caf%C3%A9`), so every spelling of a configured path matches.
+ */
+function normalPathValue(value: string): string {
+  const normalized = normalizePath(value, "keep");
+  return normalized.ok ? normalized.path : value;
+}
+
 function compileMatch(rule: CompiledRule, match: HTTPRouteMatch): CompiledMatch {
   const pathType = match.path?.type ?? "PathPrefix";
   const rawValue = match.path?.value ?? "/";
-  const pathValue = pathType === "PathPrefix" ? normalizePrefix(rawValue) : rawValue;
+  const pathValue =
+    pathType === "PathPrefix"
+      ? normalizePrefix(normalPathValue(rawValue))
+      : pathType === "Exact"
+        ? normalPathValue(rawValue)
+        : rawValue;
   const pathTest: ValueTest =
     pathType === "Exact"
       ? (path) => path === pathValue

@@ -10,6 +10,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MESH_ERROR_STATUS } from "../../core/errors.ts";
+import { normalizePath } from "../../core/path-normalization.ts";
 import {
   rawRequest,
   startWorkerdMesh,
@@ -241,8 +242,21 @@ const request = fc.record({
   body: fc.option(token(VALUE_CHARS, 0, 64)),
 });
 
+/** Where the router will send a request path, if anywhere: its normal form (as the router reads it). */
+function normalPath(path: string): string | undefined {
+  try {
+    const normalized = normalizePath(new URL(`http://x${path}`).pathname, "reject");
+    return normalized.ok ? normalized.path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What a response may be: the contract error table, or something the config makes the router do. */
-function classify(req: { method: string }, response: RawResponse): string | undefined {
+function classify(
+  req: { method: string; path: string },
+  response: RawResponse,
+): string | undefined {
   const code = response.headers.get("x-mesh-error");
   if (code !== undefined) {
     if (!(code in MESH_ERROR_STATUS)) return `unknown X-Mesh-Error ${code}`;
@@ -250,22 +264,30 @@ function classify(req: { method: string }, response: RawResponse): string | unde
       return `X-Mesh-Error ${code} with status ${response.status}`;
     }
     if (code === "internal_error") return `internal_error: ${response.body}`;
+    if (!response.headers.get("x-request-id")) return `${code} without X-Request-Id`;
     if (req.method !== "HEAD") {
       const body = JSON.parse(response.body) as { error?: { code?: string } };
       if (body.error?.code !== code) return `error body does not say ${code}: ${response.body}`;
     }
     return undefined;
   }
-  if (response.status >= 300 && response.status < 400 && response.headers.has("location"))
+  // The router's own endpoint: every spelling of /.mesh/status, and nothing else under /.mesh/.
+  if (normalPath(req.path)?.startsWith("/.mesh/")) {
+    if (response.headers.has("x-echo-service")) return `a backend answered ${req.path}`;
+    if (response.status !== 200) return `${req.path}: ${response.status} without X-Mesh-Error`;
+    if (req.method !== "HEAD" && JSON.parse(response.body).router !== "meshwork-router") {
+      return `${req.path}: not the router's status: ${response.body.slice(0, 200)}`;
+    }
     return undefined;
-  if (req.method === "OPTIONS" && response.status === 200 && response.body === "") return undefined;
-  if (req.method === "HEAD") return undefined;
-  try {
-    const body = JSON.parse(response.body) as { service?: string };
-    if (body.service === "echo-v1" || body.service === "echo-v2") return undefined;
-  } catch {
-    // not JSON: falls through
   }
+  // A backend's answer: echo names itself in a header (HEAD answers have no body).
+  const backend = response.headers.get("x-echo-service");
+  if (backend === "echo-v1" || backend === "echo-v2") return undefined;
+  // The mesh answering for the route: a redirect, or a CORS preflight.
+  if (response.status >= 300 && response.status < 400 && response.headers.has("location")) {
+    return undefined;
+  }
+  if (req.method === "OPTIONS" && response.status === 200 && response.body === "") return undefined;
   return `neither a backend's answer nor a contract error: ${response.status} ${response.body.slice(0, 200)}`;
 }
 

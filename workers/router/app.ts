@@ -12,6 +12,7 @@ import { MeshError } from "../../core/errors.ts";
 import { systemRandom, type RandomSource } from "../../core/random.ts";
 import {
   destinationFromHost,
+  isReservedPath,
   normalizeUrlPath,
   parseRequestUrl,
 } from "../../core/request-target.ts";
@@ -150,14 +151,19 @@ meshEndpoints.get("/.mesh/status", async (c) => {
     },
   });
 });
-meshEndpoints.all("*", () =>
-  errorResponse(new MeshError("no_route", "unknown mesh endpoint (try /.mesh/status)")),
+meshEndpoints.all("*", (c) =>
+  errorResponse(
+    new MeshError("no_route", "unknown mesh endpoint (try /.mesh/status)"),
+    requestIdOf(c.req.raw),
+  ),
 );
-meshEndpoints.onError((error, c) =>
-  errorResponse(rescue(error, { requestId: undefined, destination: undefined, route: c.req.path })),
-);
-
-const RESERVED_PREFIX = "/.mesh/";
+meshEndpoints.onError((error, c) => {
+  const requestId = requestIdOf(c.req.raw);
+  return errorResponse(
+    rescue(error, { requestId, destination: undefined, route: c.req.path }),
+    requestId,
+  );
+});
 
 /**
  * Both entries' fetch: `/.mesh/` to the mesh's endpoints, every other path into the mesh. The
@@ -180,7 +186,7 @@ export async function routerFetch(
     });
     return errorResponse(failure, requestIdOf(request));
   }
-  if (url.pathname.startsWith(RESERVED_PREFIX)) {
+  if (isReservedPath(url.pathname)) {
     const normalized = url.href === request.url ? request : new Request(url, request);
     return meshEndpoints.fetch(normalized, env, ctx);
   }

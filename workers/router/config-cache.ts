@@ -73,9 +73,15 @@ function checkSize(key: string, text: string, limit: number): void {
 /** Raised inside a load to abandon it with a recorded reason. */
 class LoadFailure extends Error {
   readonly issues: ConfigIssue[];
-  constructor(message: string, issues: ConfigIssue[] = []) {
+  /**
+   * True when reading again may succeed (KV failed, or a key is not there yet — KV takes up to a
+   * minute to reach every location); false when the value itself is refused.
+   */
+  readonly transient: boolean;
+  constructor(message: string, issues: ConfigIssue[] = [], transient = false) {
     super(message);
     this.issues = issues;
+    this.transient = transient;
   }
 }
 
@@ -159,6 +165,10 @@ export class ConfigCache {
       await this.indexLoad;
       const warm = this.destinations.get(destination);
       if (warm) return warm.table;
+    } else if (this.options.now() - this.lastCheckAt >= this.options.refreshMs) {
+      // A cold destination waits for KV anyway: check the index first, so an isolate that sat
+      // idle does not look up an entry of a version long since replaced (and perhaps collected).
+      await this.refreshNow("awaited");
     } else {
       this.maybeRefresh(waitUntil);
     }
@@ -255,9 +265,9 @@ export class ConfigCache {
     try {
       text = await this.source.get(key, "text");
     } catch (error) {
-      throw new LoadFailure(`reading ${key} from KV failed: ${(error as Error).message}`);
+      throw new LoadFailure(`reading ${key} from KV failed: ${(error as Error).message}`, [], true);
     }
-    if (text === null) throw new LoadFailure(`KV key ${key} does not exist`);
+    if (text === null) throw new LoadFailure(`KV key ${key} does not exist`, [], true);
     checkSize(key, text, MAX_ENTRY_BYTES);
     try {
       return JSON.parse(text) as unknown;
@@ -346,7 +356,9 @@ export class ConfigCache {
         try {
           changed.set(name, await this.readDestination(key, mode));
         } catch (error) {
-          this.refusedIndexText = text;
+          // A refused entry refuses this index text for good; a read that may succeed later
+          // (KV failing, an entry not propagated yet) is tried again at the next check.
+          if (!(error instanceof LoadFailure && error.transient)) this.refusedIndexText = text;
           throw error;
         }
       }

@@ -5,7 +5,9 @@
  * The headers to send downstream are built here in one pass over the caller's: hop-by-hop
  * headers are dropped, and identity headers arriving from a caller are never trusted —
  * `X-Mesh-Caller`, `X-Forwarded-Client-Cert` and `X-Mesh-Passport` are dropped and only the mesh
- * sets them again (here, from the caller a service binding attests).
+ * sets them again (here, from the caller a service binding attests). `X-Mesh-Backend` is the
+ * mesh's own request (a pin, read from the caller's headers by trafficSplit): it goes nowhere,
+ * mirrors included.
  */
 import { copyForwardable } from "../../../core/http-headers.ts";
 import {
@@ -15,14 +17,15 @@ import {
 } from "../../../core/trace-context.ts";
 import type { Layer } from "../call.ts";
 
-const IDENTITY_HEADERS: ReadonlySet<string> = new Set([
+const NOT_FORWARDED: ReadonlySet<string> = new Set([
   "x-mesh-caller",
   "x-forwarded-client-cert",
   "x-mesh-passport",
+  "x-mesh-backend",
 ]);
 
 export const requestContext: Layer = (call, next) => {
-  const headers = copyForwardable(call.request.headers, IDENTITY_HEADERS);
+  const headers = copyForwardable(call.request.headers, NOT_FORWARDED);
   call.headers = headers;
 
   call.requestId = continueRequestId(headers.get("x-request-id"), call.random);

@@ -4,6 +4,8 @@
  * request; RequestMirror copies it elsewhere without waiting; ResponseHeaderModifier shapes the
  * answer on the way back. The same function serves backend-level filters (see traffic-split.ts).
  */
+import { MeshError } from "../../../core/errors.ts";
+import { isReservedPath } from "../../../core/request-target.ts";
 import { isPreflight, preflightHeaders, responseHeaders } from "../../../core/routing/cors.ts";
 import { applyHeaderEdits, redirectLocation, rewriteUrl } from "../../../core/routing/filters.ts";
 import type { CompiledFilters } from "../../../core/routing/route-table.ts";
@@ -52,7 +54,16 @@ function applyFilters(
   }
   if (filters.requestHeaders) applyHeaderEdits(call.headers, filters.requestHeaders);
   if (filters.rewrite) {
+    const before = call.url.pathname;
     call.url = rewriteUrl(call.url, filters.rewrite, call.match);
+    // /.mesh/ is reserved on every hop: a rewrite must not forward into it what the entry kept out.
+    if (isReservedPath(call.url.pathname)) {
+      throw new MeshError(
+        "bad_request",
+        `rewriting ${before} gives ${call.url.pathname}, which is reserved for the mesh (/.mesh/)`,
+        { destination: call.destination, route: call.rule?.id },
+      );
+    }
     if (filters.rewrite.hostname !== undefined) call.headers.set("host", filters.rewrite.hostname);
   }
   if (filters.mirrors.length > 0) sendMirrors(call, filters.mirrors);

@@ -3,7 +3,7 @@
  *   1. `X-Mesh-Backend: <service>` pins the request to one of the rule's backends — only where
  *      the destination Service enables pinning (`spec.backendPinning`), only for the callers it
  *      names, and never to a weight-0 backend unless it allows that too; otherwise the header is
- *      ignored (and, like every pin, not forwarded);
+ *      ignored (requestContext never forwards the header, pin or not);
  *   2. session persistence hashes the session key (header or cookie) so a user stays on one
  *      backend while weights move; a missing cookie is issued;
  *   3. otherwise a weighted random pick.
@@ -46,7 +46,6 @@ function sessionKey(call: MeshCall, session: SessionSpec): string | undefined {
 function pinnedBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | undefined {
   const pinned = call.request.headers.get(PIN_HEADER);
   if (pinned === null) return undefined;
-  call.headers.delete(PIN_HEADER);
   const pinning = call.table?.pinning;
   if (!pinning) return undefined;
   if (pinning.callers && (call.caller === undefined || !pinning.callers.has(call.caller))) {
