@@ -55,8 +55,10 @@ import {
   COMPATIBILITY_DATE,
   WORKERD,
   binding,
+  echoService,
   listening,
   modulesOf,
+  routerService,
   startWorkerd,
   tail,
   writeWorkerdConfig,
@@ -628,11 +630,7 @@ const SOCKETS = [
 ];
 
 function writeBenchConfig() {
-  const echo = (v) => ({
-    name: `echo-v${v}`,
-    modules: modules(`echo-v${v}`),
-    bindings: [binding.text("SERVICE_NAME", `echo-v${v}`), binding.text("VERSION", `v${v}`)],
-  });
+  const echo = (v) => echoService(modules(`echo-v${v}`), v);
   const client = (name, echoBinding) => ({
     name,
     modules: modules("bench-client"),
@@ -641,18 +639,7 @@ function writeBenchConfig() {
   const meshBinding = (target) =>
     binding.service("ECHO", "router", "Mesh", { caller: CALLER, target });
   const services = [
-    {
-      name: "router",
-      modules: modules("router"),
-      bindings: [
-        binding.kv("MESH_CONFIG", "bench-kv"),
-        binding.service("ECHO_V1", "echo-v1"),
-        binding.service("ECHO_V2", "echo-v2"),
-        binding.text("TRUST_DOMAIN", "meshwork.local"),
-        binding.text("CONFIG_REFRESH_SECONDS", "5"),
-        binding.text("PATH_ESCAPED_SLASHES", "reject"),
-      ],
-    },
+    routerService(modules("router"), { kv: "bench-kv" }),
     echo(1),
     echo(2),
     {

@@ -14,6 +14,12 @@ export const binding: {
 
 export function modulesOf(dir: string, main: string, from: string): string;
 
+export function routerService(
+  modules: string,
+  options: { kv: string; vars?: Record<string, string> },
+): ServiceConfig;
+export function echoService(modules: string, version: number): ServiceConfig;
+
 export type ServiceConfig =
   { name: string; modules: string; bindings: string[] } | { name: string; network: string[] };
 

@@ -32,6 +32,41 @@ export const binding = {
 };
 
 /**
+ * The router as a workerd service: its config from `kv` (a service answering the KV protocol),
+ * bindings ECHO_V1 and ECHO_V2 to the echo services below, and its vars (overridable).
+ */
+export function routerService(modules, { kv, vars = {} }) {
+  const settings = {
+    TRUST_DOMAIN: "meshwork.local",
+    CONFIG_REFRESH_SECONDS: "5",
+    PATH_ESCAPED_SLASHES: "reject",
+    ...vars,
+  };
+  return {
+    name: "router",
+    modules,
+    bindings: [
+      binding.kv("MESH_CONFIG", kv),
+      binding.service("ECHO_V1", "echo-v1"),
+      binding.service("ECHO_V2", "echo-v2"),
+      ...Object.entries(settings).map(([name, value]) => binding.text(name, value)),
+    ],
+  };
+}
+
+/** echo-v`version` (examples/echo) as a workerd service. */
+export function echoService(modules, version) {
+  return {
+    name: `echo-v${version}`,
+    modules,
+    bindings: [
+      binding.text("SERVICE_NAME", `echo-v${version}`),
+      binding.text("VERSION", `v${version}`),
+    ],
+  };
+}
+
+/**
  * The ES modules of a built Worker in `dir`, the main module first, as capnp Module entries
  * relative to `from` (where the capnp file lives).
  */

@@ -11,7 +11,14 @@ import { connect } from "node:net";
 import { build } from "esbuild";
 import { buildSnapshot } from "../../core/config/snapshot.ts";
 import { validateResources } from "../../core/config/validate.ts";
-import { binding, modulesOf, startWorkerd, writeWorkerdConfig } from "../../scripts/workerd.mjs";
+import {
+  binding,
+  echoService,
+  modulesOf,
+  routerService,
+  startWorkerd,
+  writeWorkerdConfig,
+} from "../../scripts/workerd.mjs";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -67,28 +74,15 @@ export async function startWorkerdMesh(
     JSON.stringify(Object.fromEntries(snapshot.writes.map((w) => [w.key, w.value]))),
   );
   const port = await freePort();
-  const echo = (v: number) => ({
-    name: `echo-v${v}`,
-    modules: modulesOf(join(dir, "echo"), "index.js", dir),
-    bindings: [binding.text("SERVICE_NAME", `echo-v${v}`), binding.text("VERSION", `v${v}`)],
-  });
+  const echo = (v: number) => echoService(modulesOf(join(dir, "echo"), "index.js", dir), v);
   const sockets = [{ name: "router", port, service: "router" }];
   writeWorkerdConfig(
     dir,
     [
-      {
-        name: "router",
-        modules: modulesOf(join(dir, "router"), "index.js", dir),
-        bindings: [
-          binding.kv("MESH_CONFIG", "kv"),
-          binding.service("ECHO_V1", "echo-v1"),
-          binding.service("ECHO_V2", "echo-v2"),
-          binding.text("TRUST_DOMAIN", "meshwork.local"),
-          binding.text("CONFIG_REFRESH_SECONDS", "3600"),
-          binding.text("PATH_ESCAPED_SLASHES", "reject"),
-          ...Object.entries(vars).map(([name, value]) => binding.text(name, value)),
-        ],
-      },
+      routerService(modulesOf(join(dir, "router"), "index.js", dir), {
+        kv: "kv",
+        vars: { CONFIG_REFRESH_SECONDS: "3600", ...vars },
+      }),
       echo(1),
       echo(2),
       {
