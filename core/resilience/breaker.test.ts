@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import { seededRandom } from "../random.ts";
+import {
+  adopt,
+  admit,
+  CLOSED,
+  current,
+  FAILURE,
+  openDuration,
+  record,
+  SUCCESS,
+  windowCounts,
+  type BreakerPolicy,
+  type BreakerState,
+} from "./breaker.ts";
+
+const policy: BreakerPolicy = {
+  consecutiveFailures: 5,
+  failureRate: 0.5,
+  minimumRequests: 20,
+  windowMs: 10_000,
+  baseOpenMs: 1_000,
+  maxOpenMs: 8_000,
+  openJitter: 0,
+  halfOpenProbes: 2,
+};
+const noJitter = () => 0;
+
+function feed(state: BreakerState, outcomes: readonly ("ok" | "fail")[], now: number, p = policy) {
+  let s = state;
+  for (const o of outcomes) s = record(s, p, o === "ok" ? SUCCESS : FAILURE, now, noJitter);
+  return s;
+}
+
+describe("circuit breaker", () => {
+  it("opens after 5 consecutive failures, not after 4, and a success resets the streak", () => {
+    expect(feed(CLOSED, ["fail", "fail", "fail", "fail"], 0).kind).toBe("closed");
+    expect(feed(CLOSED, ["fail", "fail", "fail", "fail", "ok", "fail"], 0).kind).toBe("closed");
+    const opened = feed(CLOSED, ["fail", "fail", "fail", "fail", "fail"], 0);
+    expect(opened).toEqual({ kind: "open", openedAt: 0, until: 1_000, trips: 1 });
+    expect(admit(opened, policy, 999).admitted).toBe(false);
+  });
+
+  it("opens on a failure rate over the window once it holds the minimum requests", () => {
+    // Alternating: never 5 in a row, but half fail.
+    const pattern = Array.from({ length: 19 }, (_, i) => (i % 2 ? "ok" : "fail") as "ok" | "fail");
+    const below = feed(CLOSED, pattern, 0);
+    expect(below.kind).toBe("closed"); // 19 requests: under the minimum of 20
+    expect(windowCounts(below, policy, 0)).toEqual({ requests: 19, failures: 10 });
+    expect(feed(below, ["ok"], 0).kind).toBe("open"); // 20 requests, 10 failures: 50%
+  });
+
+  it("forgets outcomes older than the window", () => {
+    const old = feed(
+      CLOSED,
+      Array(15)
+        .fill("fail")
+        .map((f, i) => (i % 3 ? f : "ok")),
+      0,
+    );
+    expect(windowCounts(old, policy, 9_999).requests).toBe(15);
+    expect(windowCounts(old, policy, 10_001).requests).toBe(0);
+  });
+
+  it("turns half-open when the open time is up, admits the probes only, and closes on their success", () => {
+    const opened = feed(CLOSED, Array(5).fill("fail"), 0);
+    expect(current(opened, 1_000).kind).toBe("half-open");
+    let s = current(opened, 1_000);
+    const first = admit(s, policy, 1_000);
+    const second = admit(first.state, policy, 1_000);
+    const third = admit(second.state, policy, 1_000);
+    expect([first.admitted, second.admitted, third.admitted]).toEqual([true, true, false]);
+    s = record(third.state, policy, SUCCESS, 1_010, noJitter);
+    expect(s.kind).toBe("half-open");
+    s = record(s, policy, SUCCESS, 1_020, noJitter);
+    expect(s).toEqual(CLOSED);
+  });
+
+  it("opens again, for longer, when a probe fails; the open time doubles up to the cap", () => {
+    let s = feed(CLOSED, Array(5).fill("fail"), 0);
+    const opens: number[] = [];
+    for (let trip = 0; trip < 6; trip++) {
+      if (s.kind !== "open") throw new Error(`expected open, got ${s.kind}`);
+      opens.push(s.until - s.openedAt);
+      const now = s.until;
+      s = record(admit(s, policy, now).state, policy, FAILURE, now, noJitter);
+    }
+    expect(opens).toEqual([1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
+  });
+
+  it("adds jitter within its bound", () => {
+    const jittery = { ...policy, openJitter: 0.2 };
+    const random = seededRandom(3);
+    for (let i = 0; i < 500; i++) {
+      const d = openDuration(jittery, 2, random);
+      expect(d).toBeGreaterThanOrEqual(2_000);
+      expect(d).toBeLessThanOrEqual(2_400);
+    }
+  });
+
+  it("takes batched reports: a streak spans batches, a success inside a batch ends it", () => {
+    const batch = (successes: number, failures: number, trailingFailures: number) => ({
+      successes,
+      failures,
+      trailingFailures,
+    });
+    let s = record(CLOSED, policy, batch(3, 2, 2), 0, noJitter);
+    expect(s.kind === "closed" && s.consecutive).toBe(2);
+    s = record(s, policy, batch(0, 3, 3), 100, noJitter);
+    expect(s.kind).toBe("open"); // 2 + 3 in a row
+    expect(record(CLOSED, policy, batch(1, 4, 0), 0, noJitter).kind).toBe("closed");
+  });
+
+  it("adopts the mesh-wide state: open wins, a local open that lasts longer stays", () => {
+    const globalOpen: BreakerState = { kind: "open", openedAt: 0, until: 5_000, trips: 1 };
+    expect(adopt(CLOSED, globalOpen, 100)).toEqual(globalOpen);
+    const localOpen: BreakerState = { kind: "open", openedAt: 0, until: 9_000, trips: 2 };
+    expect(adopt(localOpen, globalOpen, 100)).toEqual(localOpen);
+    expect(adopt(localOpen, CLOSED, 100)).toEqual(localOpen);
+    const probing = adopt(CLOSED, globalOpen, 5_000);
+    expect(probing).toEqual({ kind: "half-open", trips: 1, admitted: 0, successes: 0 });
+  });
+});

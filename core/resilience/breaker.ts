@@ -1,0 +1,224 @@
+/**
+ * The circuit breaker as data: a state (closed | open | half-open) and pure functions that step
+ * it, with the clock and randomness passed in. The same machine runs in two places: in each
+ * isolate, fed one outcome at a time (it trips at once), and in the backend's Durable Object, fed
+ * the isolates' batched reports (it sees what every isolate saw). Both persist nothing but this
+ * state, with timestamps — no timers: "open until T" becomes half-open when the clock passes T.
+ *
+ * Tripping, as Envoy's outlier detection and Resilience4j's breaker do: `consecutiveFailures` in
+ * a row, or a failure rate at or above `failureRate` over the sliding window once it holds
+ * `minimumRequests`. Each consecutive trip stays open longer (base × 2^(trips−1), up to the cap)
+ * with random jitter on top, so breakers that tripped together do not probe together. Half-open
+ * admits `halfOpenProbes` calls; that many successes close it, any failure opens it again.
+ */
+import type { RandomSource } from "../random.ts";
+
+export interface BreakerPolicy {
+  /** Trip after this many failures in a row (0: never on a streak). */
+  readonly consecutiveFailures: number;
+  /** Trip when failures / requests over the window reach this (0–1; undefined: never). */
+  readonly failureRate: number | undefined;
+  /** ... provided the window holds at least this many requests. */
+  readonly minimumRequests: number;
+  /** The failure-rate window, in milliseconds. */
+  readonly windowMs: number;
+  /** How long the first trip stays open, in milliseconds. */
+  readonly baseOpenMs: number;
+  /** The longest an open period grows to, in milliseconds. */
+  readonly maxOpenMs: number;
+  /** Random extra open time, as a fraction of the open period (0.1: up to 10% more). */
+  readonly openJitter: number;
+  /** Calls admitted while half-open; that many successes close the breaker. */
+  readonly halfOpenProbes: number;
+}
+
+/** Successes and failures in one slice of the window. */
+export interface WindowBucket {
+  readonly at: number;
+  readonly successes: number;
+  readonly failures: number;
+}
+
+export type BreakerState =
+  | {
+      readonly kind: "closed";
+      /** Failures since the last success. */
+      readonly consecutive: number;
+      /** Outcomes over the window, oldest first; buckets older than the window are dropped. */
+      readonly window: readonly WindowBucket[];
+      /** Trips in a row before this close (0 once a half-open probe run closed it). */
+      readonly trips: number;
+    }
+  | {
+      readonly kind: "open";
+      readonly openedAt: number;
+      /** When it turns half-open. */
+      readonly until: number;
+      /** Consecutive trips, this one included. */
+      readonly trips: number;
+    }
+  | {
+      readonly kind: "half-open";
+      readonly trips: number;
+      /** Probes admitted so far. */
+      readonly admitted: number;
+      /** Probes that succeeded. */
+      readonly successes: number;
+    };
+
+/** A breaker that has seen nothing. */
+export const CLOSED: BreakerState = { kind: "closed", consecutive: 0, window: [], trips: 0 };
+
+const BUCKETS = 10;
+
+/** Outcomes to record: one call's, or a batch (an isolate's report to the Durable Object). */
+export interface Outcomes {
+  readonly successes: number;
+  readonly failures: number;
+  /**
+   * Failures at the end of the batch with no success after them (for one failure: 1; for one
+   * success: 0). A streak that spans batches adds up across them.
+   */
+  readonly trailingFailures: number;
+}
+
+export const SUCCESS: Outcomes = { successes: 1, failures: 0, trailingFailures: 0 };
+export const FAILURE: Outcomes = { successes: 0, failures: 1, trailingFailures: 1 };
+
+/** How long trip number `trips` stays open: doubling from the base, capped, plus jitter. */
+export function openDuration(policy: BreakerPolicy, trips: number, random: RandomSource): number {
+  const grown = Math.min(policy.maxOpenMs, policy.baseOpenMs * 2 ** Math.min(trips - 1, 30));
+  return Math.round(grown * (1 + policy.openJitter * random()));
+}
+
+function open(policy: BreakerPolicy, trips: number, now: number, random: RandomSource) {
+  return {
+    kind: "open",
+    openedAt: now,
+    until: now + openDuration(policy, trips, random),
+    trips,
+  } as const;
+}
+
+/** The window's buckets that are still inside it at `now`, with `outcomes` added. */
+function slide(
+  window: readonly WindowBucket[],
+  policy: BreakerPolicy,
+  outcomes: Outcomes,
+  now: number,
+): WindowBucket[] {
+  const width = Math.max(1, policy.windowMs / BUCKETS);
+  const start = now - (now % width);
+  const kept = window.filter((b) => b.at > now - policy.windowMs);
+  const last = kept.at(-1);
+  if (last && last.at === start) {
+    kept[kept.length - 1] = {
+      at: start,
+      successes: last.successes + outcomes.successes,
+      failures: last.failures + outcomes.failures,
+    };
+  } else {
+    kept.push({ at: start, successes: outcomes.successes, failures: outcomes.failures });
+  }
+  return kept;
+}
+
+/** Requests and failures in the window at `now`. */
+export function windowCounts(
+  state: BreakerState,
+  policy: BreakerPolicy,
+  now: number,
+): { requests: number; failures: number } {
+  if (state.kind !== "closed") return { requests: 0, failures: 0 };
+  let requests = 0;
+  let failures = 0;
+  for (const b of state.window) {
+    if (b.at <= now - policy.windowMs) continue;
+    requests += b.successes + b.failures;
+    failures += b.failures;
+  }
+  return { requests, failures };
+}
+
+/** The state as the clock stands at `now`: an open breaker whose time is up is half-open. */
+export function current(state: BreakerState, now: number): BreakerState {
+  return state.kind === "open" && now >= state.until
+    ? { kind: "half-open", trips: state.trips, admitted: 0, successes: 0 }
+    : state;
+}
+
+/**
+ * Whether a call may go to the backend now, and the state after admitting it (a half-open
+ * breaker counts its probes).
+ */
+export function admit(
+  state: BreakerState,
+  policy: BreakerPolicy,
+  now: number,
+): { admitted: boolean; state: BreakerState } {
+  const s = current(state, now);
+  if (s.kind === "closed") return { admitted: true, state: s };
+  if (s.kind === "open") return { admitted: false, state: s };
+  if (s.admitted >= policy.halfOpenProbes) return { admitted: false, state: s };
+  return { admitted: true, state: { ...s, admitted: s.admitted + 1 } };
+}
+
+/** The state after `outcomes` at `now`. */
+export function record(
+  state: BreakerState,
+  policy: BreakerPolicy,
+  outcomes: Outcomes,
+  now: number,
+  random: RandomSource,
+): BreakerState {
+  const s = current(state, now);
+  switch (s.kind) {
+    case "open":
+      // Answers to calls admitted before it opened: the breaker already decided.
+      return s;
+    case "half-open": {
+      if (outcomes.failures > 0) return open(policy, s.trips + 1, now, random);
+      const successes = s.successes + outcomes.successes;
+      if (successes >= policy.halfOpenProbes) return { ...CLOSED, trips: 0 };
+      return { ...s, successes };
+    }
+    case "closed": {
+      // A success inside the batch ends the streak; only the failures after it still count.
+      const consecutive =
+        outcomes.successes > 0
+          ? outcomes.trailingFailures
+          : s.consecutive + outcomes.trailingFailures;
+      const window = slide(s.window, policy, outcomes, now);
+      const next: BreakerState = { kind: "closed", consecutive, window, trips: s.trips };
+      if (policy.consecutiveFailures > 0 && consecutive >= policy.consecutiveFailures) {
+        return open(policy, s.trips + 1, now, random);
+      }
+      if (policy.failureRate !== undefined) {
+        const { requests, failures } = windowCounts(next, policy, now);
+        if (requests >= policy.minimumRequests && failures / requests >= policy.failureRate) {
+          return open(policy, s.trips + 1, now, random);
+        }
+      }
+      return next;
+    }
+  }
+}
+
+/**
+ * What an isolate's breaker becomes when the Durable Object hands back the mesh-wide state: the
+ * more cautious of the two. An open global state opens a closed local breaker (until the global
+ * time); a local breaker that is open on what it saw itself stays open.
+ */
+export function adopt(local: BreakerState, global: BreakerState, now: number): BreakerState {
+  const l = current(local, now);
+  const g = current(global, now);
+  if (g.kind === "open") {
+    if (l.kind === "open" && l.until >= g.until) return l;
+    return g;
+  }
+  if (g.kind === "half-open" && l.kind === "closed") {
+    // The mesh is probing: this isolate sends no more than its own probe allowance.
+    return { kind: "half-open", trips: g.trips, admitted: 0, successes: 0 };
+  }
+  return l;
+}
