@@ -30,17 +30,23 @@ export class MeshError extends Error {
   readonly destination: string | undefined;
   /** The route (`name` or `name/rule`) that was matched, when known. */
   readonly route: string | undefined;
+  /**
+   * True for a failure of one try that another try may not have: the upstream could not be
+   * reached or threw, or the try exceeded its own timeout (not the whole call's).
+   */
+  readonly retryable: boolean;
 
   constructor(
     code: MeshErrorCode,
     message: string,
-    options: { destination?: string; route?: string; cause?: unknown } = {},
+    options: { destination?: string; route?: string; cause?: unknown; retryable?: boolean } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "MeshError";
     this.code = code;
     this.destination = options.destination;
     this.route = options.route;
+    this.retryable = options.retryable ?? false;
   }
 
   get status(): number {

@@ -565,6 +565,31 @@ const RuleTimeouts = z
     }
   });
 
+/**
+ * Gateway API HTTPRoute retry (GEP-1731): retry a failed try of this rule's requests. Retries go
+ * to the same backend Service (another endpoint when it has several), within
+ * `timeouts.request`, only for idempotent requests, and within the destination's retry budget.
+ */
+const RuleRetry = z.strictObject({
+  /** Response statuses that are retried (400–599); connection failures and per-try timeouts always are. */
+  codes: z
+    .array(z.int().min(400).max(599))
+    .max(32)
+    .superRefine((codes, ctx) => {
+      const seen = new Set<number>();
+      codes.forEach((code, index) => {
+        if (seen.has(code))
+          ctx.addIssue({ code: "custom", path: [index], message: `duplicate ${code}` });
+        seen.add(code);
+      });
+    })
+    .optional(),
+  /** Retries after the first try (default 2); 0 turns retries off. */
+  attempts: z.int().min(0).max(100).optional(),
+  /** Base interval of the backoff between tries (default 25ms); waits grow exponentially, with jitter. */
+  backoff: Duration.optional(),
+});
+
 /** One rule: when any of its matches holds, apply its filters and send to its backends. */
 export const HTTPRouteRule = z
   .strictObject({
@@ -579,6 +604,8 @@ export const HTTPRouteRule = z
       .optional(),
     backendRefs: z.array(HTTPBackendRef).max(16).optional(),
     timeouts: RuleTimeouts.optional(),
+    /** Retries of failed tries (Gateway API GEP-1731). */
+    retry: RuleRetry.optional(),
     sessionPersistence: SessionPersistence.optional(),
   })
   .superRefine((rule, ctx) => {

@@ -48,9 +48,9 @@ describe("config validation", () => {
   });
 
   it("rejects unknown fields instead of ignoring them", () => {
-    const issues = issuesOf([service("echo"), route({ rules: [{ retry: { attempts: 3 } }] })]);
+    const issues = issuesOf([service("echo"), route({ rules: [{ retries: { attempts: 3 } }] })]);
     expect(issues[0]!.path).toBe("resources[1].spec.rules[0]");
-    expect(issues[0]!.message).toMatch(/retry/);
+    expect(issues[0]!.message).toMatch(/retries/);
   });
 
   it("accepts a backendRef to a missing Service with a warning (Gateway API), or refuses it when strict", () => {

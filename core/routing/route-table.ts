@@ -26,6 +26,7 @@ import type {
 } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { normalizePath } from "../path-normalization.ts";
+import { compileRetry, type RetrySpec } from "../resilience/retry.ts";
 import { buildSplitTable, type SplitTable } from "../split/pick-backend.ts";
 import { compileCors, type CorsPolicy } from "./cors.ts";
 import { matchesPrefix, normalizePrefix } from "./path.ts";
@@ -127,6 +128,8 @@ export interface CompiledRule {
   readonly requestTimeoutMs: number;
   readonly backendTimeoutMs: number;
   readonly session: SessionSpec | undefined;
+  /** Retries of failed tries; undefined: one try. */
+  readonly retry: RetrySpec | undefined;
 }
 
 type ValueTest = (value: string) => boolean;
@@ -424,6 +427,7 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
     requestTimeoutMs: 0,
     backendTimeoutMs: 0,
     session: undefined,
+    retry: undefined,
   };
 
   const ranked: Ranked[] = [];
@@ -447,6 +451,13 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
           ? parseDuration(rule.timeouts.backendRequest)
           : 0,
         session: compileSession(rule),
+        retry: rule.retry
+          ? compileRetry({
+              codes: rule.retry.codes,
+              attempts: rule.retry.attempts,
+              backoffMs: rule.retry.backoff ? parseDuration(rule.retry.backoff) : undefined,
+            })
+          : undefined,
       };
       const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
       matches.forEach((match) => {

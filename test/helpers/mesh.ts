@@ -61,6 +61,8 @@ export interface Echoed {
   query: Record<string, string>;
   headers: Record<string, string>;
   body: string;
+  /** Requests with this X-Echo-Key the echo instance has seen (0 without a key). */
+  seen: number;
 }
 
 export function service(name: string, ...bindings: string[]) {

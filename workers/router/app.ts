@@ -21,6 +21,7 @@ import type { MeshCall, MeshProps } from "./call.ts";
 import { ConfigCache } from "./config-cache.ts";
 import { runPipeline } from "./pipeline.ts";
 import { errorResponse, rescue } from "./rescue.ts";
+import { RetryBudgets } from "./retry-budgets.ts";
 import { readSettings, type RouterSettings } from "./settings.ts";
 
 // Placeholder until requestContext builds the call's outgoing headers (its first act).
@@ -30,6 +31,7 @@ const EMPTY_HEADERS = new Headers();
 export interface RouterState {
   readonly settings: RouterSettings;
   readonly config: ConfigCache;
+  readonly budgets: RetryBudgets;
 }
 
 // One state per KV namespace binding and isolate: it outlives requests, which is the point.
@@ -47,7 +49,7 @@ export function routerFor(env: Env): RouterState {
         typeof (env as unknown as Record<string, { fetch?: unknown } | undefined>)[name]?.fetch ===
         "function",
     });
-    state = { settings, config };
+    state = { settings, config, budgets: new RetryBudgets() };
     states.set(env.MESH_CONFIG, state);
   }
   return state;
@@ -78,11 +80,13 @@ export async function handleMeshCall(
   options: CallOptions = {},
 ): Promise<Response> {
   const props = propsOf(ctx);
+  const state = routerFor(env);
   const call: MeshCall = {
     request,
     env,
     ctx,
-    config: configFor(env),
+    config: state.config,
+    budgets: state.budgets,
     random: options.random ?? systemRandom,
     now: Date.now,
     startedAt: Date.now(),
@@ -100,10 +104,9 @@ export async function handleMeshCall(
     match: undefined,
     rule: undefined,
     backend: undefined,
-    endpoint: undefined,
     deadline: undefined,
-    attemptSignal: undefined,
-    attempts: 0,
+    attempts: [],
+    retryStopped: undefined,
   };
   try {
     call.url = options.url ?? requestUrl(request, env);

@@ -1,18 +1,19 @@
 /**
- * The per-request record every layer reads and writes. Layers note what they decided here
- * (route, backend, endpoint, attempts) instead of logging; the outermost layers read it back to
- * report one outcome per call.
+ * The per-request record every layer reads and writes, and the per-try record of each attempt.
+ * Layers note what they decided (route, backend, the tries and how each ended) instead of
+ * logging; the outermost layers read it back to report one outcome per call. What belongs to one
+ * try — its endpoint, its deadline, its body — lives on its `Attempt`, not on the call.
  */
 import type { RandomSource } from "../../core/random.ts";
 import type {
   CompiledBackend,
-  CompiledEndpoint,
   CompiledMatch,
   CompiledRule,
   RouteTable,
 } from "../../core/routing/route-table.ts";
 import type { TraceContext } from "../../core/trace-context.ts";
 import type { ConfigCache } from "./config-cache.ts";
+import type { RetryBudgets } from "./retry-budgets.ts";
 
 /** How the call entered the mesh. */
 export type EntryKind = "binding" | "http";
@@ -30,6 +31,8 @@ export interface MeshCall {
   readonly env: Env;
   readonly ctx: ExecutionContext;
   readonly config: ConfigCache;
+  /** The isolate's retry budgets, one per destination. */
+  readonly budgets: RetryBudgets;
   readonly random: RandomSource;
   readonly now: () => number;
   readonly startedAt: number;
@@ -52,13 +55,47 @@ export interface MeshCall {
   match: CompiledMatch | undefined;
   rule: CompiledRule | undefined;
   backend: CompiledBackend | undefined;
-  endpoint: CompiledEndpoint | undefined;
   /** Absolute time (ms) by which the whole call must finish; undefined = none. */
   deadline: number | undefined;
-  /** Aborts the current attempt when its per-try deadline passes. */
-  attemptSignal: AbortSignal | undefined;
-  attempts: number;
+  /** Every try made, in order. */
+  readonly attempts: AttemptRecord[];
+  /** Why the call stopped retrying early, when it did. */
+  retryStopped: "budget" | "deadline" | "retry-after" | undefined;
+}
+
+/** One try of a call: what the layers below the retry layer work on. */
+export interface Attempt {
+  /** 0 for the first try. */
+  readonly index: number;
+  /** The body to send on this try: the buffered body on a replay, else the stream (or null). */
+  readonly body: BodyInit | null;
+  /** Aborts this try when its own deadline passes. */
+  signal: AbortSignal | undefined;
+  /** Endpoints earlier tries used, so a retry prefers another. */
+  readonly avoid: ReadonlySet<string>;
+  /** What happened, filled in by the layers as they go. */
+  readonly record: AttemptRecord;
+}
+
+/** How one try went. */
+export interface AttemptRecord {
+  readonly index: number;
+  readonly startedAt: number;
+  endpoint: string | undefined;
+  /** The response status, when one came back. */
+  status: number | undefined;
+  /** The mesh error code it ended with, when it failed without a response. */
+  error: string | undefined;
+  /** Milliseconds waited before this try (backoff or Retry-After). */
+  waitedMs: number;
 }
 
 /** One layer of the request pipeline: does its part and calls `next` (or answers itself). */
 export type Layer = (call: MeshCall, next: () => Promise<Response>) => Promise<Response>;
+
+/** A layer below the retry layer: it works on one try of the call. */
+export type AttemptLayer = (
+  call: MeshCall,
+  attempt: Attempt,
+  next: () => Promise<Response>,
+) => Promise<Response>;

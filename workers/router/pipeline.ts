@@ -1,17 +1,27 @@
 /**
  * The data plane, in order. Every call through the mesh passes these layers top to bottom; each
  * does one thing and calls the next (or answers, or throws a MeshError that `rescue.ts` turns
- * into the contract's error response). Read this list to learn the router.
+ * into the contract's error response). Below the retry layer, the layers work on one try of the
+ * call at a time (an `Attempt`), and run again for each retry. Read this list to learn the router.
  */
-import type { Layer, MeshCall } from "./call.ts";
+import type { Attempt, AttemptLayer, Layer, MeshCall } from "./call.ts";
 import { deadline } from "./layers/deadline.ts";
 import { forward } from "./layers/forward.ts";
 import { perTryTimeout } from "./layers/per-try-timeout.ts";
 import { requestContext } from "./layers/request-context.ts";
 import { resolveDestination } from "./layers/resolve-destination.ts";
+import { retry } from "./layers/retry.ts";
 import { routeFilters } from "./layers/route-filters.ts";
 import { routeMatch } from "./layers/route-match.ts";
 import { trafficSplit } from "./layers/traffic-split.ts";
+
+/** One try: what runs again on every retry. */
+export const ATTEMPT: readonly AttemptLayer[] = [
+  // Each try's deadline (timeouts.backendRequest, capped by what is left of the call's).
+  perTryTimeout,
+  // Pick an endpoint of the backend Service (another than earlier tries used) and send.
+  forward,
+];
 
 export const PIPELINE: readonly Layer[] = [
   // Request id, trace context and identity-header stripping first, so every outcome below
@@ -21,16 +31,15 @@ export const PIPELINE: readonly Layer[] = [
   resolveDestination,
   // Gateway API precedence picks one rule; no rule is `no_route`.
   routeMatch,
-  // The rule's filters: redirect answers here; header edits, rewrites and mirrors shape the call.
+  // The rule's filters: CORS preflights and redirects answer here; header edits, rewrites and
+  // mirrors shape the call.
   routeFilters,
   // Weighted, pinned or sticky choice of backend, then that backend's own filters.
   trafficSplit,
-  // The whole call's deadline (timeouts.request), around every attempt below it.
+  // The whole call's deadline (timeouts.request), around every try and backoff below it.
   deadline,
-  // Each attempt's deadline (timeouts.backendRequest), just above the send.
-  perTryTimeout,
-  // Pick an endpoint of the backend Service and send, streaming both ways.
-  forward,
+  // Tries again what failed, within the policy, the budget and the deadline; then one try.
+  retry(composeAttempt(ATTEMPT)),
 ];
 
 /** Chains layers into one function from call to response. */
@@ -40,6 +49,20 @@ export function compose(layers: readonly Layer[]): (call: MeshCall) => Promise<R
       const layer = layers[i];
       if (!layer) return Promise.reject(new Error("the pipeline ended without a terminal layer"));
       return layer(call, () => dispatch(i + 1));
+    };
+    return dispatch(0);
+  };
+}
+
+/** Chains the layers of one try into one function from (call, attempt) to response. */
+export function composeAttempt(
+  layers: readonly AttemptLayer[],
+): (call: MeshCall, attempt: Attempt) => Promise<Response> {
+  return (call, attempt) => {
+    const dispatch = (i: number): Promise<Response> => {
+      const layer = layers[i];
+      if (!layer) return Promise.reject(new Error("a try ended without a terminal layer"));
+      return layer(call, attempt, () => dispatch(i + 1));
     };
     return dispatch(0);
   };

@@ -1,0 +1,189 @@
+/**
+ * Retries: runs the try below it (per-try timeout, forward) once, and again while the rule's
+ * retry policy, the request, the destination's retry budget and the call's deadline all allow.
+ *
+ * A try is retried when its response's status is one the policy lists, when the upstream could
+ * not be reached or threw, or when it exceeded its own timeout — never when the whole call ran
+ * out of time. Only idempotent requests are retried (or one with `Idempotency-Key`), and only a
+ * body that could be buffered (at most `MAX_REPLAY_BODY_BYTES`) is sent again. Between tries the
+ * layer waits an exponential backoff with full jitter, or what the upstream's `Retry-After` asks
+ * (up to a cap), and a failed try's response body is cancelled, not left to leak.
+ *
+ * Retries happen at one hop only: a call this router retries goes out marked
+ * `X-Mesh-Retry: off`, and a router receiving that mark (or a caller sending it, to ask for no
+ * retries) makes a single try — so a chain of routers never multiplies retries.
+ */
+import { MeshError } from "../../../core/errors.ts";
+import { retryAfterMs, retryDelay } from "../../../core/resilience/backoff.ts";
+import { isRetryableRequest, type RetrySpec } from "../../../core/resilience/retry.ts";
+import type { Attempt, AttemptRecord, Layer, MeshCall } from "../call.ts";
+
+/** Request header: `off` asks the mesh to try once (set by a hop that retries, or a caller). */
+export const RETRY_HEADER = "x-mesh-retry";
+/** Request header on each try this hop sends: 1 for the first, 2 for the first retry, … */
+export const ATTEMPT_HEADER = "x-mesh-attempt";
+/** Request bodies up to this size are buffered so a retry can send them again. */
+export const MAX_REPLAY_BODY_BYTES = 64 * 1024;
+
+type Body =
+  { replayable: true; bytes: Uint8Array | null } | { replayable: false; stream: ReadableStream };
+
+/** Reads `stream` into memory if it holds at most `limit` bytes; else hands back an equivalent stream. */
+async function bufferBody(stream: ReadableStream<Uint8Array>, limit: number): Promise<Body> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size > limit) {
+      // Too large to replay: send what was read, then the rest, once.
+      const rest = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const chunk of chunks) controller.enqueue(chunk);
+        },
+        async pull(controller) {
+          const next = await reader.read();
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        },
+        cancel(reason) {
+          return reader.cancel(reason);
+        },
+      });
+      return { replayable: false, stream: rest };
+    }
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { replayable: true, bytes };
+}
+
+/** The body to send, and whether it can be sent more than once. */
+async function requestBody(call: MeshCall): Promise<Body> {
+  if (call.body === null) return { replayable: true, bytes: null };
+  const declared = Number(call.request.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > MAX_REPLAY_BODY_BYTES) {
+    return { replayable: false, stream: call.body };
+  }
+  return bufferBody(call.body as ReadableStream<Uint8Array>, MAX_REPLAY_BODY_BYTES);
+}
+
+function newAttempt(
+  call: MeshCall,
+  index: number,
+  body: BodyInit | null,
+  waitedMs: number,
+): Attempt {
+  const record: AttemptRecord = {
+    index,
+    startedAt: call.now(),
+    endpoint: undefined,
+    status: undefined,
+    error: undefined,
+    waitedMs,
+  };
+  call.attempts.push(record);
+  const avoid = new Set(
+    call.attempts.flatMap((a) => (a !== record && a.endpoint !== undefined ? [a.endpoint] : [])),
+  );
+  return { index, body, signal: undefined, avoid, record };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The retry layer, around `tryOnce` (the layers that make one try). */
+export function retry(tryOnce: (call: MeshCall, attempt: Attempt) => Promise<Response>): Layer {
+  const attemptOnce = async (call: MeshCall, attempt: Attempt): Promise<Response> => {
+    try {
+      const response = await tryOnce(call, attempt);
+      attempt.record.status = response.status;
+      return response;
+    } catch (error) {
+      attempt.record.error = error instanceof MeshError ? error.code : "internal_error";
+      throw error;
+    }
+  };
+
+  return async (call) => {
+    const spec = call.rule!.retry;
+    const offRequested = call.request.headers.get(RETRY_HEADER)?.trim().toLowerCase() === "off";
+    if (
+      !spec ||
+      spec.attempts === 0 ||
+      offRequested ||
+      !isRetryableRequest(call.request.method, call.request.headers)
+    ) {
+      if (offRequested) call.headers.set(RETRY_HEADER, "off");
+      return attemptOnce(call, newAttempt(call, 0, call.body, 0));
+    }
+    // This hop retries: the hops after it must not.
+    call.headers.set(RETRY_HEADER, "off");
+    const body = await requestBody(call);
+    if (!body.replayable) return attemptOnce(call, newAttempt(call, 0, body.stream, 0));
+    return retryLoop(call, spec, body.bytes, attemptOnce);
+  };
+}
+
+async function retryLoop(
+  call: MeshCall,
+  spec: RetrySpec,
+  body: Uint8Array | null,
+  attemptOnce: (call: MeshCall, attempt: Attempt) => Promise<Response>,
+): Promise<Response> {
+  const budget = call.budgets.for(call.destination, call.now());
+  budget.deposit(call.now());
+  let waitedMs = 0;
+  for (let index = 0; ; index++) {
+    call.headers.set(ATTEMPT_HEADER, String(index + 1));
+    let response: Response | undefined;
+    let failure: unknown;
+    try {
+      response = await attemptOnce(call, newAttempt(call, index, body, waitedMs));
+      if (!spec.codes.has(response.status)) return response;
+    } catch (error) {
+      if (!(error instanceof MeshError && error.retryable)) throw error;
+      failure = error;
+    }
+    const give = () => {
+      if (response) return response;
+      throw failure;
+    };
+    if (index >= spec.attempts) return give();
+    const wait = retryDelay(
+      { ...spec.backoff, retryAfterCapMs: spec.retryAfterCapMs },
+      index,
+      response ? retryAfterMs(response.headers.get("retry-after"), call.now()) : undefined,
+      call.random,
+    );
+    if (wait === undefined) {
+      call.retryStopped = "retry-after";
+      return give();
+    }
+    if (call.deadline !== undefined && call.now() + wait >= call.deadline) {
+      // The call's time runs out before another try could start: a timeout, as the Gateway API
+      // specifies, whatever the last try answered.
+      call.retryStopped = "deadline";
+      await response?.body?.cancel().catch(() => undefined);
+      throw new MeshError(
+        "upstream_timeout",
+        `no response within the request timeout of ${call.rule!.requestTimeoutMs} ms (${index + 1} tries; the last ${response ? `answered ${response.status}` : "failed"})`,
+        { destination: call.destination, route: call.rule!.id },
+      );
+    }
+    if (!budget.tryWithdraw(call.now())) {
+      call.retryStopped = "budget";
+      return give();
+    }
+    // The failed try's answer is not the caller's: let its body go.
+    await response?.body?.cancel().catch(() => undefined);
+    if (wait > 0) await sleep(wait);
+    waitedMs = wait;
+  }
+}
