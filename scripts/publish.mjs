@@ -80,7 +80,9 @@ const { display, loadMeshConfig, MeshConfigError, publishMeshConfig } =
 try {
   const { config, warnings } = loadMeshConfig(opts.file, { strict: opts.strict });
   for (const warning of warnings) console.warn(`⚠ ${warning}`);
-  const summary = `${config.services.length} Services, ${config.routes.length} HTTPRoutes`;
+  const summary =
+    `${config.services.length} Services, ${config.routes.length} HTTPRoutes` +
+    (config.policies.length > 0 ? `, ${config.policies.length} BackendPolicies` : "");
   if (opts.dryRun) {
     console.log(`✓ ${display(opts.file)} is valid (${summary}); nothing written`);
   } else {

@@ -696,12 +696,91 @@ export type HTTPRouteMatch = z.infer<typeof HTTPRouteMatch>;
 export type HTTPBackendRef = z.infer<typeof HTTPBackendRef>;
 export type Endpoint = z.infer<typeof Endpoint>;
 
-/** Any resource the mesh understands. */
-export const MeshResource = z.discriminatedUnion("kind", [ServiceResource, HTTPRouteResource], {
-  error: (issue) =>
-    issue.code === "invalid_union" ? "kind must be one of Service, HTTPRoute" : undefined,
+// ---------------------------------------------------------------------------------------------
+// BackendPolicy (the mesh's own kind, attached as Gateway API policies are)
+
+/**
+ * The circuit breaker of calls to a backend Service (see core/resilience/breaker.ts): trips on a
+ * streak of failures or a failure rate, stays open for a growing, jittered time, then admits a few
+ * probes. A failure is a 5xx response, a connection failure or exception, or a timeout.
+ */
+const CircuitBreaker = z
+  .strictObject({
+    /** Trip after this many failures in a row (default 5; 0: never on a streak). */
+    consecutiveFailures: z.int().min(0).max(1000).default(5),
+    /** Trip when this share of the window's calls failed (0–1; default: off). */
+    failureRate: z.number().gt(0).max(1).optional(),
+    /** ... once the window holds at least this many calls (default 20). */
+    minimumRequests: z.int().min(1).max(100_000).default(20),
+    /** The failure-rate window (default 10s). */
+    window: Duration.default("10s"),
+    /** How long the first trip stays open (default 5s); each trip in a row doubles it. */
+    baseOpenTime: Duration.default("5s"),
+    /** The longest an open period grows to (default 5m). */
+    maxOpenTime: Duration.default("5m"),
+    /** Random extra open time, as a share of the open period (0–1, default 0.1). */
+    openJitter: z.number().min(0).max(1).default(0.1),
+    /** Calls let through while half-open; that many successes close it (default 1). */
+    halfOpenProbes: z.int().min(1).max(100).default(1),
+  })
+  .superRefine((b, ctx) => {
+    if (parseDuration(b.window) === 0) {
+      ctx.addIssue({ code: "custom", path: ["window"], message: "must be longer than 0s" });
+    }
+    if (parseDuration(b.baseOpenTime) === 0) {
+      ctx.addIssue({ code: "custom", path: ["baseOpenTime"], message: "must be longer than 0s" });
+    }
+    if (parseDuration(b.maxOpenTime) < parseDuration(b.baseOpenTime)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["maxOpenTime"],
+        message: "must not be shorter than baseOpenTime",
+      });
+    }
+  });
+
+const PolicyTargetReference = z.strictObject({
+  /** Only the core group (`""`): policies attach to Services. */
+  group: z.literal("").optional(),
+  kind: z.literal("Service", { error: "must be Service: a BackendPolicy attaches to a Service" }),
+  name: ResourceName,
 });
+
+/**
+ * Resilience settings for calls sent to one or more backend Services, attached with
+ * `targetRefs` as Gateway API policies are. When several policies target one Service, the oldest
+ * (`metadata.creationTimestamp`, then name) wins, as the Gateway API specifies.
+ */
+export const BackendPolicyResource = z.strictObject({
+  apiVersion: z.literal(MESH_API_VERSION),
+  kind: z.literal("BackendPolicy"),
+  metadata: Metadata,
+  spec: z.strictObject({
+    /** The Services whose calls this policy governs. */
+    targetRefs: z
+      .array(PolicyTargetReference)
+      .min(1, "name at least one Service")
+      .max(16)
+      .superRefine((refs, ctx) => uniqueNames(refs, ctx, "target", false)),
+    /** Circuit breaking of calls to each target (per target, not shared between them). */
+    circuitBreaker: CircuitBreaker.optional(),
+  }),
+});
+export type BackendPolicyResource = z.infer<typeof BackendPolicyResource>;
+export type CircuitBreakerSpec = z.infer<typeof CircuitBreaker>;
+
+/** Any resource the mesh understands. */
+export const MeshResource = z.discriminatedUnion(
+  "kind",
+  [ServiceResource, HTTPRouteResource, BackendPolicyResource],
+  {
+    error: (issue) =>
+      issue.code === "invalid_union"
+        ? "kind must be one of Service, HTTPRoute, BackendPolicy"
+        : undefined,
+  },
+);
 export type MeshResource = z.infer<typeof MeshResource>;
 
 /** The supported kinds, for CLI and API messages. */
-export const RESOURCE_KINDS = ["Service", "HTTPRoute"] as const;
+export const RESOURCE_KINDS = ["Service", "HTTPRoute", "BackendPolicy"] as const;

@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { hashHex } from "../hash.ts";
 import { MAX_ENTRY_BYTES, MAX_INDEX_BYTES } from "./limits.ts";
-import { HTTPRouteResource, ServiceResource } from "./schema.ts";
+import { BackendPolicyResource, HTTPRouteResource, ServiceResource } from "./schema.ts";
 import {
   destinationLimitProblems,
   issuesFromZod,
@@ -55,6 +55,8 @@ export const DestinationEntry = z
     routes: z.array(HTTPRouteResource),
     /** Services those routes send to or mirror to (other than the destination itself). */
     backends: z.array(ServiceResource),
+    /** BackendPolicies that target the destination or one of those Services. */
+    policies: z.array(BackendPolicyResource).default([]),
   })
   .superRefine((entry, ctx) => {
     const name = entry.service.metadata.name;
@@ -123,6 +125,14 @@ export function buildSnapshot(
       attached.set(parent, list);
     }
   }
+  const policiesFor = new Map<string, BackendPolicyResource[]>();
+  for (const policy of config.policies) {
+    for (const ref of policy.spec.targetRefs) {
+      const list = policiesFor.get(ref.name) ?? [];
+      list.push(policy);
+      policiesFor.set(ref.name, list);
+    }
+  }
   const issues: ConfigIssue[] = [];
   const writes: SnapshotWrite[] = [];
   const destinations: Record<string, string> = {};
@@ -135,7 +145,21 @@ export function buildSnapshot(
       .filter((backend) => backend !== name)
       .sort()
       .flatMap((backend) => services.get(backend) ?? []);
-    const entry: DestinationEntry = { schema: SNAPSHOT_SCHEMA, service, routes, backends };
+    const policies = [
+      ...new Set(
+        [name, ...backends.map((b) => b.metadata.name)].flatMap((n) => policiesFor.get(n) ?? []),
+      ),
+    ].sort((a, b) =>
+      a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
+    );
+    // No `policies` key without policies: an entry's content (and so its key) stays what it was.
+    const entry: z.input<typeof DestinationEntry> = {
+      schema: SNAPSHOT_SCHEMA,
+      service,
+      routes,
+      backends,
+      ...(policies.length > 0 ? { policies } : {}),
+    };
     const value = JSON.stringify(entry);
     const size = utf8Length(value);
     if (size > MAX_ENTRY_BYTES) {

@@ -284,3 +284,65 @@ describe("snapshot", () => {
     expect(parsed.issues[0]!.path.startsWith("mesh/dest/x/1")).toBe(true);
   });
 });
+
+describe("BackendPolicy", () => {
+  const policy = (name: string, target: string, circuitBreaker: object, metadata: object = {}) => ({
+    apiVersion: "meshwork.dev/v1",
+    kind: "BackendPolicy",
+    metadata: { name, ...metadata },
+    spec: { targetRefs: [{ kind: "Service", name: target }], circuitBreaker },
+  });
+
+  it("fills the circuit breaker's defaults", () => {
+    const result = validateResources([service("echo"), policy("p", "echo", {})]);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.value.policies[0]!.spec.circuitBreaker).toEqual({
+      consecutiveFailures: 5,
+      minimumRequests: 20,
+      window: "10s",
+      baseOpenTime: "5s",
+      maxOpenTime: "5m",
+      openJitter: 0.1,
+      halfOpenProbes: 1,
+    });
+  });
+
+  it("names the field of a bad knob, and refuses a max open time below the base", () => {
+    const issues = issuesOf([
+      service("echo"),
+      policy("p", "echo", { failureRate: 1.5, baseOpenTime: "10s", maxOpenTime: "5s" }),
+    ]);
+    expect(issues.map((i) => i.path)).toEqual([
+      "resources[1].spec.circuitBreaker.failureRate",
+      "resources[1].spec.circuitBreaker.maxOpenTime",
+    ]);
+  });
+
+  it("warns about a target that does not exist", () => {
+    const result = validateResources([service("echo"), policy("p", "ghost", {})]);
+    expect(result.ok).toBe(true);
+    expect(result.warnings[0]!.path).toBe("resources[1].spec.targetRefs[0].name");
+  });
+
+  it("puts the policies of a destination and its backends in its snapshot entry", () => {
+    const result = validateResources([
+      service("echo"),
+      service("echo-v1"),
+      service("other"),
+      service("plain"),
+      route({ rules: [{ backendRefs: [{ name: "echo-v1" }] }] }),
+      policy("for-v1", "echo-v1", {}),
+      policy("for-other", "other", {}),
+    ]);
+    if (!result.ok) throw new Error("bad fixture");
+    const build = buildSnapshot(result.value, 1, new Date());
+    if (!build.ok) throw new Error("bad fixture");
+    const key = build.index.destinations.echo!;
+    const entry = parseEntry(JSON.parse(build.writes.find((w) => w.key === key)!.value), key);
+    expect(entry.ok && entry.value.policies.map((p) => p.metadata.name)).toEqual(["for-v1"]);
+    // A destination no policy concerns keeps its entry as it was: no `policies` key at all.
+    const plain = build.writes.find((w) => w.key === build.index.destinations.plain)!;
+    expect(JSON.parse(plain.value)).not.toHaveProperty("policies");
+  });
+});

@@ -15,7 +15,12 @@ import {
   MAX_RESOURCES,
   MAX_ROUTES_PER_SERVICE,
 } from "./limits.ts";
-import { MeshResource, type HTTPRouteResource, type ServiceResource } from "./schema.ts";
+import {
+  MeshResource,
+  type BackendPolicyResource,
+  type HTTPRouteResource,
+  type ServiceResource,
+} from "./schema.ts";
 
 /** One problem with submitted config: where it is and what is wrong. */
 export interface ConfigIssue {
@@ -47,6 +52,7 @@ export type ValidationResult<T> = { ok: true; value: T } | { ok: false; issues: 
 export interface MeshConfig {
   services: ServiceResource[];
   routes: HTTPRouteResource[];
+  policies: BackendPolicyResource[];
 }
 
 /** A validated config and what is suspicious about it but allowed. */
@@ -156,6 +162,7 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
   const issues: ConfigIssue[] = [];
   const services: ServiceResource[] = [];
   const routes: HTTPRouteResource[] = [];
+  const policies: BackendPolicyResource[] = [];
   const where = new Map<string, number>();
   input.forEach((raw, index) => {
     const size = utf8Length(JSON.stringify(raw) ?? "");
@@ -183,7 +190,8 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
     }
     where.set(key, index);
     if (resource.kind === "Service") services.push(resource);
-    else routes.push(resource);
+    else if (resource.kind === "HTTPRoute") routes.push(resource);
+    else policies.push(resource);
   });
   if (issues.length > 0) return { ok: false, issues, warnings };
 
@@ -264,6 +272,16 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
       });
     });
   }
+  for (const policy of policies) {
+    policy.spec.targetRefs.forEach((ref, i) => {
+      if (!serviceNames.has(ref.name)) {
+        dangling(
+          `${at("BackendPolicy", policy.metadata.name)}.spec.targetRefs[${i}].name`,
+          `names Service '${ref.name}', which does not exist; the policy applies to no calls`,
+        );
+      }
+    });
+  }
   for (const [name, list] of attached) {
     for (const message of destinationLimitProblems(name, list)) {
       issues.push({ path: `${at("Service", name)}`, message });
@@ -271,5 +289,5 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
   }
   return issues.length > 0
     ? { ok: false, issues, warnings }
-    : { ok: true, value: { services, routes }, warnings };
+    : { ok: true, value: { services, routes, policies }, warnings };
 }

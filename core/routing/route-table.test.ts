@@ -26,6 +26,7 @@ function table(routes: object[], bindings = ["ECHO_V1", "ECHO_V2"]): RouteTable 
     service: result.value.services[0]!,
     routes: result.value.routes,
     backends: result.value.services.slice(1),
+    policies: [],
   };
   return compileRouteTable(entry, { hasBinding: (name) => bindings.includes(name) });
 }
@@ -242,5 +243,44 @@ describe("route matching", () => {
       name: "x-user",
       cookieMaxAgeSeconds: undefined,
     });
+  });
+});
+
+describe("BackendPolicy precedence", () => {
+  it("applies the oldest policy targeting a Service, as the Gateway API resolves conflicts", () => {
+    const policy = (name: string, created: string | undefined, consecutiveFailures: number) => ({
+      apiVersion: "meshwork.dev/v1",
+      kind: "BackendPolicy",
+      metadata: { name, ...(created ? { creationTimestamp: created } : {}) },
+      spec: {
+        targetRefs: [{ kind: "Service", name: "echo" }],
+        circuitBreaker: { consecutiveFailures },
+      },
+    });
+    const result = validateResources([
+      {
+        apiVersion: "meshwork.dev/v1",
+        kind: "Service",
+        metadata: { name: "echo" },
+        spec: { endpoints: [{ binding: "ECHO_V1" }] },
+      },
+      policy("a-newer", "2026-06-01T00:00:00Z", 3),
+      policy("b-older", "2026-01-01T00:00:00Z", 7),
+      policy("c-undated", undefined, 9),
+    ]);
+    if (!result.ok) throw new Error(JSON.stringify(result.issues));
+    const t = compileRouteTable(
+      {
+        schema: 1,
+        service: result.value.services[0]!,
+        routes: [],
+        backends: [],
+        policies: result.value.policies,
+      },
+      { hasBinding: () => true },
+    );
+    const own = t.defaultRule.backends.items[0]!.service!;
+    expect(own.policy).toBe("b-older");
+    expect(own.breaker?.consecutiveFailures).toBe(7);
   });
 });

@@ -18,6 +18,8 @@
  */
 import type { DestinationEntry } from "../config/snapshot.ts";
 import type {
+  BackendPolicyResource,
+  CircuitBreakerSpec,
   HTTPRouteFilter,
   HTTPRouteMatch,
   HTTPRouteResource,
@@ -26,6 +28,7 @@ import type {
 } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { normalizePath } from "../path-normalization.ts";
+import type { BreakerPolicy } from "../resilience/breaker.ts";
 import { compileRetry, type RetrySpec } from "../resilience/retry.ts";
 import { buildSplitTable, type SplitTable } from "../split/pick-backend.ts";
 import { compileCors, type CorsPolicy } from "./cors.ts";
@@ -49,6 +52,10 @@ export interface CompiledService {
   readonly endpoints: SplitTable<CompiledEndpoint>;
   /** Why some endpoints were left out (for example a binding the router lacks). */
   readonly problems: readonly string[];
+  /** The circuit breaker of calls to this Service, when a BackendPolicy sets one. */
+  readonly breaker: BreakerPolicy | undefined;
+  /** The BackendPolicy in effect for this Service (`name`), when one targets it. */
+  readonly policy: string | undefined;
 }
 
 /** Header edits (RequestHeaderModifier / ResponseHeaderModifier), applied set, add, remove. */
@@ -186,7 +193,24 @@ export interface CompileOptions {
   hasBinding(name: string): boolean;
 }
 
-function compileService(service: ServiceResource, options: CompileOptions): CompiledService {
+function compileBreaker(breaker: CircuitBreakerSpec): BreakerPolicy {
+  return {
+    consecutiveFailures: breaker.consecutiveFailures,
+    failureRate: breaker.failureRate,
+    minimumRequests: breaker.minimumRequests,
+    windowMs: parseDuration(breaker.window),
+    baseOpenMs: parseDuration(breaker.baseOpenTime),
+    maxOpenMs: parseDuration(breaker.maxOpenTime),
+    openJitter: breaker.openJitter,
+    halfOpenProbes: breaker.halfOpenProbes,
+  };
+}
+
+function compileService(
+  service: ServiceResource,
+  policy: BackendPolicyResource | undefined,
+  options: CompileOptions,
+): CompiledService {
   const problems: string[] = [];
   const endpoints: CompiledEndpoint[] = [];
   for (const endpoint of service.spec.endpoints) {
@@ -210,7 +234,36 @@ function compileService(service: ServiceResource, options: CompileOptions): Comp
       });
     }
   }
-  return { name: service.metadata.name, endpoints: buildSplitTable(endpoints), problems };
+  const breaker = policy?.spec.circuitBreaker;
+  return {
+    name: service.metadata.name,
+    endpoints: buildSplitTable(endpoints),
+    problems,
+    breaker: breaker ? compileBreaker(breaker) : undefined,
+    policy: policy?.metadata.name,
+  };
+}
+
+/** Oldest first (creationTimestamp, then name): the Gateway API's rule for conflicting policies. */
+function policyPrecedence(a: BackendPolicyResource, b: BackendPolicyResource): number {
+  const created = (p: BackendPolicyResource) =>
+    p.metadata.creationTimestamp
+      ? Date.parse(p.metadata.creationTimestamp)
+      : Number.MAX_SAFE_INTEGER;
+  return (
+    created(a) - created(b) ||
+    (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0)
+  );
+}
+
+/** The BackendPolicy that governs calls to `service`: the oldest of those targeting it. */
+function policyFor(
+  service: string,
+  policies: readonly BackendPolicyResource[],
+): BackendPolicyResource | undefined {
+  return policies
+    .filter((p) => p.spec.targetRefs.some((ref) => ref.name === service))
+    .sort(policyPrecedence)[0];
 }
 
 function compileHeaderEdits(m: {
@@ -391,7 +444,11 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
   const services = new Map<string, CompiledService>();
   const warnings: string[] = [];
   for (const service of [entry.service, ...entry.backends]) {
-    const compiled = compileService(service, options);
+    const compiled = compileService(
+      service,
+      policyFor(service.metadata.name, entry.policies),
+      options,
+    );
     services.set(service.metadata.name, compiled);
     warnings.push(...compiled.problems);
   }

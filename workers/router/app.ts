@@ -21,6 +21,7 @@ import type { MeshCall, MeshProps } from "./call.ts";
 import { ConfigCache } from "./config-cache.ts";
 import { runPipeline } from "./pipeline.ts";
 import { errorResponse, rescue } from "./rescue.ts";
+import { Breakers } from "./breakers.ts";
 import { RetryBudgets } from "./retry-budgets.ts";
 import { readSettings, type RouterSettings } from "./settings.ts";
 
@@ -32,6 +33,7 @@ export interface RouterState {
   readonly settings: RouterSettings;
   readonly config: ConfigCache;
   readonly budgets: RetryBudgets;
+  readonly breakers: Breakers;
 }
 
 // One state per KV namespace binding and isolate: it outlives requests, which is the point.
@@ -49,7 +51,7 @@ export function routerFor(env: Env): RouterState {
         typeof (env as unknown as Record<string, { fetch?: unknown } | undefined>)[name]?.fetch ===
         "function",
     });
-    state = { settings, config, budgets: new RetryBudgets() };
+    state = { settings, config, budgets: new RetryBudgets(), breakers: new Breakers() };
     states.set(env.MESH_CONFIG, state);
   }
   return state;
@@ -87,6 +89,7 @@ export async function handleMeshCall(
     ctx,
     config: state.config,
     budgets: state.budgets,
+    breakers: state.breakers,
     random: options.random ?? systemRandom,
     now: Date.now,
     startedAt: Date.now(),
@@ -139,7 +142,7 @@ function requestUrl(request: Request, env: Env): URL {
 export const meshEndpoints = new Hono<{ Bindings: Env }>();
 
 meshEndpoints.get("/.mesh/status", async (c) => {
-  const { config, settings } = routerFor(c.env);
+  const { config, settings, breakers } = routerFor(c.env);
   // `?refresh` checks KV now; an isolate that has not loaded any config yet does so too, so
   // status never shows "no version" just because no call has come in.
   if (c.req.query("refresh") !== undefined || !config.loaded) await config.refreshNow();
@@ -147,6 +150,7 @@ meshEndpoints.get("/.mesh/status", async (c) => {
   return c.json({
     router: "meshwork-router",
     ...status,
+    breakers: breakers.view(Date.now()),
     settings: {
       trustDomain: settings.trustDomain,
       pathEscapedSlashes: settings.escapedSlashes,

@@ -13,6 +13,7 @@ import type {
 } from "../../core/routing/route-table.ts";
 import type { TraceContext } from "../../core/trace-context.ts";
 import type { ConfigCache } from "./config-cache.ts";
+import type { Breakers } from "./breakers.ts";
 import type { RetryBudgets } from "./retry-budgets.ts";
 
 /** How the call entered the mesh. */
@@ -33,6 +34,8 @@ export interface MeshCall {
   readonly config: ConfigCache;
   /** The isolate's retry budgets, one per destination. */
   readonly budgets: RetryBudgets;
+  /** The isolate's circuit breakers, one per backend Service. */
+  readonly breakers: Breakers;
   readonly random: RandomSource;
   readonly now: () => number;
   readonly startedAt: number;

@@ -5,6 +5,7 @@
  * call at a time (an `Attempt`), and run again for each retry. Read this list to learn the router.
  */
 import type { Attempt, AttemptLayer, Layer, MeshCall } from "./call.ts";
+import { circuitBreaker } from "./layers/circuit-breaker.ts";
 import { deadline } from "./layers/deadline.ts";
 import { forward } from "./layers/forward.ts";
 import { perTryTimeout } from "./layers/per-try-timeout.ts";
@@ -17,6 +18,8 @@ import { trafficSplit } from "./layers/traffic-split.ts";
 
 /** One try: what runs again on every retry. */
 export const ATTEMPT: readonly AttemptLayer[] = [
+  // The backend's circuit breaker: refuses the try while open, counts how it ended.
+  circuitBreaker,
   // Each try's deadline (timeouts.backendRequest, capped by what is left of the call's).
   perTryTimeout,
   // Pick an endpoint of the backend Service (another than earlier tries used) and send.

@@ -1,0 +1,124 @@
+// The circuit breaker of a backend Service (BackendPolicy.circuitBreaker) in one router isolate:
+// it trips on a streak of 5xx (a plain 500 included) or on a failure rate, refuses calls with
+// circuit_open while open, lets a probe through when the open time is up, closes on its success
+// and opens again, for longer, on its failure. Each test runs a router of its own (its own KV
+// binding, so its own breakers).
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { handleMeshCall, routerFetch } from "../workers/router/app.ts";
+import { service, type Echoed } from "./helpers/mesh.ts";
+import { MemoryKV } from "./helpers/memory-kv.ts";
+
+function router(circuitBreaker: object) {
+  const kv = new MemoryKV();
+  kv.publish(
+    [
+      service("flaky", "ECHO_V1"),
+      {
+        apiVersion: "meshwork.dev/v1",
+        kind: "BackendPolicy",
+        metadata: { name: "flaky-breaker" },
+        spec: { targetRefs: [{ kind: "Service", name: "flaky" }], circuitBreaker },
+      },
+    ],
+    1,
+  );
+  const routerEnv = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+  const key = `breaker-${crypto.randomUUID()}`;
+  const call = async (status = 200) => {
+    const ctx = createExecutionContext();
+    const headers = { "x-echo-key": key, "x-echo-status": String(status) };
+    const response = await handleMeshCall(
+      new Request("http://flaky/", { headers }),
+      routerEnv,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    const text = await response.text();
+    return {
+      status: response.status,
+      error: response.headers.get("x-mesh-error"),
+      seen: response.headers.get("x-mesh-error") ? undefined : (JSON.parse(text) as Echoed).seen,
+    };
+  };
+  const status = async () => {
+    const response = await routerFetch(
+      new Request("http://router/.mesh/status"),
+      routerEnv,
+      createExecutionContext(),
+    );
+    const body = (await response.json()) as {
+      breakers: Record<string, { state: string; trips: number }>;
+    };
+    return body.breakers;
+  };
+  return { call, status };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const STREAK = {
+  consecutiveFailures: 5,
+  baseOpenTime: "200ms",
+  maxOpenTime: "1s",
+  openJitter: 0,
+  halfOpenProbes: 1,
+};
+
+describe("circuit breaker (one isolate)", () => {
+  it("opens after 5 consecutive 500s, then refuses with circuit_open without calling the backend", async () => {
+    const { call, status } = router(STREAK);
+    for (let i = 0; i < 4; i++) expect((await call(500)).status).toBe(500);
+    expect((await status()).flaky?.state).toBe("closed");
+    expect((await call(500)).status).toBe(500); // the 5th failure trips it
+    const refused = await call(200);
+    expect(refused).toEqual({ status: 503, error: "circuit_open", seen: undefined });
+    expect((await status()).flaky).toMatchObject({ state: "open", trips: 1 });
+  });
+
+  it("lets one probe through when the open time is up, and closes on its success", async () => {
+    const { call, status } = router(STREAK);
+    for (let i = 0; i < 5; i++) await call(500);
+    expect((await call()).error).toBe("circuit_open");
+    await sleep(250);
+    const probe = await call(200);
+    expect(probe.status).toBe(200);
+    expect(probe.seen).toBe(6); // 5 failures, then the probe: nothing in between
+    expect((await status()).flaky?.state).toBe("closed");
+    expect((await call(200)).status).toBe(200);
+  });
+
+  it("opens again, for twice as long, when the probe fails", async () => {
+    const { call, status } = router(STREAK);
+    for (let i = 0; i < 5; i++) await call(500);
+    await sleep(250);
+    expect((await call(500)).status).toBe(500); // the probe fails
+    expect((await status()).flaky).toMatchObject({ state: "open", trips: 2 });
+    await sleep(250); // 200 ms was the first open time; the second is 400 ms
+    expect((await call()).error).toBe("circuit_open");
+    await sleep(200);
+    expect((await call(200)).status).toBe(200);
+  });
+
+  it("opens on a failure rate once the window holds the minimum requests", async () => {
+    const { call } = router({
+      consecutiveFailures: 0,
+      failureRate: 0.5,
+      minimumRequests: 10,
+      window: "10s",
+      openJitter: 0,
+    });
+    for (let i = 0; i < 9; i++) expect((await call(i % 2 ? 200 : 503)).error).toBeNull();
+    // 10 calls, 5 failed: 50%.
+    expect((await call(200)).status).toBe(200);
+    const refused = await call(200);
+    expect(refused.error).toBe("circuit_open");
+  });
+
+  it("does not count 4xx as failures", async () => {
+    const { call } = router(STREAK);
+    for (let i = 0; i < 10; i++) expect((await call(404)).status).toBe(404);
+    expect((await call(200)).status).toBe(200);
+  });
+});
