@@ -16,12 +16,19 @@ export function modulesOf(dir: string, main: string, from: string): string;
 
 export function routerService(
   modules: string,
-  options: { kv: string; vars?: Record<string, string> },
+  options: {
+    kv: string;
+    vars?: Record<string, string>;
+    name?: string;
+    /** Bind the BackendState objects of this router service instead of having its own. */
+    backendStateFrom?: string;
+  },
 ): ServiceConfig;
 export function echoService(modules: string, version: number): ServiceConfig;
 
 export type ServiceConfig =
-  { name: string; modules: string; bindings: string[] } | { name: string; network: string[] };
+  | { name: string; modules: string; bindings: string[]; extra?: string }
+  | { name: string; network: string[] };
 
 export interface SocketConfig {
   name: string;

@@ -6,7 +6,7 @@
 //   … HTTP to 127.0.0.1:<socket port> …
 //   await mesh.stop();
 import { spawn } from "node:child_process";
-import { openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -33,19 +33,29 @@ export const binding = {
 
 /**
  * The router as a workerd service: its config from `kv` (a service answering the KV protocol),
- * bindings ECHO_V1 and ECHO_V2 to the echo services below, and its vars (overridable).
+ * bindings ECHO_V1 and ECHO_V2 to the echo services below, and its vars (overridable). Its
+ * BackendState Durable Objects (in memory) are its own, or — with `backendStateFrom` — those of
+ * another router service, as several router isolates share them in production.
  */
-export function routerService(modules, { kv, vars = {} }) {
+export function routerService(modules, { kv, vars = {}, name = "router", backendStateFrom }) {
   const settings = {
     TRUST_DOMAIN: "meshwork.local",
     CONFIG_REFRESH_SECONDS: "5",
     PATH_ESCAPED_SLASHES: "reject",
     ...vars,
   };
+  const backendState = backendStateFrom
+    ? `(name = "BACKEND_STATE", durableObjectNamespace = (className = "BackendState", serviceName = ${str(backendStateFrom)}))`
+    : `(name = "BACKEND_STATE", durableObjectNamespace = "BackendState")`;
   return {
-    name: "router",
+    name,
     modules,
+    extra: backendStateFrom
+      ? ""
+      : `durableObjectNamespaces = [(className = "BackendState", uniqueKey = "meshwork-backend-state", enableSql = true)],
+    durableObjectStorage = (localDisk = "durable-objects"),`,
     bindings: [
+      backendState,
       binding.kv("MESH_CONFIG", kv),
       binding.service("ECHO_V1", "echo-v1"),
       binding.service("ECHO_V2", "echo-v2"),
@@ -87,16 +97,23 @@ export function modulesOf(dir, main, from) {
  * Writes `<dir>/workerd.capnp`. `services`: `{ name, modules, bindings }` Workers (modules from
  * `modulesOf`), or `{ name, network }` for an outbound network service. `sockets`:
  * `{ name, port, service }`. Workers reach the network through the service named `internet`
- * when one is given (workerd's default allows only public addresses).
+ * when one is given (workerd's default allows only public addresses). Durable Objects (the
+ * router's BackendState) are stored on disk in `<dir>/durable-objects`, SQLite-backed.
  */
 export function writeWorkerdConfig(dir, services, sockets) {
+  const storage = join(dir, "durable-objects");
+  mkdirSync(storage, { recursive: true });
+  services = [...services, { name: "durable-objects", disk: storage }];
   const service = (s) =>
     s.network
       ? `(name = ${str(s.name)}, network = (allow = [${s.network.map(str).join(", ")}]))`
-      : `(name = ${str(s.name)}, worker = (
+      : s.disk
+        ? `(name = ${str(s.name)}, disk = (path = ${str(s.disk)}, writable = true))`
+        : `(name = ${str(s.name)}, worker = (
     modules = [${s.modules}],
     compatibilityDate = ${str(COMPATIBILITY_DATE)},
     bindings = [${s.bindings.join(", ")}],
+    ${s.extra ?? ""}
   ))`;
   const socket = (s) =>
     `(name = ${str(s.name)}, address = ${str(`127.0.0.1:${s.port}`)}, http = (), service = ${str(s.service)})`;

@@ -24,6 +24,8 @@ const ROOT = join(import.meta.dirname, "..", "..");
 
 export interface WorkerdMesh {
   port: number;
+  /** With `routers: 2`: the second router's port (its own isolate, the same Durable Objects). */
+  secondPort: number | undefined;
   /** workerd's output so far. */
   log(): string;
   stop(): Promise<void>;
@@ -53,10 +55,14 @@ async function bundle(entry: string, outdir: string): Promise<void> {
   });
 }
 
-/** Starts router + echo-v1/v2 on workerd with `resources` published as version 1. */
+/**
+ * Starts router + echo-v1/v2 on workerd with `resources` published as version 1; with
+ * `routers: 2`, a second router service beside the first, sharing its Durable Objects.
+ */
 export async function startWorkerdMesh(
   resources: unknown[],
   vars: Record<string, string> = {},
+  { routers = 1 }: { routers?: 1 | 2 } = {},
 ): Promise<WorkerdMesh> {
   const validated = validateResources(resources);
   if (!validated.ok) throw new Error(`test config is invalid: ${JSON.stringify(validated.issues)}`);
@@ -74,15 +80,28 @@ export async function startWorkerdMesh(
     JSON.stringify(Object.fromEntries(snapshot.writes.map((w) => [w.key, w.value]))),
   );
   const port = await freePort();
+  const secondPort = routers === 2 ? await freePort() : undefined;
   const echo = (v: number) => echoService(modulesOf(join(dir, "echo"), "index.js", dir), v);
   const sockets = [{ name: "router", port, service: "router" }];
+  if (secondPort !== undefined) {
+    sockets.push({ name: "router-b", port: secondPort, service: "router-b" });
+  }
+  const routerModules = modulesOf(join(dir, "router"), "index.js", dir);
+  const routerVars = { CONFIG_REFRESH_SECONDS: "3600", ...vars };
   writeWorkerdConfig(
     dir,
     [
-      routerService(modulesOf(join(dir, "router"), "index.js", dir), {
-        kv: "kv",
-        vars: { CONFIG_REFRESH_SECONDS: "3600", ...vars },
-      }),
+      routerService(routerModules, { kv: "kv", vars: routerVars }),
+      ...(secondPort === undefined
+        ? []
+        : [
+            routerService(routerModules, {
+              kv: "kv",
+              vars: routerVars,
+              name: "router-b",
+              backendStateFrom: "router",
+            }),
+          ]),
       echo(1),
       echo(2),
       {
@@ -98,6 +117,7 @@ export async function startWorkerdMesh(
   const workerd = await startWorkerd(dir, sockets);
   return {
     port,
+    secondPort,
     log: workerd.log,
     async stop() {
       await workerd.stop();

@@ -21,6 +21,7 @@ import type { MeshCall, MeshProps } from "./call.ts";
 import { ConfigCache } from "./config-cache.ts";
 import { runPipeline } from "./pipeline.ts";
 import { errorResponse, rescue } from "./rescue.ts";
+import { BackendSync } from "./backend-sync.ts";
 import { Breakers } from "./breakers.ts";
 import { RetryBudgets } from "./retry-budgets.ts";
 import { readSettings, type RouterSettings } from "./settings.ts";
@@ -34,6 +35,7 @@ export interface RouterState {
   readonly config: ConfigCache;
   readonly budgets: RetryBudgets;
   readonly breakers: Breakers;
+  readonly sync: BackendSync;
 }
 
 // One state per KV namespace binding and isolate: it outlives requests, which is the point.
@@ -51,7 +53,13 @@ export function routerFor(env: Env): RouterState {
         typeof (env as unknown as Record<string, { fetch?: unknown } | undefined>)[name]?.fetch ===
         "function",
     });
-    state = { settings, config, budgets: new RetryBudgets(), breakers: new Breakers() };
+    state = {
+      settings,
+      config,
+      budgets: new RetryBudgets(),
+      breakers: new Breakers(),
+      sync: new BackendSync(),
+    };
     states.set(env.MESH_CONFIG, state);
   }
   return state;
@@ -90,6 +98,7 @@ export async function handleMeshCall(
     config: state.config,
     budgets: state.budgets,
     breakers: state.breakers,
+    sync: state.sync,
     random: options.random ?? systemRandom,
     now: Date.now,
     startedAt: Date.now(),
@@ -142,7 +151,7 @@ function requestUrl(request: Request, env: Env): URL {
 export const meshEndpoints = new Hono<{ Bindings: Env }>();
 
 meshEndpoints.get("/.mesh/status", async (c) => {
-  const { config, settings, breakers } = routerFor(c.env);
+  const { config, settings, breakers, sync } = routerFor(c.env);
   // `?refresh` checks KV now; an isolate that has not loaded any config yet does so too, so
   // status never shows "no version" just because no call has come in.
   if (c.req.query("refresh") !== undefined || !config.loaded) await config.refreshNow();
@@ -151,6 +160,7 @@ meshEndpoints.get("/.mesh/status", async (c) => {
     router: "meshwork-router",
     ...status,
     breakers: breakers.view(Date.now()),
+    backendSync: sync.view(),
     settings: {
       trustDomain: settings.trustDomain,
       pathEscapedSlashes: settings.escapedSlashes,

@@ -5,6 +5,7 @@
  */
 import {
   admit,
+  adopt,
   CLOSED,
   current,
   record,
@@ -47,6 +48,11 @@ export class Breakers {
       service,
       record(this.states.get(service) ?? CLOSED, policy, outcomes, now, random),
     );
+  }
+
+  /** Takes in the mesh-wide state of `service`'s breaker (the more cautious of the two wins). */
+  adopt(service: string, global: BreakerState, now: number): void {
+    this.states.set(service, adopt(this.states.get(service) ?? CLOSED, global, now));
   }
 
   /** The breaker of `service` as the clock stands. */

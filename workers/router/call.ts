@@ -13,6 +13,7 @@ import type {
 } from "../../core/routing/route-table.ts";
 import type { TraceContext } from "../../core/trace-context.ts";
 import type { ConfigCache } from "./config-cache.ts";
+import type { BackendSync } from "./backend-sync.ts";
 import type { Breakers } from "./breakers.ts";
 import type { RetryBudgets } from "./retry-budgets.ts";
 
@@ -36,6 +37,8 @@ export interface MeshCall {
   readonly budgets: RetryBudgets;
   /** The isolate's circuit breakers, one per backend Service. */
   readonly breakers: Breakers;
+  /** What the isolate reports to the backends' Durable Objects, and adopts back. */
+  readonly sync: BackendSync;
   readonly random: RandomSource;
   readonly now: () => number;
   readonly startedAt: number;

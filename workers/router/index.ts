@@ -5,6 +5,7 @@
  *    binding's props, so a caller's code keeps calling `env.PAYMENTS.fetch(...)` unchanged.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
+export { BackendState } from "../../durable-objects/backend-state.ts";
 import { routerFetch } from "./app.ts";
 import type { MeshProps } from "./call.ts";
 

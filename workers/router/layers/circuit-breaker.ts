@@ -7,8 +7,17 @@
  * that timed out counts as a failure.
  */
 import { MeshError } from "../../../core/errors.ts";
-import { FAILURE, SUCCESS } from "../../../core/resilience/breaker.ts";
-import type { AttemptLayer } from "../call.ts";
+import { FAILURE, SUCCESS, type Outcomes } from "../../../core/resilience/breaker.ts";
+import type { AttemptLayer, MeshCall } from "../call.ts";
+
+/** Records a try's outcome locally, and queues it for the backend's Durable Object. */
+function recordOutcome(call: MeshCall, outcomes: Outcomes): void {
+  const service = call.backend!.service!;
+  const policy = service.breaker!;
+  call.breakers.record(service.name, policy, outcomes, call.now(), call.random);
+  call.sync.note(service.name, policy, outcomes);
+  call.sync.schedule(call.env.BACKEND_STATE, call.breakers, call.now, (p) => call.ctx.waitUntil(p));
+}
 
 export const circuitBreaker: AttemptLayer = async (call, _attempt, next) => {
   const service = call.backend!.service!;
@@ -32,16 +41,10 @@ export const circuitBreaker: AttemptLayer = async (call, _attempt, next) => {
       error instanceof MeshError &&
       (error.code === "upstream_error" || error.code === "upstream_timeout")
     ) {
-      call.breakers.record(service.name, policy, FAILURE, call.now(), call.random);
+      recordOutcome(call, FAILURE);
     }
     throw error;
   }
-  call.breakers.record(
-    service.name,
-    policy,
-    response.status >= 500 ? FAILURE : SUCCESS,
-    call.now(),
-    call.random,
-  );
+  recordOutcome(call, response.status >= 500 ? FAILURE : SUCCESS);
   return response;
 };
