@@ -462,7 +462,24 @@ const CORSFilter = z.strictObject({
   }),
 });
 
-/** The filters the mesh supports (ExtensionRef is not: there are no extensions). */
+/** The API group of the mesh's own kinds, as ExtensionRef filters name it. */
+export const MESH_GROUP = "meshwork.dev";
+
+/**
+ * A filter implemented by the mesh itself, named by reference (Gateway API ExtensionRef): today
+ * `{ group: meshwork.dev, kind: FaultInjection, name }`. A reference that does not resolve is
+ * not skipped: the requests that rule would filter are answered 500, as the Gateway API says.
+ */
+const ExtensionRefFilter = z.strictObject({
+  type: z.literal("ExtensionRef"),
+  extensionRef: z.strictObject({
+    group: z.string().max(253),
+    kind: z.string().min(1).max(63),
+    name: ObjectName,
+  }),
+});
+
+/** The filters the mesh supports. */
 export const HTTPRouteFilter = z.discriminatedUnion(
   "type",
   [
@@ -472,11 +489,12 @@ export const HTTPRouteFilter = z.discriminatedUnion(
     URLRewriteFilter,
     RequestMirrorFilter,
     CORSFilter,
+    ExtensionRefFilter,
   ],
   {
     error: (issue) =>
       issue.code === "invalid_union"
-        ? "type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror, CORS"
+        ? "type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror, CORS, ExtensionRef"
         : undefined,
   },
 );
@@ -769,18 +787,54 @@ export const BackendPolicyResource = z.strictObject({
 export type BackendPolicyResource = z.infer<typeof BackendPolicyResource>;
 export type CircuitBreakerSpec = z.infer<typeof CircuitBreaker>;
 
+// ---------------------------------------------------------------------------------------------
+// FaultInjection (the mesh's own filter, referenced from a route rule with ExtensionRef)
+
+const Percent = z.number().min(0).max(100);
+
+/**
+ * Faults to inject into a route's calls, to test resilience in production without code changes:
+ * a delay before the call goes on, or an answer in place of the backend's. Used by referencing it
+ * from a rule's (or a backendRef's) filters: `{ type: ExtensionRef, extensionRef: { group:
+ * meshwork.dev, kind: FaultInjection, name } }`.
+ */
+export const FaultInjectionResource = z.strictObject({
+  apiVersion: z.literal(MESH_API_VERSION),
+  kind: z.literal("FaultInjection"),
+  metadata: Metadata,
+  spec: z
+    .strictObject({
+      /** Hold this share of the calls for `fixedDelay` before sending them on. */
+      delay: z.strictObject({ percent: Percent, fixedDelay: Duration }).optional(),
+      /** Answer this share of the calls with `status` instead of calling the backend. */
+      abort: z.strictObject({ percent: Percent, status: z.int().min(200).max(599) }).optional(),
+      /** Only calls from these services (as the caller's binding attests); unset: any caller. */
+      callers: z.array(ResourceName).min(1).max(64).optional(),
+      /** Only calls carrying all of these headers (Exact or RegularExpression values). */
+      headers: z
+        .array(ValueMatch("header"))
+        .max(16)
+        .superRefine((h, ctx) => uniqueNames(h, ctx, "header", true))
+        .optional(),
+    })
+    .refine((f) => f.delay !== undefined || f.abort !== undefined, {
+      message: "set delay, abort, or both",
+    }),
+});
+export type FaultInjectionResource = z.infer<typeof FaultInjectionResource>;
+
 /** Any resource the mesh understands. */
 export const MeshResource = z.discriminatedUnion(
   "kind",
-  [ServiceResource, HTTPRouteResource, BackendPolicyResource],
+  [ServiceResource, HTTPRouteResource, BackendPolicyResource, FaultInjectionResource],
   {
     error: (issue) =>
       issue.code === "invalid_union"
-        ? "kind must be one of Service, HTTPRoute, BackendPolicy"
+        ? "kind must be one of Service, HTTPRoute, BackendPolicy, FaultInjection"
         : undefined,
   },
 );
 export type MeshResource = z.infer<typeof MeshResource>;
 
 /** The supported kinds, for CLI and API messages. */
-export const RESOURCE_KINDS = ["Service", "HTTPRoute", "BackendPolicy"] as const;
+export const RESOURCE_KINDS = ["Service", "HTTPRoute", "BackendPolicy", "FaultInjection"] as const;

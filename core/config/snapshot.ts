@@ -11,7 +11,13 @@
 import { z } from "zod";
 import { hashHex } from "../hash.ts";
 import { MAX_ENTRY_BYTES, MAX_INDEX_BYTES } from "./limits.ts";
-import { BackendPolicyResource, HTTPRouteResource, ServiceResource } from "./schema.ts";
+import {
+  BackendPolicyResource,
+  FaultInjectionResource,
+  HTTPRouteResource,
+  MESH_GROUP,
+  ServiceResource,
+} from "./schema.ts";
 import {
   destinationLimitProblems,
   issuesFromZod,
@@ -57,6 +63,8 @@ export const DestinationEntry = z
     backends: z.array(ServiceResource),
     /** BackendPolicies that target the destination or one of those Services. */
     policies: z.array(BackendPolicyResource).default([]),
+    /** FaultInjections the routes' filters refer to. */
+    faults: z.array(FaultInjectionResource).default([]),
   })
   .superRefine((entry, ctx) => {
     const name = entry.service.metadata.name;
@@ -102,6 +110,28 @@ function referencedServices(routes: readonly HTTPRouteResource[]): Set<string> {
   return names;
 }
 
+/** Names of the FaultInjections the routes' filters refer to. */
+function referencedFaults(routes: readonly HTTPRouteResource[]): Set<string> {
+  const names = new Set<string>();
+  for (const route of routes) {
+    for (const rule of route.spec.rules) {
+      for (const filter of [
+        ...(rule.filters ?? []),
+        ...(rule.backendRefs ?? []).flatMap((b) => b.filters ?? []),
+      ]) {
+        if (
+          filter.type === "ExtensionRef" &&
+          filter.extensionRef.group === MESH_GROUP &&
+          filter.extensionRef.kind === "FaultInjection"
+        ) {
+          names.add(filter.extensionRef.name);
+        }
+      }
+    }
+  }
+  return names;
+}
+
 /** A config turned into KV writes, or why it cannot be (an entry or the index too large). */
 export type SnapshotBuild =
   | { ok: true; index: SnapshotIndex; writes: SnapshotWrite[] }
@@ -133,6 +163,7 @@ export function buildSnapshot(
       policiesFor.set(ref.name, list);
     }
   }
+  const faultsByName = new Map(config.faults.map((f) => [f.metadata.name, f]));
   const issues: ConfigIssue[] = [];
   const writes: SnapshotWrite[] = [];
   const destinations: Record<string, string> = {};
@@ -152,13 +183,15 @@ export function buildSnapshot(
     ].sort((a, b) =>
       a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
     );
-    // No `policies` key without policies: an entry's content (and so its key) stays what it was.
+    const faults = [...referencedFaults(routes)].sort().flatMap((n) => faultsByName.get(n) ?? []);
+    // No `policies` or `faults` key without any: an entry's content (and key) stays what it was.
     const entry: z.input<typeof DestinationEntry> = {
       schema: SNAPSHOT_SCHEMA,
       service,
       routes,
       backends,
       ...(policies.length > 0 ? { policies } : {}),
+      ...(faults.length > 0 ? { faults } : {}),
     };
     const value = JSON.stringify(entry);
     const size = utf8Length(value);

@@ -346,3 +346,55 @@ describe("BackendPolicy", () => {
     expect(JSON.parse(plain.value)).not.toHaveProperty("policies");
   });
 });
+
+describe("FaultInjection and ExtensionRef", () => {
+  const fault = (spec: object) => ({
+    apiVersion: "meshwork.dev/v1",
+    kind: "FaultInjection",
+    metadata: { name: "chaos" },
+    spec,
+  });
+  const withFilter = (extensionRef: object) =>
+    route({
+      rules: [
+        { filters: [{ type: "ExtensionRef", extensionRef }], backendRefs: [{ name: "echo" }] },
+      ],
+    });
+
+  it("needs a delay or an abort, with percentages between 0 and 100", () => {
+    expect(issuesOf([fault({})])[0]!.message).toMatch(/set delay, abort, or both/);
+    expect(issuesOf([fault({ abort: { percent: 101, status: 503 } })])[0]!.path).toBe(
+      "resources[0].spec.abort.percent",
+    );
+    expect(validateResources([fault({ delay: { percent: 0.5, fixedDelay: "100ms" } })]).ok).toBe(
+      true,
+    );
+  });
+
+  it("resolves an ExtensionRef to a FaultInjection, and warns about one that does not resolve", () => {
+    const good = validateResources([
+      service("echo"),
+      fault({ abort: { percent: 1, status: 503 } }),
+      withFilter({ group: "meshwork.dev", kind: "FaultInjection", name: "chaos" }),
+    ]);
+    expect(good.ok && good.warnings).toEqual([]);
+    const missing = validateResources([
+      service("echo"),
+      withFilter({ group: "meshwork.dev", kind: "FaultInjection", name: "nope" }),
+    ]);
+    expect(missing.warnings[0]!.message).toMatch(
+      /names FaultInjection 'nope', which does not exist/,
+    );
+    const foreign = validateResources([
+      service("echo"),
+      withFilter({ group: "example.com", kind: "Thing", name: "x" }),
+    ]);
+    expect(foreign.warnings[0]!.message).toMatch(/a filter the mesh does not have/);
+    expect(
+      validateResources(
+        [service("echo"), withFilter({ group: "example.com", kind: "Thing", name: "x" })],
+        { strict: true },
+      ).ok,
+    ).toBe(false);
+  });
+});

@@ -16,8 +16,11 @@ import {
   MAX_ROUTES_PER_SERVICE,
 } from "./limits.ts";
 import {
+  MESH_GROUP,
   MeshResource,
   type BackendPolicyResource,
+  type FaultInjectionResource,
+  type HTTPRouteFilter,
   type HTTPRouteResource,
   type ServiceResource,
 } from "./schema.ts";
@@ -53,6 +56,7 @@ export interface MeshConfig {
   services: ServiceResource[];
   routes: HTTPRouteResource[];
   policies: BackendPolicyResource[];
+  faults: FaultInjectionResource[];
 }
 
 /** A validated config and what is suspicious about it but allowed. */
@@ -163,6 +167,7 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
   const services: ServiceResource[] = [];
   const routes: HTTPRouteResource[] = [];
   const policies: BackendPolicyResource[] = [];
+  const faults: FaultInjectionResource[] = [];
   const where = new Map<string, number>();
   input.forEach((raw, index) => {
     const size = utf8Length(JSON.stringify(raw) ?? "");
@@ -191,7 +196,8 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
     where.set(key, index);
     if (resource.kind === "Service") services.push(resource);
     else if (resource.kind === "HTTPRoute") routes.push(resource);
-    else policies.push(resource);
+    else if (resource.kind === "BackendPolicy") policies.push(resource);
+    else faults.push(resource);
   });
   if (issues.length > 0) return { ok: false, issues, warnings };
 
@@ -232,6 +238,22 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
       dangling(`${path}.name`, `names Service '${ref.name}', which does not exist; ${consequence}`);
     }
   };
+  const faultNames = new Set(faults.map((f) => f.metadata.name));
+  const checkExtension = (filter: HTTPRouteFilter, path: string) => {
+    if (filter.type !== "ExtensionRef") return;
+    const { group, kind, name } = filter.extensionRef;
+    if (group !== MESH_GROUP || kind !== "FaultInjection") {
+      dangling(
+        `${path}.extensionRef`,
+        `refers to ${kind} '${name}' in group '${group}', a filter the mesh does not have (only ${MESH_GROUP} FaultInjection); the rule's requests will be answered 500`,
+      );
+    } else if (!faultNames.has(name)) {
+      dangling(
+        `${path}.extensionRef.name`,
+        `names FaultInjection '${name}', which does not exist; the rule's requests will be answered 500`,
+      );
+    }
+  };
   const attached = new Map<string, HTTPRouteResource[]>();
   for (const route of routes) {
     const base = `${at("HTTPRoute", route.metadata.name)}.spec`;
@@ -252,6 +274,7 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
       rule.backendRefs?.forEach((ref, b) => {
         checkBackend(ref, `${rulePath}.backendRefs[${b}]`, BACKEND);
         ref.filters?.forEach((f, fi) => {
+          checkExtension(f, `${rulePath}.backendRefs[${b}].filters[${fi}]`);
           if (f.type === "RequestMirror") {
             checkBackend(
               f.requestMirror.backendRef,
@@ -262,6 +285,7 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
         });
       });
       rule.filters?.forEach((f, fi) => {
+        checkExtension(f, `${rulePath}.filters[${fi}]`);
         if (f.type === "RequestMirror") {
           checkBackend(
             f.requestMirror.backendRef,
@@ -289,5 +313,5 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
   }
   return issues.length > 0
     ? { ok: false, issues, warnings }
-    : { ok: true, value: { services, routes, policies }, warnings };
+    : { ok: true, value: { services, routes, policies, faults }, warnings };
 }

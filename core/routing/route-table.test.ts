@@ -27,6 +27,7 @@ function table(routes: object[], bindings = ["ECHO_V1", "ECHO_V2"]): RouteTable 
     routes: result.value.routes,
     backends: result.value.services.slice(1),
     policies: [],
+    faults: [],
   };
   return compileRouteTable(entry, { hasBinding: (name) => bindings.includes(name) });
 }
@@ -276,6 +277,7 @@ describe("BackendPolicy precedence", () => {
         routes: [],
         backends: [],
         policies: result.value.policies,
+        faults: [],
       },
       { hasBinding: () => true },
     );

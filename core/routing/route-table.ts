@@ -17,18 +17,21 @@
  *   7. the earlier rule, then the earlier match, within a route.
  */
 import type { DestinationEntry } from "../config/snapshot.ts";
-import type {
-  BackendPolicyResource,
-  CircuitBreakerSpec,
-  HTTPRouteFilter,
-  HTTPRouteMatch,
-  HTTPRouteResource,
-  HTTPRouteRule,
-  ServiceResource,
+import {
+  MESH_GROUP,
+  type BackendPolicyResource,
+  type CircuitBreakerSpec,
+  type FaultInjectionResource,
+  type HTTPRouteFilter,
+  type HTTPRouteMatch,
+  type HTTPRouteResource,
+  type HTTPRouteRule,
+  type ServiceResource,
 } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { normalizePath } from "../path-normalization.ts";
 import type { BreakerPolicy } from "../resilience/breaker.ts";
+import type { FaultSpec } from "../resilience/fault.ts";
 import { compileRetry, type RetrySpec } from "../resilience/retry.ts";
 import { buildSplitTable, type SplitTable } from "../split/pick-backend.ts";
 import { compileCors, type CorsPolicy } from "./cors.ts";
@@ -99,6 +102,10 @@ export interface CompiledFilters {
   readonly rewrite: RewriteSpec | undefined;
   readonly mirrors: readonly MirrorSpec[];
   readonly cors: CorsPolicy | undefined;
+  /** Faults to inject (an ExtensionRef to a FaultInjection). */
+  readonly fault: FaultSpec | undefined;
+  /** An ExtensionRef that does not resolve: the requests this list filters are answered 500. */
+  readonly unresolved: string | undefined;
 }
 
 /** One of a rule's backendRefs, resolved. `service` is undefined for an invalid reference. */
@@ -182,6 +189,8 @@ const NO_FILTERS: CompiledFilters = {
   rewrite: undefined,
   mirrors: [],
   cors: undefined,
+  fault: undefined,
+  unresolved: undefined,
 };
 
 /** A resolved backend reference: the Service, or why there is none. */
@@ -290,9 +299,23 @@ function compilePathModifier(
     : { type: "ReplacePrefixMatch", value: path.replacePrefixMatch };
 }
 
+function compileFault(fault: FaultInjectionResource): FaultSpec {
+  const { delay, abort, callers, headers } = fault.spec;
+  return {
+    name: fault.metadata.name,
+    delay: delay ? { percent: delay.percent, ms: parseDuration(delay.fixedDelay) } : undefined,
+    abort: abort ? { percent: abort.percent, status: abort.status } : undefined,
+    callers: callers ? new Set(callers) : undefined,
+    headers: (headers ?? []).map(
+      (h) => [h.name.toLowerCase(), valueTest(h.type, h.value)] as const,
+    ),
+  };
+}
+
 function compileFilters(
   filters: readonly HTTPRouteFilter[] | undefined,
   resolve: (ref: BackendReference) => Resolution,
+  faults: ReadonlyMap<string, FaultInjectionResource>,
 ): CompiledFilters {
   if (!filters || filters.length === 0) return NO_FILTERS;
   let requestHeaders: HeaderEdits | undefined;
@@ -300,6 +323,8 @@ function compileFilters(
   let redirect: RedirectSpec | undefined;
   let rewrite: RewriteSpec | undefined;
   let cors: CorsPolicy | undefined;
+  let fault: FaultSpec | undefined;
+  let unresolved: string | undefined;
   const mirrors: MirrorSpec[] = [];
   for (const filter of filters) {
     switch (filter.type) {
@@ -339,9 +364,18 @@ function compileFilters(
       case "CORS":
         cors = compileCors(filter.cors);
         break;
+      case "ExtensionRef": {
+        const { group, kind, name } = filter.extensionRef;
+        const found =
+          group === MESH_GROUP && kind === "FaultInjection" ? faults.get(name) : undefined;
+        if (found) fault = compileFault(found);
+        else
+          unresolved ??= `the filter ExtensionRef ${kind} '${name}' (group '${group}') does not resolve`;
+        break;
+      }
     }
   }
-  return { requestHeaders, responseHeaders, redirect, rewrite, mirrors, cors };
+  return { requestHeaders, responseHeaders, redirect, rewrite, mirrors, cors, fault, unresolved };
 }
 
 function compileSession(rule: HTTPRouteRule): SessionSpec | undefined {
@@ -468,6 +502,12 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
     return { service: undefined, problem };
   };
 
+  const faults = new Map(entry.faults.map((f) => [f.metadata.name, f]));
+  const filtersOf = (list: readonly HTTPRouteFilter[] | undefined) => {
+    const compiled = compileFilters(list, resolve, faults);
+    if (compiled.unresolved) warnings.push(compiled.unresolved);
+    return compiled;
+  };
   const destination = services.get(destinationName)!;
   const defaultRule: CompiledRule = {
     id: destinationName,
@@ -494,13 +534,13 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
     route.spec.rules.forEach((rule, ruleIndex) => {
       const compiled: CompiledRule = {
         id: `${routeName}/${rule.name ?? ruleIndex}`,
-        filters: compileFilters(rule.filters, resolve),
+        filters: filtersOf(rule.filters),
         backends: buildSplitTable(
           (rule.backendRefs ?? []).map((ref) => ({
             name: ref.name,
             weight: ref.weight,
             ...resolve(ref),
-            filters: compileFilters(ref.filters, resolve),
+            filters: filtersOf(ref.filters),
           })),
         ),
         requestTimeoutMs: rule.timeouts?.request ? parseDuration(rule.timeouts.request) : 0,

@@ -119,6 +119,7 @@ export async function handleMeshCall(
     deadline: undefined,
     attempts: [],
     retryStopped: undefined,
+    faults: [],
   };
   try {
     call.url = options.url ?? requestUrl(request, env);

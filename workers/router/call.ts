@@ -67,6 +67,8 @@ export interface MeshCall {
   readonly attempts: AttemptRecord[];
   /** Why the call stopped retrying early, when it did. */
   retryStopped: "budget" | "deadline" | "retry-after" | undefined;
+  /** Faults injected into this call (FaultInjection filters). */
+  readonly faults: { name: string; delayMs: number; abortStatus: number | undefined }[];
 }
 
 /** One try of a call: what the layers below the retry layer work on. */

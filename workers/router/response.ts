@@ -13,17 +13,18 @@ export function withHeaderEdits(response: Response, edits: HeaderEdits): Respons
 }
 
 /**
- * `response` with `headers` set (replacing any the upstream sent) and `vary` added to its Vary
- * header. An accepted WebSocket is passed back untouched (its socket travels with the response).
+ * `response` with `headers` set (replacing any the upstream sent) and, when given, `vary` added to
+ * its Vary header. An accepted WebSocket is passed back untouched (its socket travels with it).
  */
 export function withHeaders(
   response: Response,
   headers: readonly (readonly [string, string])[],
-  vary: string,
+  vary?: string,
 ): Response {
   if (response.webSocket) return response;
   const edited = new Response(response.body, response);
   for (const [name, value] of headers) edited.headers.set(name, value);
+  if (vary === undefined) return edited;
   const current = edited.headers.get("vary");
   if (!current) edited.headers.set("vary", vary);
   else if (!current.split(",").some((v) => v.trim().toLowerCase() === vary.toLowerCase())) {

@@ -1,11 +1,14 @@
 /**
  * Applies a matched rule's filters: CORS answers preflights at once and labels cross-origin
- * responses; RequestRedirect answers at once; RequestHeaderModifier and URLRewrite shape the
- * request; RequestMirror copies it elsewhere without waiting; ResponseHeaderModifier shapes the
- * answer on the way back. The same function serves backend-level filters (see traffic-split.ts).
+ * responses; a FaultInjection (ExtensionRef) holds the call or answers it in the backend's place;
+ * RequestRedirect answers at once; RequestHeaderModifier and URLRewrite shape the request;
+ * RequestMirror copies it elsewhere without waiting; ResponseHeaderModifier shapes the answer on
+ * the way back. An ExtensionRef that does not resolve answers 500, as the Gateway API says. The
+ * same function serves backend-level filters (see traffic-split.ts).
  */
 import { MeshError } from "../../../core/errors.ts";
 import { isReservedPath } from "../../../core/request-target.ts";
+import { decideFault } from "../../../core/resilience/fault.ts";
 import { isPreflight, preflightHeaders, responseHeaders } from "../../../core/routing/cors.ts";
 import { applyHeaderEdits, redirectLocation, rewriteUrl } from "../../../core/routing/filters.ts";
 import type { CompiledFilters } from "../../../core/routing/route-table.ts";
@@ -40,7 +43,47 @@ export function runFilters(
   return applyFilters(call, filters, next);
 }
 
+/** Header on a response the mesh delayed or answered in the backend's place. */
+export const FAULT_HEADER = "x-mesh-fault";
+
 function applyFilters(
+  call: MeshCall,
+  filters: CompiledFilters,
+  next: () => Promise<Response>,
+): Promise<Response> {
+  if (filters.unresolved) {
+    throw new MeshError("no_backend", `rule '${call.rule?.id}': ${filters.unresolved}`, {
+      destination: call.destination,
+      route: call.rule?.id,
+    });
+  }
+  const fault = filters.fault;
+  if (fault) {
+    const decision = decideFault(fault, call.caller, call.request.headers, call.random);
+    if (decision.delayMs > 0 || decision.abortStatus !== undefined) {
+      call.faults.push({ name: fault.name, ...decision });
+      const faulted = (): Promise<Response> => {
+        if (decision.abortStatus !== undefined) {
+          return Promise.resolve(
+            new Response(`fault injected by the mesh (FaultInjection '${fault.name}')\n`, {
+              status: decision.abortStatus,
+              headers: { "content-type": "text/plain", [FAULT_HEADER]: "abort" },
+            }),
+          );
+        }
+        return applyShaping(call, filters, next).then((response) =>
+          withHeaders(response, [[FAULT_HEADER, `delay=${decision.delayMs}ms`]]),
+        );
+      };
+      if (decision.delayMs <= 0) return faulted();
+      return new Promise((resolve) => setTimeout(resolve, decision.delayMs)).then(faulted);
+    }
+  }
+  return applyShaping(call, filters, next);
+}
+
+/** The filters that shape the call and its answer (after any fault). */
+function applyShaping(
   call: MeshCall,
   filters: CompiledFilters,
   next: () => Promise<Response>,
