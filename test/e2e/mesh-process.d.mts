@@ -19,8 +19,8 @@ export interface RunningMesh {
   output(): string;
   /** How the process ended, once it has. */
   exitStatus(): { code: number | null; signal: string | null; error?: Error } | undefined;
-  /** GET `path` on the router with `Host: host`. */
-  call(host: string, path: string): Promise<MeshResponse>;
+  /** GET `path` on the router with `Host: host` (and more headers). */
+  call(host: string, path: string, headers?: Record<string, string>): Promise<MeshResponse>;
   /** Stops start.mjs and wrangler (their process groups) and removes the temporary state. */
   stop(): Promise<void>;
 }
@@ -41,6 +41,7 @@ export function call(
   host: string,
   path: string,
   timeoutMs?: number,
+  headers?: Record<string, string>,
 ): Promise<MeshResponse>;
 export function startMesh(options?: StartOptions): Promise<RunningMesh>;
 export function nodeBinary(): string;

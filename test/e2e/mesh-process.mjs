@@ -44,10 +44,10 @@ export function nodeBinary() {
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 
 /** GET with an explicit Host header (fetch would replace it with the URL's host). */
-export function call(port, host, path, timeoutMs = 15_000) {
+export function call(port, host, path, timeoutMs = 15_000, headers = {}) {
   return new Promise((done, reject) => {
     const req = http.request(
-      { host: "127.0.0.1", port, path, method: "GET", headers: { host }, agent: false },
+      { host: "127.0.0.1", port, path, method: "GET", headers: { ...headers, host }, agent: false },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
@@ -158,7 +158,7 @@ export async function startMesh({
     persistTo: join(dir, "state"),
     output: () => output,
     exitStatus: () => exit,
-    call: (host, path) => call(port, host, path),
+    call: (host, path, headers) => call(port, host, path, undefined, headers),
     stop,
   };
 

@@ -66,6 +66,28 @@ describe("npm start", () => {
     expect(order.payment.caller).toBe("spiffe://meshwork.local/orders");
   });
 
+  it("shows the demo circuit breaker trip, in /.mesh/status, and close again", async () => {
+    const mesh = running();
+    for (let i = 0; i < 5; i++) {
+      expect((await mesh.call("echo-v3", "/", { "x-echo-status": "500" })).status).toBe(500);
+    }
+    const refused = await mesh.call("echo-v3", "/");
+    expect(refused.status).toBe(503);
+    expect(refused.headers["x-mesh-error"]).toBe("circuit_open");
+    const open = (await mesh.call("meshwork-router", "/.mesh/status")).json<{
+      breakers: Record<string, { state: string }>;
+    }>();
+    expect(open.breakers["echo-v3"]?.state).toBe("open");
+    // baseOpenTime 5s (+10% jitter), counted from when the backend's object tripped: up to one
+    // report (about a second) after this isolate did.
+    await new Promise((resolve) => setTimeout(resolve, 8_000));
+    expect((await mesh.call("echo-v3", "/")).status).toBe(200); // the probe
+    const closed = (await mesh.call("meshwork-router", "/.mesh/status")).json<{
+      breakers: Record<string, { state: string }>;
+    }>();
+    expect(closed.breakers["echo-v3"]?.state).toBe("closed");
+  });
+
   it("answers no_route for an unknown destination", async () => {
     const response = await running().call("nowhere", "/");
     expect(response.status).toBe(404);
