@@ -130,3 +130,91 @@ describe("circuit breaker (one isolate)", () => {
     expect((await call(200)).status).toBe(200);
   });
 });
+
+describe("outlier ejection", () => {
+  let splits = 0;
+
+  /** `dest-<n>` split 50/50 over two backends of its own, each with a breaker; pins allowed. */
+  function split() {
+    const n = ++splits;
+    const [dest, a, b] = [`dest-${n}`, `a-${n}`, `b-${n}`];
+    const kv = new MemoryKV();
+    const destination = service(dest, "ECHO_V1");
+    kv.publish(
+      [
+        { ...destination, spec: { ...destination.spec, backendPinning: { enabled: true } } },
+        service(a, "ECHO_V1"),
+        service(b, "ECHO_V2"),
+        {
+          apiVersion: "gateway.networking.k8s.io/v1",
+          kind: "HTTPRoute",
+          metadata: { name: dest },
+          spec: {
+            parentRefs: [{ name: dest }],
+            rules: [
+              {
+                backendRefs: [
+                  { name: a, weight: 50 },
+                  { name: b, weight: 50 },
+                ],
+              },
+            ],
+          },
+        },
+        {
+          apiVersion: "meshwork.dev/v1",
+          kind: "BackendPolicy",
+          metadata: { name: "breakers" },
+          spec: {
+            targetRefs: [
+              { kind: "Service", name: a },
+              { kind: "Service", name: b },
+            ],
+            circuitBreaker: STREAK,
+          },
+        },
+      ],
+      1,
+    );
+    const routerEnv = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+    const call = async (headers: Record<string, string> = {}) => {
+      const response = await handleMeshCall(
+        new Request(`http://${dest}/`, { headers }),
+        routerEnv,
+        createExecutionContext(),
+      );
+      const text = await response.text();
+      const error = response.headers.get("x-mesh-error");
+      return {
+        status: response.status,
+        error,
+        service: error ? undefined : (JSON.parse(text) as Echoed).service,
+      };
+    };
+    return { a, b, call };
+  }
+
+  it("takes a backend whose breaker is open out of the split: its share goes to the other", async () => {
+    const { b, call } = split();
+    // Trip b's breaker: five failures pinned to it.
+    for (let i = 0; i < 5; i++) {
+      expect((await call({ "x-mesh-backend": b, "x-echo-status": "500" })).status).toBe(500);
+    }
+    const served = new Set<string | undefined>();
+    for (let i = 0; i < 60; i++) {
+      const result = await call();
+      expect(result.status).toBe(200);
+      served.add(result.service);
+    }
+    expect(served).toEqual(new Set(["echo-v1"]));
+  });
+
+  it("answers no_healthy_backend when every backend of the split is open", async () => {
+    const { a, b, call } = split();
+    for (const backend of [a, b]) {
+      for (let i = 0; i < 5; i++) await call({ "x-mesh-backend": backend, "x-echo-status": "503" });
+    }
+    const result = await call();
+    expect(result).toMatchObject({ status: 503, error: "no_healthy_backend" });
+  });
+});

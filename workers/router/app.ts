@@ -120,6 +120,7 @@ export async function handleMeshCall(
     attempts: [],
     retryStopped: undefined,
     faults: [],
+    ejected: [],
   };
   try {
     call.url = options.url ?? requestUrl(request, env);

@@ -67,6 +67,8 @@ export interface MeshCall {
   readonly attempts: AttemptRecord[];
   /** Why the call stopped retrying early, when it did. */
   retryStopped: "budget" | "deadline" | "retry-after" | undefined;
+  /** Backends left out of this call's split because their circuit breaker was open. */
+  readonly ejected: string[];
   /** Faults injected into this call (FaultInjection filters). */
   readonly faults: { name: string; delayMs: number; abortStatus: number | undefined }[];
 }

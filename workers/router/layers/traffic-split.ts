@@ -7,7 +7,8 @@
  *   2. session persistence hashes the session key (header or cookie) so a user stays on one
  *      backend while weights move; a missing cookie is issued;
  *   3. otherwise a weighted random pick.
- * Weight 0 is never chosen; no usable backend is `no_backend` (500), as the Gateway API says.
+ * Backends whose circuit breaker is open leave the split first (outlier ejection). Weight 0 is
+ * never chosen; no usable backend is `no_backend` (500), as the Gateway API says.
  */
 import { MeshError } from "../../../core/errors.ts";
 import type {
@@ -15,7 +16,12 @@ import type {
   CompiledRule,
   SessionSpec,
 } from "../../../core/routing/route-table.ts";
-import { pickSticky, pickWeighted } from "../../../core/split/pick-backend.ts";
+import {
+  buildSplitTable,
+  pickSticky,
+  pickWeighted,
+  type SplitTable,
+} from "../../../core/split/pick-backend.ts";
 import type { Layer, MeshCall } from "../call.ts";
 import { runFilters } from "./route-filters.ts";
 
@@ -56,14 +62,43 @@ function pinnedBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | un
   return backend;
 }
 
+/**
+ * The rule's backends a call may go to now: a backend whose circuit breaker is open leaves the
+ * split and its weight goes to the others (outlier ejection). With every weighted backend
+ * ejected, a split of two or more answers `no_healthy_backend`; a lone backend stays, and its
+ * breaker answers `circuit_open`.
+ */
+function healthyBackends(call: MeshCall, rule: CompiledRule): SplitTable<CompiledBackend> {
+  const items = rule.backends.items;
+  const now = call.now();
+  const isEjected = (b: CompiledBackend) =>
+    b.weight > 0 &&
+    b.service?.breaker !== undefined &&
+    call.breakers.state(b.service.name, now).kind === "open";
+  if (!items.some(isEjected)) return rule.backends;
+  const weighted = items.filter((b) => b.weight > 0);
+  const healthy = weighted.filter((b) => !isEjected(b));
+  if (weighted.length < 2) return rule.backends;
+  call.ejected.push(...weighted.filter(isEjected).map((b) => b.name));
+  if (healthy.length === 0) {
+    throw new MeshError(
+      "no_healthy_backend",
+      `every backend of rule '${rule.id}' has its circuit breaker open (${call.ejected.join(", ")})`,
+      { destination: call.destination, route: rule.id },
+    );
+  }
+  return buildSplitTable(healthy);
+}
+
 function chooseBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | undefined {
   const pinned = pinnedBackend(call, rule);
   if (pinned) return pinned;
+  const backends = healthyBackends(call, rule);
   if (rule.session) {
     const key = sessionKey(call, rule.session);
-    if (key !== undefined) return pickSticky(rule.backends, key);
+    if (key !== undefined) return pickSticky(backends, key);
   }
-  return pickWeighted(rule.backends, call.random);
+  return pickWeighted(backends, call.random);
 }
 
 export const trafficSplit: Layer = (call, next) => {
