@@ -11,7 +11,9 @@
 //     bench's patterns, and the route matcher on the mesh and mesh-regex lanes' tables; and the
 //     worst case the README bounds, RE2 on `(a+)+$` against 'a'×4095 + '!'. Once workerd runs,
 //     the same pieces are timed on workerd itself (bench/workers/micro.ts, workerd CPU time from
-//     /proc), before any load.
+//     /proc), before any load, with what the mesh-resilient lane adds per call: the circuit
+//     breaker's bookkeeping, the outlier-ejection check and the retry layer (its setup, and the
+//     whole layer with and without a retry spec), with the router's own code.
 //  4. Runs everything in one `workerd serve` (scripts/workerd.mjs, capnp config in bench/.run/)
 //     — workerd directly, not `wrangler dev`, whose proxy caps throughput — with one loopback
 //     socket per lane. The same client Worker calls `env.ECHO.fetch(request)` in each:
@@ -22,8 +24,15 @@
 //       mesh-regex  as mesh, target echo-re: a route of RE2 rules (three it misses, tried first,
 //                   then path + header RegularExpression), same filters, split and timeouts
 //       mesh-path   as mesh, but the request path needs normalising (`/bench//%6Frders/./`)
+//       mesh-resilient  as mesh, target echo-rs: the same route with the resilience policy on —
+//                   a Gateway API retry on its split rule and a BackendPolicy circuit breaker on
+//                   each backend (echo-rs-v1/v2, Services of their own on echo-v1/v2, so the
+//                   mesh lane stays routing-only); the router reports the breakers' outcomes to
+//                   its BackendState Durable Objects (bound in workerd, on disk) via waitUntil
 //     Every lane sends the same request headers (x-tenant), so mesh-regex − mesh is the regex
-//     work and mesh-path − mesh the path normalisation's slow path.
+//     work, mesh-path − mesh the path normalisation's slow path and mesh-resilient − mesh what
+//     the resilience policy adds (budget: 20 µs of router CPU per request). The micro section on
+//     workerd also times that last one's pieces, since 20 µs is below the lanes' noise.
 //  5. Drives load from a separate process (bench/load.mjs, autocannon): a warm-up, then a
 //     throughput phase per lane (several connections, workerd saturated; its CPU time is read
 //     from /proc before and after), then a latency phase per lane with one connection, where the
@@ -38,12 +47,13 @@
 //
 // Ports, on 127.0.0.1, from --port-base N: N direct, N+1 hop, N+2 mesh, N+3 the router's HTTP
 // entry (/.mesh/status), N+4 the KV service's read counter, N+5 mesh-regex, N+6 mesh-path, N+7
-// the micro Worker (19081–19088 by default).
+// the micro Worker, N+8 mesh-resilient (19081–19089 by default).
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { URLSearchParams, fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { buildSnapshot, parseEntry } from "../core/config/snapshot.ts";
@@ -51,6 +61,7 @@ import { validateResources } from "../core/config/validate.ts";
 import { normalizePath } from "../core/path-normalization.ts";
 import { compileRegex } from "../core/routing/regex.ts";
 import { compileRouteTable, matchRoute } from "../core/routing/route-table.ts";
+import { FLUSH_INTERVAL_MS } from "../workers/router/backend-sync.ts";
 import {
   COMPATIBILITY_DATE,
   WORKERD,
@@ -97,6 +108,7 @@ const PORTS = {
   "mesh-regex": PORT_BASE + 5,
   "mesh-path": PORT_BASE + 6,
   micro: PORT_BASE + 7,
+  "mesh-resilient": PORT_BASE + 8,
 };
 const REQUEST_PATH = "/bench/orders?id=42";
 /** The mesh-path lane's request target: a double slash, an encoded `o` and a dot segment. */
@@ -108,6 +120,9 @@ const LOAD_HEADERS = { "x-tenant": "tenant-42" };
 const CALLER = "bench";
 const TARGET = "echo";
 const REGEX_TARGET = "echo-re";
+const RESILIENT_TARGET = "echo-rs";
+/** The issue's budget for what the resilience policy adds: router CPU per request over mesh. */
+const RESILIENCE_BUDGET_US = 20;
 /** Lanes, in the order of odd rounds (even rounds reverse it). */
 const SCENARIOS = [
   { name: "direct", path: "client → echo-v1 (service binding)", requestPath: REQUEST_PATH },
@@ -117,6 +132,14 @@ const SCENARIOS = [
     path: "client → router (Mesh, target echo: PathPrefix route) → echo-v1/v2",
     requestPath: REQUEST_PATH,
     mesh: true,
+  },
+  // Next to mesh, in both round orders: its difference to mesh is the one with a budget.
+  {
+    name: "mesh-resilient",
+    path: "as mesh, target echo-rs: + retry policy and circuit breakers → echo-v1/v2",
+    requestPath: REQUEST_PATH,
+    mesh: true,
+    resilient: true,
   },
   {
     name: "mesh-regex",
@@ -131,6 +154,12 @@ const SCENARIOS = [
     mesh: true,
   },
 ];
+/**
+ * After a phase of a lane that reports to Durable Objects, wait this long before reading the
+ * router's counters: its last report is due within a flush interval of its last call, so it is
+ * counted in its own lane, and its CPU falls in no other lane's phase.
+ */
+const REPORT_SETTLE_MS = FLUSH_INTERVAL_MS + 200;
 /** Other processes' CPU (in cores) during a phase above which the run is flagged as noisy. */
 const NOISY_CPU = 0.15;
 
@@ -145,10 +174,16 @@ let loadChild;
 // routed the way a real table with regular expressions would be.
 
 const TIMEOUTS = { request: "10s", backendRequest: "5s" };
-const SPLIT = [
-  { name: "echo-v1", weight: 90 },
-  { name: "echo-v2", weight: 10 },
+const split = (v1, v2) => [
+  { name: v1, weight: 90 },
+  { name: v2, weight: 10 },
 ];
+const SPLIT = split("echo-v1", "echo-v2");
+/** The mesh-resilient lane's retry (Gateway API, on its split rule) and circuit breakers. */
+const RETRY = { codes: [502, 503, 504], attempts: 2, backoff: "25ms" };
+const CIRCUIT_BREAKER = { consecutiveFailures: 5, failureRate: 0.5, minimumRequests: 20 };
+/** The mesh-resilient lane's own backend Services (on echo-v1/v2), so mesh has no breakers. */
+const RESILIENT_BACKENDS = ["echo-rs-v1", "echo-rs-v2"];
 const headerEdits = (route) => ({
   type: "RequestHeaderModifier",
   requestHeaderModifier: {
@@ -167,35 +202,45 @@ const PATTERNS = {
   canary: "always|yes",
 };
 
-const POLICY = [
-  service("echo-v1", "ECHO_V1"),
-  service("echo-v2", "ECHO_V2"),
-  // `echo` and `echo-re` front the versions; their own endpoint is used only with no route.
-  service("echo", "ECHO_V1"),
-  service("echo-re", "ECHO_V1"),
-  {
+/**
+ * A canary route on `parent`: x-canary: always → `v2`; everything else split 90/10 between `v1`
+ * and `v2`, with header edits naming the route; `splitExtra` adds to the split rule.
+ */
+function canaryRoute(name, parent, [v1, v2], splitExtra = {}) {
+  return {
     apiVersion: "gateway.networking.k8s.io/v1",
     kind: "HTTPRoute",
-    metadata: { name: "echo-canary" },
+    metadata: { name },
     spec: {
-      parentRefs: [{ name: "echo" }],
+      parentRefs: [{ name: parent }],
       rules: [
         {
           name: "canary-testers",
           matches: [{ headers: [{ name: "x-canary", value: "always" }] }],
-          backendRefs: [{ name: "echo-v2" }],
+          backendRefs: [{ name: v2 }],
           timeouts: TIMEOUTS,
         },
         {
           name: "split",
           matches: [{ path: { type: "PathPrefix", value: "/" } }],
-          filters: [headerEdits("echo-canary")],
-          backendRefs: SPLIT,
+          filters: [headerEdits(name)],
+          backendRefs: split(v1, v2),
           timeouts: TIMEOUTS,
+          ...splitExtra,
         },
       ],
     },
-  },
+  };
+}
+
+const POLICY = [
+  service("echo-v1", "ECHO_V1"),
+  service("echo-v2", "ECHO_V2"),
+  // `echo`, `echo-re` and `echo-rs` front the versions; their own endpoint is used only with no
+  // route.
+  service("echo", "ECHO_V1"),
+  service("echo-re", "ECHO_V1"),
+  canaryRoute("echo-canary", "echo", ["echo-v1", "echo-v2"]),
   // The same destination, routed by RE2 regular expressions. Precedence puts regex paths before
   // prefixes and, among them, longer values first, then more header matches, then rule order:
   // so a request for /bench/orders tries users-by-id, item-questions and canary-testers (all
@@ -244,6 +289,23 @@ const POLICY = [
           timeouts: TIMEOUTS,
         },
       ],
+    },
+  },
+  // The same route as echo-canary with the resilience policy on: a retry on its split rule, and
+  // a circuit breaker on each backend. A BackendPolicy governs every call to the Services it
+  // targets, so the lane has backend Services of its own (the same Workers as echo-v1/v2): the
+  // mesh lane's calls to echo-v1/v2 stay routing-only.
+  service("echo-rs", "ECHO_V1"),
+  service(RESILIENT_BACKENDS[0], "ECHO_V1"),
+  service(RESILIENT_BACKENDS[1], "ECHO_V2"),
+  canaryRoute(RESILIENT_TARGET, RESILIENT_TARGET, RESILIENT_BACKENDS, { retry: RETRY }),
+  {
+    apiVersion: "meshwork.dev/v1",
+    kind: "BackendPolicy",
+    metadata: { name: "echo-rs-breakers" },
+    spec: {
+      targetRefs: RESILIENT_BACKENDS.map((name) => ({ kind: "Service", name })),
+      circuitBreaker: CIRCUIT_BREAKER,
     },
   },
 ];
@@ -489,7 +551,15 @@ const WORKERD_MICRO_CASES = [
   ["normalize-messy", "normalizePath messy /bench//%6Frders/./x", 50_000],
   ["match-mesh", "matchRoute mesh table (echo-canary/split)", 200_000],
   ["match-mesh-regex", "matchRoute mesh-regex table (echo-re/split)", 40_000],
+  // What mesh-resilient adds per call, with the router's code and echo-rs's compiled policies.
+  ["rs-breaker", "breaker per try: Breakers.admit + record(SUCCESS) + BackendSync.note", 100_000],
+  ["rs-ejection", "outlier-ejection check: Breakers.state of the split's 2 backends", 250_000],
+  ["rs-retry-setup", "retry setup: isRetryableRequest + RetryBudgets.for().deposit", 150_000],
+  ["retry-layer-none", "retry layer, 1 try → 200, mesh rule (no retry; async)", 15_000],
+  ["retry-layer-spec", "retry layer, 1 try → 200, echo-rs rule (retry spec; async)", 15_000],
 ];
+/** The cases whose sum is the resilience bookkeeping per call. */
+const RESILIENCE_MICRO_CASES = ["rs-breaker", "rs-ejection", "rs-retry-setup"];
 const WORKERD_MICRO_REQUESTS = 8;
 
 async function runWorkerdMicro() {
@@ -526,6 +596,13 @@ async function runWorkerdMicro() {
     summary: {
       normalizePathMessyOverPlainNs: ns("normalize-messy") - ns("normalize-plain"),
       matchRouteRegexOverheadNs: ns("match-mesh-regex") - ns("match-mesh"),
+      // The mesh-resilient lane's additions per call, each case with its loop overhead.
+      resilienceBookkeepingNs: RESILIENCE_MICRO_CASES.reduce((t, name) => t + ns(name), 0),
+      resilienceBookkeepingCases: RESILIENCE_MICRO_CASES,
+      // The whole retry layer, with echo-rs's retry spec over the mesh rule's none: also its
+      // async frames, header sets and Attempt, which the setup case leaves out.
+      retryLayerSpecOverNoneNs: ns("retry-layer-spec") - ns("retry-layer-none"),
+      resilienceBudgetNs: RESILIENCE_BUDGET_US * 1000,
     },
   };
 }
@@ -546,6 +623,19 @@ function printWorkerdMicro(micro) {
   );
   console.log(
     `matchRoute on workerd: mesh-regex table − mesh table = ${fixed(micro.summary.matchRouteRegexOverheadNs / 1000, 2)} µs per request; normalizePath messy − plain = ${fixed(micro.summary.normalizePathMessyOverPlainNs / 1000, 2)} µs`,
+  );
+  const s = micro.summary;
+  const us = (name) => fixed(micro.cases.find((c) => c.case === name).nsPerCall / 1000, 2);
+  const verdict = (ns) => (ns <= s.resilienceBudgetNs ? "within" : "OVER");
+  console.log(
+    `resilience bookkeeping per call on workerd: ${fixed(s.resilienceBookkeepingNs / 1000, 2)} µs (breaker ${us("rs-breaker")} + ejection check ${us("rs-ejection")} + retry setup ${us("rs-retry-setup")}) against a budget of ${RESILIENCE_BUDGET_US} µs of router CPU per request: ${verdict(s.resilienceBookkeepingNs)}`,
+  );
+  const withLayer =
+    s.resilienceBookkeepingNs -
+    micro.cases.find((c) => c.case === "rs-retry-setup").nsPerCall +
+    s.retryLayerSpecOverNoneNs;
+  console.log(
+    `whole retry layer, echo-rs spec − no retry: ${signed(s.retryLayerSpecOverNoneNs / 1000, 2)} µs per call; with it in place of the retry setup: ${fixed(withLayer / 1000, 2)} µs (${verdict(withLayer)} the budget)`,
   );
 }
 
@@ -627,6 +717,7 @@ const SOCKETS = [
   // The same client and binding as mesh: only the request path differs.
   { name: "mesh-path", port: PORTS["mesh-path"], service: "client-mesh" },
   { name: "micro", port: PORTS.micro, service: "bench-micro" },
+  { name: "mesh-resilient", port: PORTS["mesh-resilient"], service: "client-mesh-resilient" },
 ];
 
 function writeBenchConfig() {
@@ -661,6 +752,7 @@ function writeBenchConfig() {
     client("client-hop", binding.service("ECHO", "bench-hop")),
     client("client-mesh", meshBinding(TARGET)),
     client("client-mesh-regex", meshBinding(REGEX_TARGET)),
+    client("client-mesh-resilient", meshBinding(RESILIENT_TARGET)),
   ];
   return writeWorkerdConfig(RUN, services, SOCKETS);
 }
@@ -837,9 +929,39 @@ async function smokeTest() {
   const messy = await get(PORTS["mesh-path"], MESSY_REQUEST_PATH, withDebug);
   checkMesh("mesh-path", messy, "echo-canary", MESSY_NORMALISED);
 
+  // mesh-resilient must reach echo-rs's split rule, and its retry layer must take the retry path
+  // (a hop that retries marks its tries for the hops after it); the mesh lane's must not.
+  const resilient = await get(PORTS["mesh-resilient"], REQUEST_PATH, withDebug);
+  checkMesh("mesh-resilient", resilient, RESILIENT_TARGET, "/bench/orders");
+  const marks = (r) => ({
+    retry: r.json?.headers?.["x-mesh-retry"] ?? null,
+    attempt: r.json?.headers?.["x-mesh-attempt"] ?? null,
+  });
+  if (resilient.status === 200) {
+    const m = marks(resilient);
+    if (m.retry !== "off" || m.attempt !== "1") {
+      problems.push(
+        `mesh-resilient: echo saw x-mesh-retry=${m.retry}, x-mesh-attempt=${m.attempt}, expected off and 1 (a rule that retries)`,
+      );
+    }
+  }
+  if (mesh.status === 200 && (marks(mesh).retry !== null || marks(mesh).attempt !== null)) {
+    problems.push(`mesh: echo saw retry marks ${JSON.stringify(marks(mesh))}: mesh must not retry`);
+  }
+  const resilientCanary = await get(PORTS["mesh-resilient"], REQUEST_PATH, {
+    ...LOAD_HEADERS,
+    "x-canary": "always",
+  });
+  if (resilientCanary.json?.service !== "echo-v2") {
+    problems.push(
+      `mesh-resilient: x-canary: always should reach echo-v2 (as echo-rs-v2), got ${describe(resilientCanary)}`,
+    );
+  }
+
   const status = await routerStatus();
   if (status?.version !== 1) problems.push(`router status: version ${status?.version}, expected 1`);
-  for (const destination of [TARGET, REGEX_TARGET]) {
+  problems.push(...resilienceProblems(status, { afterLoad: false }));
+  for (const destination of [TARGET, REGEX_TARGET, RESILIENT_TARGET]) {
     if (!status?.destinations?.[destination]) {
       problems.push(
         `router status (HTTP entry) does not list '${destination}': its config cache is not the one the Mesh entrypoint used, so the KV counters below do not cover the mesh calls`,
@@ -855,7 +977,50 @@ async function smokeTest() {
       canary: regexCanary.json?.service ?? null,
       withoutTenant: noTenant.status,
     },
+    meshResilient: {
+      route: resilient.json?.headers?.["x-mesh-route"] ?? null,
+      retryMarks: marks(resilient),
+      canary: resilientCanary.json?.service ?? null,
+      breakers: status?.breakers ?? null,
+    },
   };
+}
+
+/**
+ * What the router's status must show of the resilience policy: breakers only for the
+ * mesh-resilient lane's backends (the routing-only lanes' echo-v1/v2 have none), closed; after
+ * the load also both of them, and reports to their Durable Objects that went through.
+ */
+function resilienceProblems(status, { afterLoad }) {
+  const problems = [];
+  const when = afterLoad ? "after the load" : "after the smoke test";
+  const breakers = status?.breakers ?? {};
+  const backendSync = status?.backendSync;
+  for (const name of Object.keys(breakers)) {
+    if (!RESILIENT_BACKENDS.includes(name)) {
+      problems.push(`router status ${when}: a breaker for ${name}, which has no BackendPolicy`);
+    }
+  }
+  for (const name of afterLoad ? RESILIENT_BACKENDS : RESILIENT_BACKENDS.slice(1)) {
+    // (echo-rs-v2 is called by the smoke test's x-canary request; echo-rs-v1 only by chance.)
+    if (breakers[name]?.state !== "closed") {
+      problems.push(
+        `router status ${when}: breaker ${name} is ${JSON.stringify(breakers[name] ?? null)}, expected closed`,
+      );
+    }
+  }
+  if (!backendSync) problems.push(`router status ${when}: no backendSync`);
+  else if (afterLoad) {
+    if (!(backendSync.reports > 0)) {
+      problems.push(`router status after the load: backendSync.reports ${backendSync.reports}`);
+    }
+    if (backendSync.lastError !== null) {
+      problems.push(
+        `router status after the load: backendSync.lastError ${JSON.stringify(backendSync.lastError)}`,
+      );
+    }
+  }
+  return problems;
 }
 
 function runLoad(scenario, seconds, connections, latencyFile) {
@@ -899,6 +1064,7 @@ async function runPhase(label, connections, seconds, rounds) {
         `▶ ${label} ${scenario.name} (round ${round + 1}/${rounds}): ${connections} connection${connections === 1 ? "" : "s"}, ${seconds} s …`,
       );
       const isMesh = Boolean(scenario.mesh);
+      const window0 = process.hrtime.bigint();
       const before = isMesh ? { status: await routerStatus(), kv: await kvServed() } : undefined;
       const latencyFile = join(RUN, `latencies-${label}-${scenario.name}-${round}.bin`);
       const wall0 = process.hrtime.bigint();
@@ -908,7 +1074,10 @@ async function runPhase(label, connections, seconds, rounds) {
       const cpu1 = workerdCpuSeconds();
       const busy1 = machineBusySeconds();
       const wallSeconds = Number(process.hrtime.bigint() - wall0) / 1e9;
+      if (scenario.resilient) await sleep(REPORT_SETTLE_MS);
       const after = isMesh ? { status: await routerStatus(), kv: await kvServed() } : undefined;
+      // From the first counter reading to the last: the time the reports counted were made in.
+      const counterWindowSeconds = Number(process.hrtime.bigint() - window0) / 1e9;
       const bytes = readFileSync(latencyFile);
       rmSync(latencyFile);
       a.latencies.push(new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8));
@@ -937,6 +1106,7 @@ async function runPhase(label, connections, seconds, rounds) {
               durableObjectReports:
                 (after.status?.backendSync?.reports ?? NaN) -
                 (before.status?.backendSync?.reports ?? NaN),
+              counterWindowSeconds,
               configVersion: after.status?.version ?? null,
             }
           : undefined,
@@ -969,6 +1139,7 @@ function summarize({ scenario, rounds, latencies }) {
         backgroundKvReads: sum((r) => r.hotPath.backgroundKvReads),
         kvReadsServed: sum((r) => r.hotPath.kvReadsServed),
         durableObjectReports: sum((r) => r.hotPath.durableObjectReports),
+        counterWindowSeconds: sum((r) => r.hotPath.counterWindowSeconds),
         configVersion: rounds.at(-1).hotPath.configVersion,
       }
     : undefined;
@@ -1011,7 +1182,6 @@ function summarize({ scenario, rounds, latencies }) {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-/** Whether the router's wrangler.toml declares Durable Object bindings (none do yet). */
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : null);
 const diff = (a, b) => (Number.isFinite(a) && Number.isFinite(b) ? a - b : null);
 const msToUs = (ms) => (ms === null ? null : ms * 1000);
@@ -1172,7 +1342,13 @@ async function main() {
   console.log(
     `▶ smoke test: mesh-path sent ${smoke.meshPath.sent}, echo saw ${smoke.meshPath.echoSaw}; mesh-regex matched ${smoke.meshRegex.route}, x-canary → ${smoke.meshRegex.canary}, no x-tenant → ${smoke.meshRegex.withoutTenant}`,
   );
+  console.log(
+    `▶ smoke test: mesh-resilient matched ${smoke.meshResilient.route}, retry marks ${JSON.stringify(smoke.meshResilient.retryMarks)}, x-canary → ${smoke.meshResilient.canary}; breakers ${JSON.stringify(Object.fromEntries(Object.entries(smoke.meshResilient.breakers ?? {}).map(([name, b]) => [name, b.state])))}`,
+  );
   for (const problem of smoke.problems) console.log(`  ✗ ${problem}`);
+  // The smoke test's calls through mesh-resilient are reported (the Durable Objects' first
+  // calls): let that land before the micro cases read workerd's CPU time.
+  await sleep(REPORT_SETTLE_MS);
 
   console.log("▶ micro on workerd: the same pieces, timed on workerd itself …");
   const microWorkerd = await runWorkerdMicro();
@@ -1181,6 +1357,8 @@ async function main() {
   for (const scenario of SCENARIOS) {
     await runLoad(scenario, WARMUP_SECONDS, CONNECTIONS);
   }
+  // The resilient lane's last report, before any phase is measured.
+  await sleep(REPORT_SETTLE_MS);
 
   const results = await runPhase("throughput", CONNECTIONS, SECONDS / ROUNDS, ROUNDS);
   const latency = await runPhase("latency", 1, LATENCY_SECONDS / ROUNDS, ROUNDS);
@@ -1195,9 +1373,12 @@ async function main() {
       errors: r.errors,
       cpuUsPerRequest: r.cpuUsPerRequest,
       otherCpuUtilization: r.otherCpuUtilization,
+      ...(r.hotPath ? { hotPath: r.hotPath } : {}),
       rounds: r.rounds,
     };
   }
+  // The router's status once every phase has run (the resilient lane's reports have settled).
+  const statusAfterLoad = await routerStatus();
   const by = Object.fromEntries(results.map((r) => [r.scenario, r]));
   const ratios = {};
   for (const name of ["mesh", "hop"]) {
@@ -1212,21 +1393,34 @@ async function main() {
   }
   const mesh = by.mesh;
   const meshLanes = results.filter((r) => r.hotPath);
+  // A mesh lane's counters over both of its phases (throughput and one connection).
+  const phases = (r, key) => r.hotPath[key] + r.unloaded.hotPath[key];
   const total = (f) => meshLanes.reduce((t, r) => t + f(r), 0);
-  const meshRequests = total((r) => r.requests);
+  const meshRequests = total((r) => r.requests + r.unloaded.requests);
+  const durableObjectsByLane = Object.fromEntries(
+    meshLanes.map((r) => {
+      const reports = phases(r, "durableObjectReports");
+      // Lane time: between the counter readings around each of its phases (its load, the load
+      // generator's start-up and, for a lane that reports, the settle after it).
+      const seconds = phases(r, "counterWindowSeconds");
+      const loadSeconds = r.seconds + r.unloaded.seconds;
+      return [r.scenario, { reports, seconds, loadSeconds, perSecond: reports / seconds }];
+    }),
+  );
   const hotPath = {
     lanes: meshLanes.map((r) => r.scenario),
+    phases: "throughput and one connection",
     awaitedKvReadsPerRequest: meshRequests
-      ? total((r) => r.hotPath.awaitedKvReads) / meshRequests
+      ? total((r) => phases(r, "awaitedKvReads")) / meshRequests
       : null,
-    awaitedKvReads: total((r) => r.hotPath.awaitedKvReads),
-    backgroundKvReads: total((r) => r.hotPath.backgroundKvReads),
-    kvReadsServed: total((r) => r.hotPath.kvReadsServed),
-    // With no Durable Object bindings the router cannot call one; once it has some, this bench
-    // must bind them in the capnp config and count their calls (until then: null, not 0).
+    awaitedKvReads: total((r) => phases(r, "awaitedKvReads")),
+    backgroundKvReads: total((r) => phases(r, "backgroundKvReads")),
+    kvReadsServed: total((r) => phases(r, "kvReadsServed")),
     // The router calls its Durable Objects only from waitUntil (batched reports): none is
-    // awaited by a request. The reports it made in the mesh phases, from its own counter:
-    durableObjectReports: total((r) => r.hotPath.durableObjectReports),
+    // awaited by a request. The reports it made in the mesh phases, from its own counter
+    // (backendSync.reports, one per backend per report), by lane over the lane's time:
+    durableObjectReports: total((r) => phases(r, "durableObjectReports")),
+    durableObjectsByLane,
     durableObjects:
       "reports go out through waitUntil; that no request waits for one is what test/backend-state.test.ts shows (a hanging object delays no response)",
   };
@@ -1243,16 +1437,48 @@ async function main() {
     hopUsPerRequestOverDirect: by.hop.cpuUsPerRequest - by.direct.cpuUsPerRequest,
   };
   const meshVariants = {
+    "mesh-resilient": againstMesh(by["mesh-resilient"], mesh),
     "mesh-regex": againstMesh(by["mesh-regex"], mesh),
     "mesh-path": againstMesh(by["mesh-path"], mesh),
   };
   const overMesh = {
     regexCpuUsPerRequest: meshVariants["mesh-regex"].overMesh.cpuUsPerRequest,
     pathNormalisationSlowPathCpuUsPerRequest: meshVariants["mesh-path"].overMesh.cpuUsPerRequest,
+    resilienceCpuUsPerRequest: meshVariants["mesh-resilient"].overMesh.cpuUsPerRequest,
+    resilienceBudgetUs: RESILIENCE_BUDGET_US,
     note:
       "µs of workerd CPU per request over the mesh lane in the same run; a few µs are below this " +
       "bench's noise (compare the by-round figures), so read them with micro, which times the " +
       "same work in V8 directly",
+  };
+
+  // The resilience policy under load: the lane's reports to the backends' Durable Objects, and
+  // what the router's status shows once they have settled.
+  const resilienceReports = durableObjectsByLane["mesh-resilient"];
+  const resilience = {
+    lane: "mesh-resilient",
+    target: RESILIENT_TARGET,
+    backends: RESILIENT_BACKENDS,
+    retry: RETRY,
+    circuitBreaker: CIRCUIT_BREAKER,
+    budgetUs: RESILIENCE_BUDGET_US,
+    cpuUsPerRequestOverMesh: overMesh.resilienceCpuUsPerRequest,
+    cpuUsPerRequestOverMeshByRound: meshVariants["mesh-resilient"].overMesh.cpuUsPerRequestByRound,
+    unloadedCpuUsPerRequestOverMesh:
+      meshVariants["mesh-resilient"].overMesh.unloadedCpuUsPerRequest,
+    microWorkerdBookkeepingUs: microWorkerd.summary.resilienceBookkeepingNs / 1000,
+    microWorkerdRetryLayerSpecOverNoneUs: microWorkerd.summary.retryLayerSpecOverNoneNs / 1000,
+    durableObjectReports: resilienceReports.reports,
+    laneSeconds: resilienceReports.seconds,
+    loadSeconds: resilienceReports.loadSeconds,
+    durableObjectReportsPerSecond: resilienceReports.perSecond,
+    // One report per backend with news, at most once a second per isolate.
+    durableObjectReportsPerSecondBound: RESILIENT_BACKENDS.length * (1000 / FLUSH_INTERVAL_MS),
+    statusAfterLoad: {
+      breakers: statusAfterLoad?.breakers ?? null,
+      backendSync: statusAfterLoad?.backendSync ?? null,
+    },
+    problems: resilienceProblems(statusAfterLoad, { afterLoad: true }),
   };
 
   const noisy = results.filter(
@@ -1298,6 +1524,7 @@ async function main() {
     routerCpu,
     meshVariants,
     overMesh,
+    resilience,
     micro,
     microWorkerd,
     hotPath,
@@ -1366,7 +1593,18 @@ async function main() {
     `regex CPU/req (mesh-regex − mesh) ≈ ${signed(overMesh.regexCpuUsPerRequest)} µs; path normalisation slow path (mesh-path − mesh) ≈ ${signed(overMesh.pathNormalisationSlowPathCpuUsPerRequest)} µs (workerd CPU, within this bench's noise; see micro)`,
   );
   console.log(
-    `hot path (${hotPath.lanes.join(", ")} phases): awaited KV reads ${hotPath.awaitedKvReads} (${fixed(hotPath.awaitedKvReadsPerRequest, 6)}/req), background KV reads ${hotPath.backgroundKvReads}, KV reads served ${hotPath.kvReadsServed}; Durable Object reports ${hotPath.durableObjectReports} (${hotPath.durableObjects})`,
+    `resilience CPU/req (mesh-resilient − mesh) ≈ ${signed(resilience.cpuUsPerRequestOverMesh)} µs (by round ${resilience.cpuUsPerRequestOverMeshByRound.map((x) => signed(x, 0)).join(" / ")}; at 1 connection ${signed(resilience.unloadedCpuUsPerRequestOverMesh)}) against a budget of ${RESILIENCE_BUDGET_US} µs: ${resilience.cpuUsPerRequestOverMesh <= RESILIENCE_BUDGET_US ? "within" : "over"} it, but lane differences of this size are within this bench's noise; the micro on workerd below times the policy's bookkeeping: ${fixed(resilience.microWorkerdBookkeepingUs, 2)} µs per call`,
+  );
+  console.log(
+    `mesh-resilient: Durable Object reports ${resilience.durableObjectReports} in ${fixed(resilience.laneSeconds, 1)} s of lane time (${fixed(resilience.loadSeconds, 1)} s of load, plus start-up and a ${fixed(REPORT_SETTLE_MS / 1000, 1)} s settle after each phase so its last report counts) = ${fixed(resilience.durableObjectReportsPerSecond, 2)}/s (at most ${resilience.durableObjectReportsPerSecondBound}/s: each of ${RESILIENT_BACKENDS.join(", ")} once a second), sent through waitUntil, awaited by no request; status after the load: ${RESILIENT_BACKENDS.map((b) => `${b} ${resilience.statusAfterLoad.breakers?.[b]?.state ?? "absent"}`).join(", ")}, backendSync.reports ${resilience.statusAfterLoad.backendSync?.reports}, lastError ${JSON.stringify(resilience.statusAfterLoad.backendSync?.lastError ?? null)}`,
+  );
+  for (const problem of resilience.problems) console.log(`  ✗ ${problem}`);
+  console.log(
+    `hot path (${hotPath.lanes.join(", ")}: ${hotPath.phases} phases): awaited KV reads ${hotPath.awaitedKvReads} (${fixed(hotPath.awaitedKvReadsPerRequest, 6)}/req), background KV reads ${hotPath.backgroundKvReads}, KV reads served ${hotPath.kvReadsServed}; Durable Object reports ${hotPath.durableObjectReports} (by lane: ${Object.entries(
+      hotPath.durableObjectsByLane,
+    )
+      .map(([lane, d]) => `${lane} ${d.reports}`)
+      .join(", ")}; ${hotPath.durableObjects})`,
   );
   console.log("");
   printMicro(micro);
@@ -1387,10 +1625,16 @@ async function main() {
   }
   if (smoke.problems.length > 0)
     console.log(`✗ smoke test: ${smoke.problems.length} problem(s) above`);
+  if (resilience.problems.length > 0)
+    console.log(
+      `✗ resilience check after the load: ${resilience.problems.length} problem(s) above`,
+    );
   console.log(
     `\nwrote ${relative(ROOT, RESULTS)} (workerd log: ${relative(ROOT, workerd.logPath)}) in ${report.durationSeconds} s`,
   );
-  return smoke.problems.length === 0 && failures.length === 0 ? 0 : 1;
+  return smoke.problems.length === 0 && resilience.problems.length === 0 && failures.length === 0
+    ? 0
+    : 1;
 }
 
 for (const signal of ["SIGINT", "SIGTERM"]) {

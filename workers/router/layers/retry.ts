@@ -125,6 +125,8 @@ export function retry(tryOnce: (call: MeshCall, attempt: Attempt) => Promise<Res
     }
     // This hop retries: the hops after it must not.
     call.headers.set(RETRY_HEADER, "off");
+    // Most retried requests have no body: no need to wait on one.
+    if (call.body === null) return retryLoop(call, spec, null, attemptOnce);
     const body = await requestBody(call);
     if (!body.replayable) return attemptOnce(call, newAttempt(call, 0, body.stream, 0));
     return retryLoop(call, spec, body.bytes, attemptOnce);
