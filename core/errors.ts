@@ -35,11 +35,19 @@ export class MeshError extends Error {
    * reached or threw, or the try exceeded its own timeout (not the whole call's).
    */
   readonly retryable: boolean;
+  /** When the caller may try again, in whole seconds (sent as `Retry-After`), when known. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(
     code: MeshErrorCode,
     message: string,
-    options: { destination?: string; route?: string; cause?: unknown; retryable?: boolean } = {},
+    options: {
+      destination?: string | undefined;
+      route?: string | undefined;
+      cause?: unknown;
+      retryable?: boolean;
+      retryAfterSeconds?: number | undefined;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "MeshError";
@@ -47,6 +55,7 @@ export class MeshError extends Error {
     this.destination = options.destination;
     this.route = options.route;
     this.retryable = options.retryable ?? false;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   get status(): number {

@@ -188,10 +188,15 @@ describe("what the mesh retries", () => {
 
 describe("retry budget", () => {
   it("under a total outage, sends at most (1 + 20%) × the calls plus the allowance", async () => {
-    // A router of its own (its own budget), over the same routes.
+    // A router of its own (its own budget), over the same routes, reporting to no Durable
+    // Object: this is the isolate's own share of the budget (the mesh-wide one has its test).
     const kv = new MemoryKV();
     kv.publish(RETRIES, 1);
-    const isolated = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+    const isolated = {
+      ...env,
+      MESH_CONFIG: kv as unknown as KVNamespace,
+      BACKEND_STATE: undefined as unknown as Env["BACKEND_STATE"],
+    };
     const key = `outage-${crypto.randomUUID()}`;
     const calls = 500;
     let failed = 0;

@@ -5,10 +5,12 @@
  * router serves (the SNAPSHOT JSON binding), as the router compiles them.
  *
  * The `rs-*` and `retry-layer-*` cases time what the mesh-resilient lane adds to a call, with the
- * router's own code and the policies compiled from the echo-rs route and BackendPolicy: the
- * circuit breaker's bookkeeping per try (what the circuitBreaker layer does around a try that
- * succeeds, short of scheduling the report), the outlier-ejection check of the split, the retry
- * layer's setup for a retried rule, and the whole retry layer with and without a retry spec.
+ * router's own code and the policies compiled from the echo-rs route and BackendPolicies: the
+ * circuit breaker's bookkeeping per try (the circuitBreaker layer's admit and the outcome stage's
+ * record of a success, short of scheduling the report), the outlier-ejection check of the split,
+ * the retry layer's setup for a retried rule, the rate limits (per caller and in total), the
+ * `auto` per-try timeout (reading the estimate and feeding it one latency), and the whole retry
+ * layer with and without a retry spec.
  *
  *   GET /?case=<name>&n=<calls>   → the number of calls that returned true
  */
@@ -17,17 +19,16 @@ import { normalizePath } from "../../core/path-normalization.ts";
 import { systemRandom } from "../../core/random.ts";
 import { SUCCESS, type BreakerPolicy } from "../../core/resilience/breaker.ts";
 import { isRetryableRequest, type RetrySpec } from "../../core/resilience/retry.ts";
+import type { CallPolicy } from "../../core/routing/call-policy.ts";
 import {
   compileRouteTable,
   matchRoute,
   type CompiledRule,
   type RouteTable,
 } from "../../core/routing/route-table.ts";
-import { BackendSync } from "../../workers/router/backend-sync.ts";
-import { Breakers } from "../../workers/router/breakers.ts";
 import type { MeshCall } from "../../workers/router/call.ts";
 import { retry } from "../../workers/router/layers/retry.ts";
-import { RetryBudgets } from "../../workers/router/retry-budgets.ts";
+import { ServiceStates } from "../../workers/router/service-state.ts";
 
 interface MicroEnv {
   SNAPSHOT: Record<string, string>;
@@ -65,42 +66,47 @@ function rule(env: MicroEnv, destination: string, id: string): CompiledRule {
 /** The echo-rs split's backends with the breaker policy their BackendPolicy compiled to. */
 function breakerBackends(env: MicroEnv): { name: string; policy: BreakerPolicy }[] {
   return rule(env, RESILIENT, RESILIENT_RULE).backends.items.map((b) => {
-    const policy = b.service?.breaker;
+    const policy = b.service?.policy.breaker;
     if (!b.service || !policy) throw new Error(`backend ${b.name} of echo-rs has no breaker`);
     return { name: b.service.name, policy };
   });
 }
 
+/** The call policy of the echo-rs split's first backend (the one most calls go to). */
+function callPolicy(env: MicroEnv): CallPolicy {
+  return rule(env, RESILIENT, RESILIENT_RULE).backends.items[0]!.policy;
+}
+
 function retrySpec(env: MicroEnv): RetrySpec {
-  const spec = rule(env, RESILIENT, RESILIENT_RULE).retry;
+  const spec = callPolicy(env).retry;
   if (!spec) throw new Error(`${RESILIENT_RULE} has no retry spec`);
   return spec;
 }
 
-// The isolate's resilience state, as the router keeps it (one of each per isolate). The cases
-// keep their own, apart from the router's: this Worker shares nothing with it.
-const breakers = new Breakers();
-const sync = new BackendSync();
-const budgets = new RetryBudgets();
+// The isolate's resilience state, as the router keeps it (one per isolate). The cases keep
+// their own, apart from the router's: this Worker shares nothing with it.
+const services = new ServiceStates();
 
-/** The circuitBreaker layer around a try that succeeds, short of `sync.schedule`. */
+/** Around a try that succeeds: the circuitBreaker layer's admit, the outcome stage's record. */
 function breakerBookkeeping(service: string, policy: BreakerPolicy): boolean {
-  if (!breakers.admit(service, policy, Date.now())) return false;
-  breakers.record(service, policy, SUCCESS, Date.now(), systemRandom);
-  sync.note(service, policy, SUCCESS);
+  const state = services.get(service);
+  if (!state.admit(policy, Date.now())) return false;
+  state.recordOutcome(policy, SUCCESS, Date.now(), systemRandom);
   return true;
 }
 
 /** A MeshCall with what the retry layer reads and writes; a fresh one per call. */
 function retryCall(request: Request, callRule: CompiledRule): MeshCall {
+  const backend = callRule.backends.items[0]!;
   return {
     request,
     rule: callRule,
+    backend,
+    backendState: services.get(backend.service!.name),
     headers: new Headers(),
     body: null,
     attempts: [],
     now: Date.now,
-    budgets,
     destination: RESILIENT,
     random: systemRandom,
     deadline: undefined,
@@ -148,26 +154,55 @@ export default {
         break;
       }
       case "rs-ejection": {
-        // Per call, in trafficSplit: is any weighted backend's breaker open? (Breakers.state of
-        // each backend that has a breaker; both have, and both are closed.)
+        // Per call, in trafficSplit: would any weighted backend's breaker refuse a try? (The
+        // state of each backend that has a breaker; both have, and both are closed.)
         const backends = breakerBackends(env);
         for (const { name, policy } of backends) breakerBookkeeping(name, policy);
         run = () => {
           const now = Date.now();
-          return !backends.some((b) => breakers.state(b.name, now).kind === "open");
+          return !backends.some((b) => services.get(b.name).refuses(b.policy, now));
         };
         break;
       }
       case "rs-retry-setup": {
         // Per call, in the retry layer with a retry spec: the request may be retried, the
-        // destination's budget takes the deposit, and the first try's 200 is not a retried code.
+        // backend's budget takes the deposit, and the first try's 200 is not a retried code.
         const spec = retrySpec(env);
         const headers = request.headers;
+        const backend = rule(env, RESILIENT, RESILIENT_RULE).backends.items[0]!.service!;
         run = () => {
           if (!isRetryableRequest("GET", headers)) return false;
-          const budget = budgets.for(RESILIENT, Date.now());
-          budget.deposit(Date.now());
+          services.get(backend.name).deposit(backend.policy.budget, Date.now());
           return !spec.codes.has(200);
+        };
+        break;
+      }
+      case "rs-rate-limit": {
+        // Per call, the rateLimit layer: the caller's limit, then the total, on echo-rs.
+        const limits = table(env, RESILIENT).service.policy.rateLimit;
+        if (!limits?.perCaller || !limits.total) throw new Error("echo-rs has no rate limits");
+        const state = services.get(RESILIENT);
+        const { perCaller, total } = limits;
+        run = () => {
+          const now = Date.now();
+          return (
+            state.limit("caller:bench", perCaller, now).tryTake(now) &&
+            state.limit("total", total, now).tryTake(now)
+          );
+        };
+        break;
+      }
+      case "rs-auto-timeout": {
+        // Per try: the perTryTimeout layer reads the learned timeout, the outcome stage feeds
+        // the try's latency back.
+        const auto = callPolicy(env).autoTimeout;
+        if (!auto) throw new Error(`${RESILIENT_RULE} has no auto timeout`);
+        const state = services.get(rule(env, RESILIENT, RESILIENT_RULE).backends.items[0]!.name);
+        run = () => {
+          const now = Date.now();
+          const ms = state.autoTimeoutMs(auto, now);
+          state.observeLatency(3, now);
+          return ms > 0;
         };
         break;
       }
@@ -179,13 +214,9 @@ export default {
           url.searchParams.get("case") === "retry-layer-spec"
             ? rule(env, RESILIENT, RESILIENT_RULE)
             : rule(env, "echo", ROUTING_RULE);
-        if (
-          (callRule.retry !== undefined) !==
-          (url.searchParams.get("case") === "retry-layer-spec")
-        ) {
-          throw new Error(
-            `${callRule.id}: unexpected retry spec ${JSON.stringify(callRule.retry)}`,
-          );
+        const spec = callRule.backends.items[0]!.policy.retry;
+        if ((spec !== undefined) !== (url.searchParams.get("case") === "retry-layer-spec")) {
+          throw new Error(`${callRule.id}: unexpected retry spec ${JSON.stringify(spec)}`);
         }
         const ok = new Response("ok");
         const layer = retry(() => Promise.resolve(ok));
@@ -193,7 +224,7 @@ export default {
         const probe = retryCall(request, callRule);
         await layer(probe, next);
         const marked = probe.headers.get("x-mesh-attempt") !== null;
-        if (marked !== (callRule.retry !== undefined)) {
+        if (marked !== (spec !== undefined)) {
           throw new Error(`${callRule.id}: the retry layer did not take the expected path`);
         }
         runAsync = async () => (await layer(retryCall(request, callRule), next)).status === 200;

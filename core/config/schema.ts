@@ -583,6 +583,19 @@ const RuleTimeouts = z
     }
   });
 
+/** Response statuses to retry (400–599), each once. */
+const RetryCodes = z
+  .array(z.int().min(400).max(599))
+  .max(32)
+  .superRefine((codes, ctx) => {
+    const seen = new Set<number>();
+    codes.forEach((code, index) => {
+      if (seen.has(code))
+        ctx.addIssue({ code: "custom", path: [index], message: `duplicate ${code}` });
+      seen.add(code);
+    });
+  });
+
 /**
  * Gateway API HTTPRoute retry (GEP-1731): retry a failed try of this rule's requests. Retries go
  * to the same backend Service (another endpoint when it has several), within
@@ -590,18 +603,7 @@ const RuleTimeouts = z
  */
 const RuleRetry = z.strictObject({
   /** Response statuses that are retried (400–599); connection failures and per-try timeouts always are. */
-  codes: z
-    .array(z.int().min(400).max(599))
-    .max(32)
-    .superRefine((codes, ctx) => {
-      const seen = new Set<number>();
-      codes.forEach((code, index) => {
-        if (seen.has(code))
-          ctx.addIssue({ code: "custom", path: [index], message: `duplicate ${code}` });
-        seen.add(code);
-      });
-    })
-    .optional(),
+  codes: RetryCodes.optional(),
   /** Retries after the first try (default 2); 0 turns retries off. */
   attempts: z.int().min(0).max(100).optional(),
   /** Base interval of the backoff between tries (default 25ms); waits grow exponentially, with jitter. */
@@ -742,12 +744,8 @@ const CircuitBreaker = z
     halfOpenProbes: z.int().min(1).max(100).default(1),
   })
   .superRefine((b, ctx) => {
-    if (parseDuration(b.window) === 0) {
-      ctx.addIssue({ code: "custom", path: ["window"], message: "must be longer than 0s" });
-    }
-    if (parseDuration(b.baseOpenTime) === 0) {
-      ctx.addIssue({ code: "custom", path: ["baseOpenTime"], message: "must be longer than 0s" });
-    }
+    positiveDuration(b.window, ["window"], ctx);
+    positiveDuration(b.baseOpenTime, ["baseOpenTime"], ctx);
     if (parseDuration(b.maxOpenTime) < parseDuration(b.baseOpenTime)) {
       ctx.addIssue({
         code: "custom",
@@ -757,35 +755,313 @@ const CircuitBreaker = z
     }
   });
 
-const PolicyTargetReference = z.strictObject({
-  /** Only the core group (`""`): policies attach to Services. */
-  group: z.literal("").optional(),
-  kind: z.literal("Service", { error: "must be Service: a BackendPolicy attaches to a Service" }),
-  name: ResourceName,
+function positiveDuration(
+  value: string | undefined,
+  path: (string | number)[],
+  ctx: z.RefinementCtx,
+): void {
+  if (value !== undefined && isDuration(value) && parseDuration(value) === 0) {
+    ctx.addIssue({ code: "custom", path, message: "must be longer than 0s" });
+  }
+}
+
+/** How `backendRequest: auto` sets each try's timeout from the backend's observed latency. */
+const AutoTimeout = z
+  .strictObject({
+    /** The latency quantile the timeout follows (default 0.99, the p99). */
+    quantile: z.number().min(0.5).max(0.9999).default(0.99),
+    /** The timeout is the quantile times this (default 2). */
+    factor: z.number().min(1).max(100).default(2),
+    /** Never shorter than this (default 100ms). */
+    min: Duration.default("100ms"),
+    /** Never longer than this, and the timeout until there are enough samples (default 10s). */
+    max: Duration.default("10s"),
+    /** Samples, across the mesh, before the estimate is trusted (default 100). */
+    minSamples: z.int().min(1).max(1_000_000).default(100),
+  })
+  .superRefine((a, ctx) => {
+    positiveDuration(a.min, ["min"], ctx);
+    if (parseDuration(a.max) < parseDuration(a.min)) {
+      ctx.addIssue({ code: "custom", path: ["max"], message: "must not be shorter than min" });
+    }
+  });
+
+const PolicyTimeouts = z
+  .strictObject({
+    /** The whole call's deadline, every try and backoff included (default: none). */
+    request: Duration.optional(),
+    /** Each try's deadline: a duration, or `auto` to learn it from the backend (default: none). */
+    backendRequest: z
+      .union([Duration, z.literal("auto")], {
+        error: "must be a duration such as 2s, or auto",
+      })
+      .optional(),
+    /** The knobs of `backendRequest: auto`. */
+    auto: AutoTimeout.optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (
+      t.request !== undefined &&
+      t.backendRequest !== undefined &&
+      t.backendRequest !== "auto" &&
+      parseDuration(t.request) !== 0 &&
+      (parseDuration(t.backendRequest) === 0 ||
+        parseDuration(t.backendRequest) > parseDuration(t.request))
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["backendRequest"],
+        message: "must not be longer than timeouts.request",
+      });
+    }
+  });
+
+/** Failures a retry policy can retry, as Envoy names them. */
+export const RETRY_CONDITIONS = ["5xx", "gateway-error", "connect-failure", "timeout"] as const;
+
+/**
+ * A retry policy's defaults for calls to the target (a rule's own `retry` overrides them field by
+ * field). Setting it turns retries on.
+ */
+const PolicyRetry = z
+  .strictObject({
+    /** Retries after the first try (default 2); 0 turns retries off. */
+    attempts: z.int().min(0).max(100).optional(),
+    /**
+     * What is retried (default: gateway-error, connect-failure, timeout): `5xx` (any 5xx status),
+     * `gateway-error` (502, 503, 504), `connect-failure` (the upstream could not be reached, or the
+     * binding threw), `timeout` (a try exceeded its own timeout).
+     */
+    on: z
+      .array(z.enum(RETRY_CONDITIONS))
+      .max(RETRY_CONDITIONS.length)
+      .refine((on) => new Set(on).size === on.length, { message: "lists a condition twice" })
+      .optional(),
+    /** Further response statuses that are retried (400–599), for example 429. */
+    codes: RetryCodes.optional(),
+    /** Base interval of the exponential backoff (default 25ms). */
+    backoff: Duration.optional(),
+    /** The longest backoff (default ten times `backoff`). */
+    maxBackoff: Duration.optional(),
+    /** The longest `Retry-After` honoured; an upstream asking for longer is not retried (default 10s). */
+    maxRetryAfter: Duration.optional(),
+    /** Retry non-idempotent requests (POST, PATCH) without an `Idempotency-Key` too (default false). */
+    nonIdempotent: z.boolean().optional(),
+  })
+  .superRefine((r, ctx) => {
+    positiveDuration(r.backoff, ["backoff"], ctx);
+    if (
+      r.backoff !== undefined &&
+      r.maxBackoff !== undefined &&
+      isDuration(r.backoff) &&
+      isDuration(r.maxBackoff) &&
+      parseDuration(r.maxBackoff) < parseDuration(r.backoff)
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["maxBackoff"],
+        message: "must not be shorter than backoff",
+      });
+    }
+  });
+
+/** How many retries a backend may receive, mesh-wide (Linkerd's retry budget). */
+const RetryBudget = z
+  .strictObject({
+    /** Retries per original request over the window (default 0.2: retries add at most 20%). */
+    ratio: z.number().min(0).max(10).default(0.2),
+    /** Retries a second allowed however little traffic there is (default 10). */
+    minPerSecond: z.number().min(0).max(100_000).default(10),
+    /** The window the ratio is counted over (default 10s). */
+    window: Duration.default("10s"),
+  })
+  .superRefine((b, ctx) => positiveDuration(b.window, ["window"], ctx));
+
+/** What happens to a split whose backends' circuit breakers are open. */
+const OutlierDetection = z.strictObject({
+  /**
+   * At most this share of a split's backends (by count, rounded down, at least one) leaves it
+   * because its breaker is open (default 100); the rest keep their share and are called anyway.
+   */
+  maxEjectionPercent: z.int().min(0).max(100).default(100),
+  /**
+   * With every backend of a split open: call the least-bad one (the one whose breaker reopens
+   * first) instead of answering `no_healthy_backend` (default false).
+   */
+  failOpen: z.boolean().default(false),
+});
+
+/** How a try picks one of the Service's endpoints. */
+const LoadBalancer = z.strictObject({
+  /**
+   * `RoundRobin` (default; weighted, smooth), `Random` (weighted) or `PeakEWMA` (latency-aware:
+   * the cheaper of two random endpoints by peak-sensitive moving average latency × calls in
+   * flight, as Linkerd balances).
+   */
+  type: z.enum(["RoundRobin", "Random", "PeakEWMA"]).default("RoundRobin"),
+  /** PeakEWMA: how quickly an endpoint's average forgets a slow answer (default 10s). */
+  decay: Duration.default("10s"),
+});
+
+/** A rate: calls a second, sustained, with a burst on top of a quiet spell. */
+const Rate = z.strictObject({
+  /** Calls a second, sustained, across the whole mesh. */
+  requestsPerSecond: z.number().gt(0).max(1_000_000),
+  /** Calls allowed at once after a quiet spell (default: one second's worth, at least 1). */
+  burst: z.int().min(1).max(1_000_000).optional(),
 });
 
 /**
- * Resilience settings for calls sent to one or more backend Services, attached with
- * `targetRefs` as Gateway API policies are. When several policies target one Service, the oldest
- * (`metadata.creationTimestamp`, then name) wins, as the Gateway API specifies.
+ * Rate limits on the calls addressed to the target Service (by a caller's binding or the Host),
+ * counted before routing: a refused call is `rate_limited` (429) with `Retry-After`.
+ */
+const RateLimit = z
+  .strictObject({
+    /** All calls to the Service together. */
+    total: Rate.optional(),
+    /** Each calling service separately (callers without an identity share one limit). */
+    perCaller: Rate.optional(),
+    /** Limits for named callers, in place of `perCaller`. */
+    overrides: z
+      .array(Rate.extend({ callers: z.array(ResourceName).min(1).max(64) }))
+      .max(64)
+      .superRefine((overrides, ctx) => {
+        const seen = new Set<string>();
+        overrides.forEach((o, index) =>
+          o.callers.forEach((caller, c) => {
+            if (seen.has(caller)) {
+              ctx.addIssue({
+                code: "custom",
+                path: [index, "callers", c],
+                message: `caller '${caller}' has another override already`,
+              });
+            }
+            seen.add(caller);
+          }),
+        );
+      })
+      .optional(),
+  })
+  .refine((r) => r.total !== undefined || r.perCaller !== undefined || r.overrides !== undefined, {
+    message: "set total, perCaller or overrides",
+  });
+
+/** The group of HTTPRoute, for policy targets. */
+export const GATEWAY_GROUP = "gateway.networking.k8s.io";
+
+/**
+ * What a BackendPolicy attaches to: a Service (calls to it), an HTTPRoute (its rules' calls), or
+ * one rule of an HTTPRoute (`sectionName`, the rule's `name`).
+ */
+const PolicyTargetReference = z
+  .strictObject({
+    /** `""` (or unset) for a Service; `gateway.networking.k8s.io` for an HTTPRoute. */
+    group: z.string().max(253).optional(),
+    kind: z.enum(["Service", "HTTPRoute"], {
+      error: "must be Service or HTTPRoute",
+    }),
+    name: ResourceName,
+    /** For an HTTPRoute: the name of one of its rules. */
+    sectionName: ResourceName.optional(),
+  })
+  .superRefine((ref, ctx) => {
+    const group = ref.group ?? "";
+    if (ref.kind === "Service") {
+      if (group !== "") {
+        ctx.addIssue({ code: "custom", path: ["group"], message: 'must be "" for a Service' });
+      }
+      if (ref.sectionName !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["sectionName"],
+          message:
+            "is not supported on a Service (mesh Services have no named ports); remove it to target the whole Service",
+        });
+      }
+    } else if (group !== GATEWAY_GROUP) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["group"],
+        message: `must be ${GATEWAY_GROUP} for an HTTPRoute`,
+      });
+    }
+  });
+
+/** Knobs that describe a Service itself, and so attach only to a Service. */
+const SERVICE_ONLY = [
+  "circuitBreaker",
+  "retryBudget",
+  "loadBalancer",
+  "failover",
+  "rateLimit",
+] as const;
+
+/**
+ * Resilience settings, attached with `targetRefs` as Gateway API policies are. On a Service they
+ * govern calls to it — the breaker, budget, balancing, failover and rate limit are that
+ * Service's — and give defaults for the timeouts, retries and ejection of calls addressed to it
+ * or routed to it; on an HTTPRoute (or one rule, with `sectionName`) they give those defaults for
+ * its rules. A rule's own `timeouts` and `retry` fields override everything. When several
+ * policies target one object, the oldest (`metadata.creationTimestamp`, then name) wins, as the
+ * Gateway API specifies.
  */
 export const BackendPolicyResource = z.strictObject({
   apiVersion: z.literal(MESH_API_VERSION),
   kind: z.literal("BackendPolicy"),
   metadata: Metadata,
-  spec: z.strictObject({
-    /** The Services whose calls this policy governs. */
-    targetRefs: z
-      .array(PolicyTargetReference)
-      .min(1, "name at least one Service")
-      .max(16)
-      .superRefine((refs, ctx) => uniqueNames(refs, ctx, "target", false)),
-    /** Circuit breaking of calls to each target (per target, not shared between them). */
-    circuitBreaker: CircuitBreaker.optional(),
-  }),
+  spec: z
+    .strictObject({
+      /** What the policy governs. */
+      targetRefs: z
+        .array(PolicyTargetReference)
+        .min(1, "name at least one target")
+        .max(16)
+        .superRefine((refs, ctx) => {
+          const seen = new Set<string>();
+          refs.forEach((ref, index) => {
+            const key = `${ref.kind}/${ref.name}/${ref.sectionName ?? ""}`;
+            if (seen.has(key)) {
+              ctx.addIssue({ code: "custom", path: [index], message: "duplicate target" });
+            }
+            seen.add(key);
+          });
+        }),
+      /** Deadlines: the whole call's, and each try's (fixed or learned). */
+      timeouts: PolicyTimeouts.optional(),
+      /** Retries of failed tries (off unless set here or on the rule). */
+      retry: PolicyRetry.optional(),
+      /** Retries the target may receive, mesh-wide (default ratio 0.2, 10/s, over 10s). */
+      retryBudget: RetryBudget.optional(),
+      /** Circuit breaking of calls to the target (per target, shared by every isolate). */
+      circuitBreaker: CircuitBreaker.optional(),
+      /** What happens to a split when backends' breakers are open. */
+      outlierDetection: OutlierDetection.optional(),
+      /** The Service calls go to while the target's breaker is open. */
+      failover: z.strictObject({ service: ResourceName }).optional(),
+      /** How tries are spread over the target's endpoints. */
+      loadBalancer: LoadBalancer.optional(),
+      /** Rate limits on calls addressed to the target. */
+      rateLimit: RateLimit.optional(),
+    })
+    .superRefine((spec, ctx) => {
+      const routeTargeted = spec.targetRefs.some((ref) => ref.kind === "HTTPRoute");
+      if (!routeTargeted) return;
+      for (const knob of SERVICE_ONLY) {
+        if (spec[knob] !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: [knob],
+            message: `describes a Service and applies only to Service targets; move it to a policy that targets only Services`,
+          });
+        }
+      }
+    }),
 });
 export type BackendPolicyResource = z.infer<typeof BackendPolicyResource>;
 export type CircuitBreakerSpec = z.infer<typeof CircuitBreaker>;
+export type PolicyTimeoutsSpec = z.infer<typeof PolicyTimeouts>;
+export type PolicyRetrySpec = z.infer<typeof PolicyRetry>;
+export type RateLimitSpec = z.infer<typeof RateLimit>;
 
 // ---------------------------------------------------------------------------------------------
 // FaultInjection (the mesh's own filter, referenced from a route rule with ExtensionRef)

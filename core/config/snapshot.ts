@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { hashHex } from "../hash.ts";
+import { effectiveKnobs } from "./policy.ts";
 import { MAX_ENTRY_BYTES, MAX_INDEX_BYTES } from "./limits.ts";
 import {
   BackendPolicyResource,
@@ -155,14 +156,19 @@ export function buildSnapshot(
       attached.set(parent, list);
     }
   }
+  // Policies by what they target: `Service/<name>` or `HTTPRoute/<name>`.
   const policiesFor = new Map<string, BackendPolicyResource[]>();
   for (const policy of config.policies) {
-    for (const ref of policy.spec.targetRefs) {
-      const list = policiesFor.get(ref.name) ?? [];
+    for (const key of new Set(policy.spec.targetRefs.map((ref) => `${ref.kind}/${ref.name}`))) {
+      const list = policiesFor.get(key) ?? [];
       list.push(policy);
-      policiesFor.set(ref.name, list);
+      policiesFor.set(key, list);
     }
   }
+  const servicePolicies = (name: string) => policiesFor.get(`Service/${name}`) ?? [];
+  // Where calls to a Service go while its breaker is open.
+  const failoverOf = (name: string) =>
+    effectiveKnobs(servicePolicies(name), { kind: "Service", name }).knobs.failover?.service;
   const faultsByName = new Map(config.faults.map((f) => [f.metadata.name, f]));
   const issues: ConfigIssue[] = [];
   const writes: SnapshotWrite[] = [];
@@ -172,14 +178,20 @@ export function buildSnapshot(
     const routes = (attached.get(name) ?? []).sort((a, b) =>
       a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
     );
-    const backends = [...referencedServices(routes)]
+    const referenced = referencedServices(routes);
+    for (const backend of [name, ...referenced]) {
+      const failover = failoverOf(backend);
+      if (failover !== undefined) referenced.add(failover);
+    }
+    const backends = [...referenced]
       .filter((backend) => backend !== name)
       .sort()
       .flatMap((backend) => services.get(backend) ?? []);
     const policies = [
-      ...new Set(
-        [name, ...backends.map((b) => b.metadata.name)].flatMap((n) => policiesFor.get(n) ?? []),
-      ),
+      ...new Set([
+        ...[name, ...backends.map((b) => b.metadata.name)].flatMap(servicePolicies),
+        ...routes.flatMap((r) => policiesFor.get(`HTTPRoute/${r.metadata.name}`) ?? []),
+      ]),
     ].sort((a, b) =>
       a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
     );

@@ -347,6 +347,138 @@ describe("BackendPolicy", () => {
   });
 });
 
+describe("BackendPolicy targets and knobs", () => {
+  const policy = (targetRefs: object[], spec: object = {}) => ({
+    apiVersion: "meshwork.dev/v1",
+    kind: "BackendPolicy",
+    metadata: { name: "p" },
+    spec: { targetRefs, ...spec },
+  });
+  const echoRoute = {
+    ...route({ rules: [{ name: "main", backendRefs: [{ name: "echo" }] }] }),
+    metadata: { name: "r" },
+  };
+  const onRoute = (name: string, sectionName?: string) => ({
+    group: "gateway.networking.k8s.io",
+    kind: "HTTPRoute",
+    name,
+    ...(sectionName ? { sectionName } : {}),
+  });
+
+  it("attaches to a route or one of its rules, with timeouts, retries and outlier detection", () => {
+    const result = validateResources([
+      service("echo"),
+      echoRoute,
+      policy([onRoute("r", "main")], {
+        timeouts: { request: "5s", backendRequest: "auto" },
+        retry: { attempts: 1, on: ["5xx", "timeout"], codes: [429], maxRetryAfter: "0s" },
+        outlierDetection: { maxEjectionPercent: 50 },
+      }),
+    ]);
+    expect(result.ok && result.warnings).toEqual([]);
+  });
+
+  it("refuses the knobs that describe a Service on a route target, naming each", () => {
+    const issues = issuesOf([
+      service("echo"),
+      echoRoute,
+      policy([onRoute("r")], {
+        circuitBreaker: {},
+        rateLimit: { total: { requestsPerSecond: 1 } },
+      }),
+    ]);
+    expect(issues.map((i) => i.path)).toEqual([
+      "resources[2].spec.circuitBreaker",
+      "resources[2].spec.rateLimit",
+    ]);
+  });
+
+  it("names what is wrong with a target", () => {
+    const issues = issuesOf([
+      service("echo"),
+      policy([
+        { kind: "Service", name: "echo", sectionName: "http" },
+        { kind: "HTTPRoute", name: "r" },
+        { kind: "Gateway", name: "g" },
+      ]),
+    ]);
+    expect(issues.map((i) => i.path)).toEqual([
+      "resources[1].spec.targetRefs[0].sectionName",
+      "resources[1].spec.targetRefs[1].group",
+      "resources[1].spec.targetRefs[2].kind",
+    ]);
+  });
+
+  it("warns about a route or rule that does not exist", () => {
+    const result = validateResources([
+      service("echo"),
+      echoRoute,
+      policy([onRoute("ghost"), onRoute("r", "nope")], { retry: {} }),
+    ]);
+    expect(result.ok && result.warnings.map((w) => w.path)).toEqual([
+      "resources[2].spec.targetRefs[0].name",
+      "resources[2].spec.targetRefs[1].sectionName",
+    ]);
+  });
+
+  it("refuses bad knob values with their paths", () => {
+    const issues = issuesOf([
+      service("echo"),
+      policy([{ kind: "Service", name: "echo" }], {
+        timeouts: { request: "1s", backendRequest: "2s", auto: { min: "2s", max: "1s" } },
+        retry: { on: ["5xx", "5xx"], backoff: "100ms", maxBackoff: "10ms" },
+        retryBudget: { ratio: -1 },
+        loadBalancer: { type: "LeastConn" },
+        rateLimit: {
+          total: { requestsPerSecond: 0 },
+          overrides: [
+            { callers: ["a"], requestsPerSecond: 1 },
+            { callers: ["a"], requestsPerSecond: 2 },
+          ],
+        },
+      }),
+    ]);
+    expect(issues.map((i) => i.path)).toEqual([
+      "resources[1].spec.timeouts.auto.max",
+      "resources[1].spec.timeouts.backendRequest",
+      "resources[1].spec.retry.on",
+      "resources[1].spec.retry.maxBackoff",
+      "resources[1].spec.retryBudget.ratio",
+      "resources[1].spec.loadBalancer.type",
+      "resources[1].spec.rateLimit.total.requestsPerSecond",
+      "resources[1].spec.rateLimit.overrides[1].callers[0]",
+    ]);
+  });
+
+  it("refuses a rate limit with nothing to limit, and a Service failing over to itself", () => {
+    const issues = issuesOf([
+      service("echo"),
+      policy([{ kind: "Service", name: "echo" }], {
+        rateLimit: {},
+      }),
+    ]);
+    expect(issues.map((i) => i.path)).toEqual(["resources[1].spec.rateLimit"]);
+    const self = issuesOf([
+      service("echo"),
+      policy([{ kind: "Service", name: "echo" }], { failover: { service: "echo" } }),
+    ]);
+    expect(self[0]).toMatchObject({
+      path: "resources[1].spec.failover.service",
+      message: expect.stringMatching(/cannot fail over to itself/),
+    });
+  });
+
+  it("warns about a failover Service that does not exist", () => {
+    const result = validateResources([
+      service("echo"),
+      policy([{ kind: "Service", name: "echo" }], { failover: { service: "ghost" } }),
+    ]);
+    expect(result.ok && result.warnings.map((w) => w.path)).toEqual([
+      "resources[1].spec.failover.service",
+    ]);
+  });
+});
+
 describe("FaultInjection and ExtensionRef", () => {
   const fault = (spec: object) => ({
     apiVersion: "meshwork.dev/v1",

@@ -296,15 +296,50 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
       });
     });
   }
+  const routesByName = new Map(routes.map((r) => [r.metadata.name, r]));
   for (const policy of policies) {
+    const base = `${at("BackendPolicy", policy.metadata.name)}.spec`;
     policy.spec.targetRefs.forEach((ref, i) => {
-      if (!serviceNames.has(ref.name)) {
+      const path = `${base}.targetRefs[${i}]`;
+      if (ref.kind === "Service") {
+        if (!serviceNames.has(ref.name)) {
+          dangling(
+            `${path}.name`,
+            `names Service '${ref.name}', which does not exist; the policy applies to no calls`,
+          );
+        }
+        return;
+      }
+      const route = routesByName.get(ref.name);
+      if (!route) {
         dangling(
-          `${at("BackendPolicy", policy.metadata.name)}.spec.targetRefs[${i}].name`,
-          `names Service '${ref.name}', which does not exist; the policy applies to no calls`,
+          `${path}.name`,
+          `names HTTPRoute '${ref.name}', which does not exist; the policy applies to no calls`,
+        );
+      } else if (
+        ref.sectionName !== undefined &&
+        !route.spec.rules.some((rule) => rule.name === ref.sectionName)
+      ) {
+        dangling(
+          `${path}.sectionName`,
+          `HTTPRoute '${ref.name}' has no rule named '${ref.sectionName}'; the policy applies to no calls`,
         );
       }
     });
+    const failover = policy.spec.failover?.service;
+    if (failover !== undefined) {
+      if (!serviceNames.has(failover)) {
+        dangling(
+          `${base}.failover.service`,
+          `names Service '${failover}', which does not exist; there is no failover`,
+        );
+      } else if (policy.spec.targetRefs.some((ref) => ref.name === failover)) {
+        issues.push({
+          path: `${base}.failover.service`,
+          message: `'${failover}' is also a target of this policy: a Service cannot fail over to itself`,
+        });
+      }
+    }
   }
   for (const [name, list] of attached) {
     for (const message of destinationLimitProblems(name, list)) {

@@ -46,6 +46,33 @@ export function totalOf(counts: readonly number[]): number {
 }
 
 /**
+ * Counts as `[bucket, count]` pairs, the empty buckets left out (what reports carry; plain
+ * arrays, as they cross a Durable Object call).
+ */
+export type SparseCounts = number[][];
+
+export function toSparse(counts: readonly number[]): SparseCounts {
+  const out: SparseCounts = [];
+  counts.forEach((n, i) => {
+    if (n > 0) out.push([i, n]);
+  });
+  return out;
+}
+
+/** Adds sparse counts into `into`, ignoring pairs that name no bucket. */
+export function addSparse(into: LatencyCounts, sparse: readonly (readonly number[])[]): void {
+  for (const [i, n] of sparse) {
+    if (i === undefined || n === undefined) continue;
+    if (Number.isInteger(i) && i >= 0 && i < into.length && Number.isFinite(n) && n > 0) {
+      into[i]! += n;
+    }
+  }
+}
+
+/** How far back a backend's latency is remembered: between one and two of these. */
+export const LATENCY_WINDOW_MS = 60_000;
+
+/**
  * The `q` quantile (0–1) of the counts, as the upper bound of the bucket it falls in (the last
  * bucket, unbounded, reports the largest bound); undefined with no samples.
  */
@@ -86,6 +113,12 @@ export class RollingLatency {
   record(ms: number, now: number): void {
     this.rotate(now);
     this.current[bucketOf(ms)]! += 1;
+  }
+
+  /** Adds a batch of counts (an isolate's report, in the Durable Object). */
+  recordCounts(sparse: readonly (readonly number[])[], now: number): void {
+    this.rotate(now);
+    addSparse(this.current, sparse);
   }
 
   /** The counts over the last one to two windows. */

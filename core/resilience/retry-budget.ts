@@ -4,11 +4,13 @@
  * keeps a mesh from multiplying a failing backend's load: under a total outage, a mesh that
  * receives R requests sends at most R × (1 + ratio) + minPerSecond × window seconds.
  *
- * The window is a ring of buckets (a sliding window in steps of window/buckets), so counting is
- * O(1) and the state is small and serialisable. Counts from other isolates, handed back by the
- * destination's Durable Object, are added as a separate remote share that expires with the
- * window, so each isolate spends only what the whole mesh has left.
+ * The window slides in steps (core/resilience/window.ts), so counting is cheap and the state
+ * small. Counts from other isolates, handed back by the backend's Durable Object, are added as a
+ * separate remote share that expires with the window, so each isolate spends only what the whole
+ * mesh has left.
  */
+
+import { SlidingCounter } from "./window.ts";
 
 export interface RetryBudgetPolicy {
   /** Retries allowed per original request over the window (Linkerd's default 0.2). */
@@ -18,8 +20,6 @@ export interface RetryBudgetPolicy {
   /** The sliding window, in milliseconds (Linkerd's default 10 s). */
   readonly windowMs: number;
 }
-
-const BUCKETS = 10;
 
 /** Requests and retries the rest of the mesh reported, valid until `until`. */
 interface RemoteShare {
@@ -35,55 +35,27 @@ export interface BudgetCounts {
 }
 
 export class RetryBudget {
-  private readonly policy: RetryBudgetPolicy;
-  private readonly bucketMs: number;
-  private readonly requests = new Array<number>(BUCKETS).fill(0);
-  private readonly retries = new Array<number>(BUCKETS).fill(0);
-  /** Start time of the newest bucket. */
-  private head = 0;
+  readonly policy: RetryBudgetPolicy;
+  private readonly requests: SlidingCounter;
+  private readonly retries: SlidingCounter;
   private remote: RemoteShare = { requests: 0, retries: 0, until: 0 };
 
   constructor(policy: RetryBudgetPolicy, now: number) {
     this.policy = policy;
-    this.bucketMs = Math.max(1, policy.windowMs / BUCKETS);
-    this.head = now - (now % this.bucketMs);
-  }
-
-  /** Moves the window to `now`, clearing buckets that fell out of it. */
-  private advance(now: number): number {
-    const steps = Math.floor((now - this.head) / this.bucketMs);
-    if (steps > 0) {
-      for (let i = 1; i <= Math.min(steps, BUCKETS); i++) {
-        const slot = this.slot(this.head + i * this.bucketMs);
-        this.requests[slot] = 0;
-        this.retries[slot] = 0;
-      }
-      this.head += steps * this.bucketMs;
-    }
-    return this.slot(this.head);
-  }
-
-  private slot(at: number): number {
-    return Math.floor(at / this.bucketMs) % BUCKETS;
-  }
-
-  private sum(counts: readonly number[]): number {
-    let total = 0;
-    for (const n of counts) total += n;
-    return total;
+    this.requests = new SlidingCounter(policy.windowMs, now);
+    this.retries = new SlidingCounter(policy.windowMs, now);
   }
 
   /** An original request (not a retry) went out: it earns `ratio` of a retry. */
   deposit(now: number): void {
-    this.requests[this.advance(now)]! += 1;
+    this.requests.add(1, now);
   }
 
   /** Takes one retry from the budget if it has one; false when the budget is spent. */
   tryWithdraw(now: number): boolean {
-    const slot = this.advance(now);
     const counts = this.counts(now);
     if (counts.retries + 1 > this.allowance(counts.requests)) return false;
-    this.retries[slot]! += 1;
+    this.retries.add(1, now);
     return true;
   }
 
@@ -94,8 +66,7 @@ export class RetryBudget {
 
   /** This isolate's own counts over the window (what it reports to the Durable Object). */
   localCounts(now: number): BudgetCounts {
-    this.advance(now);
-    return { requests: this.sum(this.requests), retries: this.sum(this.retries) };
+    return { requests: this.requests.total(now), retries: this.retries.total(now) };
   }
 
   /** The mesh-wide counts this isolate knows of: its own plus the remote share, if current. */

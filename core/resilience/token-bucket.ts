@@ -14,7 +14,7 @@ export interface TokenBucketPolicy {
 }
 
 export class TokenBucket {
-  private readonly policy: TokenBucketPolicy;
+  private policy: TokenBucketPolicy;
   private tokens: number;
   private updated: number;
 
@@ -29,6 +29,13 @@ export class TokenBucket {
     const earned = ((now - this.updated) / 1000) * this.policy.ratePerSecond;
     this.tokens = Math.min(this.policy.burst, this.tokens + earned);
     this.updated = now;
+  }
+
+  /** Changes the rate and size from `now` on (tokens already earned stay, up to the new size). */
+  reshape(policy: TokenBucketPolicy, now: number): void {
+    this.refill(now);
+    this.policy = policy;
+    this.tokens = Math.min(policy.burst, this.tokens);
   }
 
   /** Takes a token if one is there. */

@@ -237,8 +237,12 @@ describe("route matching", () => {
       },
     ]);
     const rule = t.matches[0]!.rule;
-    expect(rule.requestTimeoutMs).toBe(2000);
-    expect(rule.backendTimeoutMs).toBe(500);
+    expect(rule.backends.items[0]!.policy).toMatchObject({
+      requestTimeoutMs: 2000,
+      backendTimeoutMs: 500,
+      autoTimeout: undefined,
+      retry: undefined,
+    });
     expect(rule.session).toEqual({
       type: "Header",
       name: "x-user",
@@ -282,7 +286,7 @@ describe("BackendPolicy precedence", () => {
       { hasBinding: () => true },
     );
     const own = t.defaultRule.backends.items[0]!.service!;
-    expect(own.policy).toBe("b-older");
-    expect(own.breaker?.consecutiveFailures).toBe(7);
+    expect(own.policy.names).toEqual(["b-older"]);
+    expect(own.policy.breaker?.consecutiveFailures).toBe(7);
   });
 });

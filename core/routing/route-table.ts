@@ -17,10 +17,9 @@
  *   7. the earlier rule, then the earlier match, within a route.
  */
 import type { DestinationEntry } from "../config/snapshot.ts";
+import { effectiveKnobs, type PolicyKnobs } from "../config/policy.ts";
 import {
   MESH_GROUP,
-  type BackendPolicyResource,
-  type CircuitBreakerSpec,
   type FaultInjectionResource,
   type HTTPRouteFilter,
   type HTTPRouteMatch,
@@ -30,10 +29,16 @@ import {
 } from "../config/schema.ts";
 import { parseDuration } from "../duration.ts";
 import { normalizePath } from "../path-normalization.ts";
-import type { BreakerPolicy } from "../resilience/breaker.ts";
 import type { FaultSpec } from "../resilience/fault.ts";
-import { compileRetry, type RetrySpec } from "../resilience/retry.ts";
 import { buildSplitTable, type SplitTable } from "../split/pick-backend.ts";
+import {
+  compileCallPolicy,
+  compileOutlier,
+  compileServicePolicy,
+  type CallPolicy,
+  type OutlierPolicy,
+  type ServicePolicy,
+} from "./call-policy.ts";
 import { compileCors, type CorsPolicy } from "./cors.ts";
 import { matchesPrefix, normalizePrefix } from "./path.ts";
 import { compileRegex } from "./regex.ts";
@@ -55,10 +60,8 @@ export interface CompiledService {
   readonly endpoints: SplitTable<CompiledEndpoint>;
   /** Why some endpoints were left out (for example a binding the router lacks). */
   readonly problems: readonly string[];
-  /** The circuit breaker of calls to this Service, when a BackendPolicy sets one. */
-  readonly breaker: BreakerPolicy | undefined;
-  /** The BackendPolicy in effect for this Service (`name`), when one targets it. */
-  readonly policy: string | undefined;
+  /** What its BackendPolicies say about it: breaker, retry budget, balancer, rate limit … */
+  readonly policy: ServicePolicy;
 }
 
 /** Header edits (RequestHeaderModifier / ResponseHeaderModifier), applied set, add, remove. */
@@ -116,6 +119,10 @@ export interface CompiledBackend {
   /** Why the reference does not resolve (when `service` is undefined). */
   readonly problem: string | undefined;
   readonly filters: CompiledFilters;
+  /** Timeouts and retries of calls this reference sends (see call-policy.ts). */
+  readonly policy: CallPolicy;
+  /** Where the call goes instead while the Service's breaker is open (its policy's failover). */
+  readonly failover: CompiledBackend | undefined;
 }
 
 /** Who may pin a call to one backend with `X-Mesh-Backend` (absent: nobody). */
@@ -138,12 +145,9 @@ export interface CompiledRule {
   readonly id: string;
   readonly filters: CompiledFilters;
   readonly backends: SplitTable<CompiledBackend>;
-  /** 0 when unset or `0s` (no deadline). */
-  readonly requestTimeoutMs: number;
-  readonly backendTimeoutMs: number;
   readonly session: SessionSpec | undefined;
-  /** Retries of failed tries; undefined: one try. */
-  readonly retry: RetrySpec | undefined;
+  /** What happens to the split when backends' breakers are open. */
+  readonly outlier: OutlierPolicy;
 }
 
 type ValueTest = (value: string) => boolean;
@@ -162,6 +166,8 @@ export interface CompiledMatch {
 /** A destination compiled for serving. */
 export interface RouteTable {
   readonly destination: string;
+  /** The destination Service itself (its rate limits apply to every call addressed to it). */
+  readonly service: CompiledService;
   /** True when HTTPRoutes are attached; then an unmatched request is `no_route`. */
   readonly hasRoutes: boolean;
   /** Every match of every attached rule, in precedence order. */
@@ -202,22 +208,9 @@ export interface CompileOptions {
   hasBinding(name: string): boolean;
 }
 
-function compileBreaker(breaker: CircuitBreakerSpec): BreakerPolicy {
-  return {
-    consecutiveFailures: breaker.consecutiveFailures,
-    failureRate: breaker.failureRate,
-    minimumRequests: breaker.minimumRequests,
-    windowMs: parseDuration(breaker.window),
-    baseOpenMs: parseDuration(breaker.baseOpenTime),
-    maxOpenMs: parseDuration(breaker.maxOpenTime),
-    openJitter: breaker.openJitter,
-    halfOpenProbes: breaker.halfOpenProbes,
-  };
-}
-
 function compileService(
   service: ServiceResource,
-  policy: BackendPolicyResource | undefined,
+  policy: ServicePolicy,
   options: CompileOptions,
 ): CompiledService {
   const problems: string[] = [];
@@ -243,36 +236,7 @@ function compileService(
       });
     }
   }
-  const breaker = policy?.spec.circuitBreaker;
-  return {
-    name: service.metadata.name,
-    endpoints: buildSplitTable(endpoints),
-    problems,
-    breaker: breaker ? compileBreaker(breaker) : undefined,
-    policy: policy?.metadata.name,
-  };
-}
-
-/** Oldest first (creationTimestamp, then name): the Gateway API's rule for conflicting policies. */
-function policyPrecedence(a: BackendPolicyResource, b: BackendPolicyResource): number {
-  const created = (p: BackendPolicyResource) =>
-    p.metadata.creationTimestamp
-      ? Date.parse(p.metadata.creationTimestamp)
-      : Number.MAX_SAFE_INTEGER;
-  return (
-    created(a) - created(b) ||
-    (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0)
-  );
-}
-
-/** The BackendPolicy that governs calls to `service`: the oldest of those targeting it. */
-function policyFor(
-  service: string,
-  policies: readonly BackendPolicyResource[],
-): BackendPolicyResource | undefined {
-  return policies
-    .filter((p) => p.spec.targetRefs.some((ref) => ref.name === service))
-    .sort(policyPrecedence)[0];
+  return { name: service.metadata.name, endpoints: buildSplitTable(endpoints), problems, policy };
 }
 
 function compileHeaderEdits(m: {
@@ -476,14 +440,14 @@ interface BackendReference {
 export function compileRouteTable(entry: DestinationEntry, options: CompileOptions): RouteTable {
   const destinationName = entry.service.metadata.name;
   const services = new Map<string, CompiledService>();
+  const serviceKnobs = new Map<string, PolicyKnobs>();
   const warnings: string[] = [];
   for (const service of [entry.service, ...entry.backends]) {
-    const compiled = compileService(
-      service,
-      policyFor(service.metadata.name, entry.policies),
-      options,
-    );
-    services.set(service.metadata.name, compiled);
+    const name = service.metadata.name;
+    const { knobs, names } = effectiveKnobs(entry.policies, { kind: "Service", name });
+    const compiled = compileService(service, compileServicePolicy(knobs, names), options);
+    services.set(name, compiled);
+    serviceKnobs.set(name, knobs);
     warnings.push(...compiled.problems);
   }
   // Gateway API: a reference to another kind, or to a Service that does not exist, leaves the
@@ -508,53 +472,78 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
     if (compiled.unresolved) warnings.push(compiled.unresolved);
     return compiled;
   };
+  const destinationKnobs = serviceKnobs.get(destinationName)!;
+  /**
+   * One backend reference of a rule, with the policy of its calls: the rule's fields, then
+   * `chain` (policies on the rule, the route and the destination), then the backend's own.
+   */
+  const backendOf = (
+    ref: { name: string; weight: number },
+    filters: CompiledFilters,
+    rule: HTTPRouteRule | undefined,
+    chain: readonly PolicyKnobs[],
+    resolution: Resolution,
+  ): CompiledBackend => {
+    const service = resolution.service;
+    const policy = (name: string | undefined) =>
+      compileCallPolicy(rule, [...chain, ...(name ? [serviceKnobs.get(name)!] : [])]);
+    const failoverName = service?.policy.failover;
+    const failoverService = failoverName ? services.get(failoverName) : undefined;
+    return {
+      name: ref.name,
+      weight: ref.weight,
+      ...resolution,
+      filters,
+      policy: policy(service?.name),
+      failover: failoverService && {
+        name: failoverService.name,
+        weight: ref.weight,
+        service: failoverService,
+        problem: undefined,
+        filters,
+        policy: policy(failoverService.name),
+        failover: undefined,
+      },
+    };
+  };
   const destination = services.get(destinationName)!;
   const defaultRule: CompiledRule = {
     id: destinationName,
     filters: NO_FILTERS,
     backends: buildSplitTable([
-      {
-        name: destinationName,
-        weight: 1,
+      backendOf({ name: destinationName, weight: 1 }, NO_FILTERS, undefined, [destinationKnobs], {
         service: destination,
         problem: undefined,
-        filters: NO_FILTERS,
-      },
+      }),
     ]),
-    requestTimeoutMs: 0,
-    backendTimeoutMs: 0,
     session: undefined,
-    retry: undefined,
+    outlier: compileOutlier([destinationKnobs]),
   };
 
   const ranked: Ranked[] = [];
   for (const route of entry.routes) {
     const routeName = route.metadata.name;
     const qualifiedName = `${route.metadata.namespace ?? "default"}/${routeName}`;
+    const routeKnobs = effectiveKnobs(entry.policies, { kind: "HTTPRoute", name: routeName }).knobs;
     route.spec.rules.forEach((rule, ruleIndex) => {
+      const ruleKnobs = rule.name
+        ? effectiveKnobs(entry.policies, {
+            kind: "HTTPRoute",
+            name: routeName,
+            sectionName: rule.name,
+          }).knobs
+        : {};
+      const chain = [ruleKnobs, routeKnobs, destinationKnobs];
       const compiled: CompiledRule = {
         id: `${routeName}/${rule.name ?? ruleIndex}`,
         filters: filtersOf(rule.filters),
         backends: buildSplitTable(
-          (rule.backendRefs ?? []).map((ref) => ({
-            name: ref.name,
-            weight: ref.weight,
-            ...resolve(ref),
-            filters: filtersOf(ref.filters),
-          })),
+          (rule.backendRefs ?? []).map((ref) =>
+            backendOf(ref, filtersOf(ref.filters), rule, chain, resolve(ref)),
+          ),
         ),
-        requestTimeoutMs: rule.timeouts?.request ? parseDuration(rule.timeouts.request) : 0,
-        backendTimeoutMs: rule.timeouts?.backendRequest
-          ? parseDuration(rule.timeouts.backendRequest)
-          : 0,
         session: compileSession(rule),
-        retry: rule.retry
-          ? compileRetry({
-              codes: rule.retry.codes,
-              attempts: rule.retry.attempts,
-              backoffMs: rule.retry.backoff ? parseDuration(rule.retry.backoff) : undefined,
-            })
-          : undefined,
+        outlier: compileOutlier(chain),
       };
       const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
       matches.forEach((match) => {
@@ -571,6 +560,7 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
   const pinning = entry.service.spec.backendPinning;
   return {
     destination: destinationName,
+    service: destination,
     hasRoutes: entry.routes.length > 0,
     matches: ranked.map((r) => r.match),
     defaultRule,

@@ -22,8 +22,8 @@ import { ConfigCache } from "./config-cache.ts";
 import { runPipeline } from "./pipeline.ts";
 import { errorResponse, rescue } from "./rescue.ts";
 import { BackendSync } from "./backend-sync.ts";
-import { Breakers } from "./breakers.ts";
-import { RetryBudgets } from "./retry-budgets.ts";
+import { recordOutcome, type CallOutcome } from "./outcome.ts";
+import { ServiceStates, type ServiceView } from "./service-state.ts";
 import { readSettings, type RouterSettings } from "./settings.ts";
 
 // Placeholder until requestContext builds the call's outgoing headers (its first act).
@@ -33,8 +33,8 @@ const EMPTY_HEADERS = new Headers();
 export interface RouterState {
   readonly settings: RouterSettings;
   readonly config: ConfigCache;
-  readonly budgets: RetryBudgets;
-  readonly breakers: Breakers;
+  /** What the isolate knows of each Service (breakers, budgets, latency, limits). */
+  readonly services: ServiceStates;
   readonly sync: BackendSync;
 }
 
@@ -56,8 +56,7 @@ export function routerFor(env: Env): RouterState {
     state = {
       settings,
       config,
-      budgets: new RetryBudgets(),
-      breakers: new Breakers(),
+      services: new ServiceStates(),
       sync: new BackendSync(),
     };
     states.set(env.MESH_CONFIG, state);
@@ -80,6 +79,8 @@ export interface CallOptions {
   random?: RandomSource;
   /** The request URL, parsed and with its path normalised (routerFetch does both). */
   url?: URL;
+  /** Receives each call's outcome (tests; analytics will). */
+  onOutcome?: (outcome: CallOutcome) => void;
 }
 
 /** Runs one call through the pipeline, turning any failure into the contract's error response. */
@@ -96,8 +97,7 @@ export async function handleMeshCall(
     env,
     ctx,
     config: state.config,
-    budgets: state.budgets,
-    breakers: state.breakers,
+    services: state.services,
     sync: state.sync,
     random: options.random ?? systemRandom,
     now: Date.now,
@@ -116,25 +116,34 @@ export async function handleMeshCall(
     match: undefined,
     rule: undefined,
     backend: undefined,
+    backendState: undefined,
+    breakerBypass: false,
     deadline: undefined,
     attempts: [],
     retryStopped: undefined,
     faults: [],
     ejected: [],
+    failedOverFrom: undefined,
+    limitedBy: undefined,
+    transitions: [],
   };
+  let response: Response;
   try {
     call.url = options.url ?? requestUrl(request, env);
     call.destination =
       props.target ?? destinationFromHost(request.headers.get("host") ?? call.url.host);
-    return await runPipeline(call);
+    response = await runPipeline(call);
   } catch (error) {
     const failure = rescue(error, {
       requestId: call.requestId || undefined,
       destination: call.destination,
       route: call.rule?.id,
     });
-    return errorResponse(failure, call.requestId || requestIdOf(request));
+    response = errorResponse(failure, call.requestId || requestIdOf(request));
   }
+  // The last stage: one outcome per call, whatever answered.
+  recordOutcome(call, response, options.onOutcome);
+  return response;
 }
 
 const EMPTY_URL = new URL("http://mesh.invalid/");
@@ -153,7 +162,7 @@ function requestUrl(request: Request, env: Env): URL {
 export const meshEndpoints = new Hono<{ Bindings: Env }>();
 
 meshEndpoints.get("/.mesh/status", async (c) => {
-  const { config, settings, breakers, sync } = routerFor(c.env);
+  const { config, settings, services, sync } = routerFor(c.env);
   // `?refresh` checks KV now; an isolate that has not loaded any config yet does so too, so
   // status never shows "no version" just because no call has come in.
   if (c.req.query("refresh") !== undefined || !config.loaded) await config.refreshNow();
@@ -161,7 +170,7 @@ meshEndpoints.get("/.mesh/status", async (c) => {
   return c.json({
     router: "meshwork-router",
     ...status,
-    breakers: breakers.view(Date.now()),
+    ...serviceViews(services, Date.now()),
     backendSync: sync.view(),
     settings: {
       trustDomain: settings.trustDomain,
@@ -170,6 +179,19 @@ meshEndpoints.get("/.mesh/status", async (c) => {
     },
   });
 });
+/** The status page's per-Service sections: breakers, budgets, latency, rate limits. */
+function serviceViews(services: ServiceStates, now: number) {
+  const views = Object.entries(services.view(now));
+  const pick = <K extends keyof ServiceView>(key: K) =>
+    Object.fromEntries(views.flatMap(([name, v]) => (v[key] === null ? [] : [[name, v[key]]])));
+  return {
+    breakers: pick("breaker"),
+    retryBudgets: pick("retryBudget"),
+    latency: pick("latency"),
+    rateLimits: pick("rateLimits"),
+  };
+}
+
 meshEndpoints.all("*", (c) =>
   errorResponse(
     new MeshError("no_route", "unknown mesh endpoint (try /.mesh/status)"),

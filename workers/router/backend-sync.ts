@@ -1,35 +1,26 @@
 /**
- * What this isolate tells the backends' Durable Objects, and what it learns back: the outcomes
- * its breakers recorded since the last report, batched per backend, sent through `waitUntil` at
- * most once a second and only when there is news; the answer — each backend's mesh-wide breaker
- * state — is adopted into the local breakers. A request never waits for any of it.
+ * What this isolate tells the Services' Durable Objects, and what it learns back: for each
+ * Service with news — breaker outcomes, budget counts, latency, rate-limit demand — one report,
+ * sent through `waitUntil` at most once a second and only when there is news; the answer — the
+ * Service's mesh-wide state — is adopted into the isolate's state (service-state.ts). A request
+ * never waits for any of it.
  *
  * If an object cannot be reached, the isolate keeps its own state (it still trips on what it
- * sees) and `/.mesh/status` says so; nothing waits or retries in a loop.
+ * sees, and enforces budgets and limits on what it knows) and `/.mesh/status` says so; nothing
+ * waits or retries in a loop.
  */
-import type { BreakerPolicy, Outcomes } from "../../core/resilience/breaker.ts";
-import type { Breakers } from "./breakers.ts";
+import type { BackendReport, BackendView } from "../../core/resilience/report.ts";
+import type { ServiceState, ServiceStates } from "./service-state.ts";
 
-/** The Durable Object namespace of backend state, as the router binds it. */
+/** The Durable Object namespace of Service state, as the router binds it. */
 export interface BackendStateNamespace {
-  getByName(name: string): {
-    report(report: {
-      breaker?: { policy: BreakerPolicy; outcomes: Outcomes };
-    }): Promise<{ breaker: Parameters<Breakers["adopt"]>[1] | undefined; at: number }>;
-  };
+  getByName(name: string): { report(report: BackendReport): Promise<BackendView> };
 }
 
 /** At most one report per isolate per this interval. */
 export const FLUSH_INTERVAL_MS = 1000;
 /** Reports one `waitUntil` makes at most, before the next outcome schedules anew. */
 const MAX_ROUNDS = 5;
-
-interface Pending {
-  policy: BreakerPolicy;
-  successes: number;
-  failures: number;
-  trailingFailures: number;
-}
 
 /** What `/.mesh/status` shows of the sync. */
 export interface SyncView {
@@ -39,84 +30,65 @@ export interface SyncView {
 }
 
 export class BackendSync {
-  private readonly pending = new Map<string, Pending>();
   private scheduled = false;
   private lastFlush = 0;
   private reports = 0;
   private lastReportAt = 0;
   private lastError: { at: number; message: string } | undefined;
 
-  /** Adds one try's outcome for `service` to the next report. */
-  note(service: string, policy: BreakerPolicy, outcomes: Outcomes): void {
-    const p = this.pending.get(service);
-    if (!p) {
-      this.pending.set(service, { policy, ...outcomes });
-      return;
-    }
-    p.policy = policy;
-    p.successes += outcomes.successes;
-    p.failures += outcomes.failures;
-    // A success ends the streak: only failures after the last success still trail.
-    p.trailingFailures =
-      outcomes.successes > 0
-        ? outcomes.trailingFailures
-        : p.trailingFailures + outcomes.trailingFailures;
-  }
-
   /**
-   * Makes sure the pending news goes out: schedules one report, through `waitUntil`, for when the
-   * interval since the last one has passed.
+   * Makes sure the news goes out: schedules one round of reports, through `waitUntil`, for when
+   * the interval since the last one has passed. Cheap when one is already scheduled.
    */
   schedule(
     namespace: BackendStateNamespace | undefined,
-    breakers: Breakers,
+    states: ServiceStates,
     now: () => number,
     waitUntil: (promise: Promise<unknown>) => void,
   ): void {
-    if (!namespace || this.scheduled || this.pending.size === 0) return;
+    if (!namespace || this.scheduled) return;
     this.scheduled = true;
-    waitUntil(this.drain(namespace, breakers, now).finally(() => (this.scheduled = false)));
+    waitUntil(this.drain(namespace, states, now).finally(() => (this.scheduled = false)));
   }
 
   /**
-   * Reports, a second apart, for as long as news keeps arriving (outcomes recorded while a report
-   * was in flight go in the next one) — a few rounds at most in one `waitUntil`; after that the
-   * next outcome schedules again.
+   * Reports, a second apart, for as long as news keeps arriving (what happens while a report is
+   * in flight goes in the next one) — a few rounds at most in one `waitUntil`; after that the
+   * next call schedules again.
    */
   private async drain(
     namespace: BackendStateNamespace,
-    breakers: Breakers,
+    states: ServiceStates,
     now: () => number,
   ): Promise<void> {
-    for (let round = 0; round < MAX_ROUNDS && this.pending.size > 0; round++) {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
       const delay = Math.max(0, this.lastFlush + FLUSH_INTERVAL_MS - now());
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-      await this.flush(namespace, breakers, now);
+      const news = states.withNews();
+      if (news.length === 0) return;
+      await this.flush(namespace, news, now);
     }
   }
 
   private async flush(
     namespace: BackendStateNamespace,
-    breakers: Breakers,
+    news: readonly ServiceState[],
     now: () => number,
   ): Promise<void> {
-    const batch = [...this.pending];
-    this.pending.clear();
     this.lastFlush = now();
     const results = await Promise.allSettled(
-      batch.map(async ([service, p]) => {
-        const { policy, ...outcomes } = p;
-        const view = await namespace.getByName(service).report({ breaker: { policy, outcomes } });
-        if (view.breaker) breakers.adopt(service, view.breaker, now());
+      news.map(async (state) => {
+        const view = await namespace.getByName(state.name).report(state.takeReport());
+        state.adoptView(view, now());
       }),
     );
-    this.reports += batch.length;
+    this.reports += news.length;
     this.lastReportAt = now();
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     this.lastError = failed
       ? {
           at: now(),
-          message: `reporting to a backend's Durable Object failed: ${String(failed.reason)}`,
+          message: `reporting to a Service's Durable Object failed: ${String(failed.reason)}`,
         }
       : undefined;
   }

@@ -12,10 +12,9 @@ import type {
   RouteTable,
 } from "../../core/routing/route-table.ts";
 import type { TraceContext } from "../../core/trace-context.ts";
-import type { ConfigCache } from "./config-cache.ts";
 import type { BackendSync } from "./backend-sync.ts";
-import type { Breakers } from "./breakers.ts";
-import type { RetryBudgets } from "./retry-budgets.ts";
+import type { ConfigCache } from "./config-cache.ts";
+import type { BreakerTransition, ServiceState, ServiceStates } from "./service-state.ts";
 
 /** How the call entered the mesh. */
 export type EntryKind = "binding" | "http";
@@ -33,11 +32,9 @@ export interface MeshCall {
   readonly env: Env;
   readonly ctx: ExecutionContext;
   readonly config: ConfigCache;
-  /** The isolate's retry budgets, one per destination. */
-  readonly budgets: RetryBudgets;
-  /** The isolate's circuit breakers, one per backend Service. */
-  readonly breakers: Breakers;
-  /** What the isolate reports to the backends' Durable Objects, and adopts back. */
+  /** What the isolate knows of each Service: breaker, budget, latency, balancer, rate limits. */
+  readonly services: ServiceStates;
+  /** What the isolate reports to the Services' Durable Objects, and adopts back. */
   readonly sync: BackendSync;
   readonly random: RandomSource;
   readonly now: () => number;
@@ -61,6 +58,13 @@ export interface MeshCall {
   match: CompiledMatch | undefined;
   rule: CompiledRule | undefined;
   backend: CompiledBackend | undefined;
+  /** The isolate's state of the backend Service (set with `backend`). */
+  backendState: ServiceState | undefined;
+  /**
+   * The backend stays in the split although its breaker is open (outlier detection's cap, or
+   * fail-open): its tries go through without asking the breaker.
+   */
+  breakerBypass: boolean;
   /** Absolute time (ms) by which the whole call must finish; undefined = none. */
   deadline: number | undefined;
   /** Every try made, in order. */
@@ -71,6 +75,12 @@ export interface MeshCall {
   readonly ejected: string[];
   /** Faults injected into this call (FaultInjection filters). */
   readonly faults: { name: string; delayMs: number; abortStatus: number | undefined }[];
+  /** The backend the call failed over from (its breaker open), when it did. */
+  failedOverFrom: string | undefined;
+  /** The rate limit that refused the call (`total`, or `caller:<name>`), when one did. */
+  limitedBy: string | undefined;
+  /** Breakers that changed state because of this call. */
+  readonly transitions: BreakerTransition[];
 }
 
 /** One try of a call: what the layers below the retry layer work on. */
@@ -91,7 +101,15 @@ export interface Attempt {
 export interface AttemptRecord {
   readonly index: number;
   readonly startedAt: number;
+  /** The backend Service tried. */
+  readonly service: string;
   endpoint: string | undefined;
+  /** Milliseconds until the response's headers (or the failure). */
+  latencyMs: number | undefined;
+  /** This try's own timeout, ms, when it had one. */
+  timeoutMs: number | undefined;
+  /** True when that timeout was learned (`auto`): its latency feeds the estimate. */
+  learnsLatency: boolean;
   /** The response status, when one came back. */
   status: number | undefined;
   /** The mesh error code it ended with, when it failed without a response. */

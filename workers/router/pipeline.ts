@@ -2,13 +2,16 @@
  * The data plane, in order. Every call through the mesh passes these layers top to bottom; each
  * does one thing and calls the next (or answers, or throws a MeshError that `rescue.ts` turns
  * into the contract's error response). Below the retry layer, the layers work on one try of the
- * call at a time (an `Attempt`), and run again for each retry. Read this list to learn the router.
+ * call at a time (an `Attempt`), and run again for each retry. When the answer is known —
+ * whichever layer gave it — the outcome stage (outcome.ts) records one outcome for the call and
+ * feeds the isolate's breakers and latency estimates from it. Read this list to learn the router.
  */
 import type { Attempt, AttemptLayer, Layer, MeshCall } from "./call.ts";
 import { circuitBreaker } from "./layers/circuit-breaker.ts";
 import { deadline } from "./layers/deadline.ts";
 import { forward } from "./layers/forward.ts";
 import { perTryTimeout } from "./layers/per-try-timeout.ts";
+import { rateLimit } from "./layers/rate-limit.ts";
 import { requestContext } from "./layers/request-context.ts";
 import { resolveDestination } from "./layers/resolve-destination.ts";
 import { retry } from "./layers/retry.ts";
@@ -32,12 +35,15 @@ export const PIPELINE: readonly Layer[] = [
   requestContext,
   // The destination's compiled routes, from isolate memory (KV only on a cold isolate).
   resolveDestination,
+  // The destination's rate limits (per caller, then in total), before any other work.
+  rateLimit,
   // Gateway API precedence picks one rule; no rule is `no_route`.
   routeMatch,
   // The rule's filters: CORS preflights and redirects answer here; header edits, rewrites and
   // mirrors shape the call.
   routeFilters,
-  // Weighted, pinned or sticky choice of backend, then that backend's own filters.
+  // Weighted, pinned or sticky choice of backend — open breakers ejected or failed over — then
+  // that backend's own filters.
   trafficSplit,
   // The whole call's deadline (timeouts.request), around every try and backoff below it.
   deadline,

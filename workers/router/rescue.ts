@@ -14,6 +14,9 @@ export function errorResponse(error: MeshError, requestId?: string): Response {
     "x-mesh-error": error.code,
   });
   if (requestId) headers.set("x-request-id", requestId);
+  if (error.retryAfterSeconds !== undefined) {
+    headers.set("retry-after", String(error.retryAfterSeconds));
+  }
   return new Response(JSON.stringify({ error: { code: error.code, message: error.message } }), {
     status: error.status,
     headers,

@@ -1,20 +1,28 @@
 /**
- * The per-try deadline: `timeouts.backendRequest`, capped by what is left of
- * `timeouts.request`. It sits just above `forward`, so each try gets its own; one timer enforces
- * whichever limit comes first, and the error says which one it was — a try that ran out of its
- * own time may be retried, one that ran out of the call's time may not.
+ * The per-try deadline: `timeouts.backendRequest` — fixed, or `auto`, learned from the backend's
+ * latency across the mesh — capped by what is left of `timeouts.request`. It sits just above
+ * `forward`, so each try gets its own; one timer enforces whichever limit comes first, and the
+ * error says which one it was — a try that ran out of its own time may be retried, one that ran
+ * out of the call's time may not.
  */
 import { MeshError } from "../../../core/errors.ts";
 import { withDeadline } from "../../../core/timeout.ts";
 import type { AttemptLayer } from "../call.ts";
 
 export const perTryTimeout: AttemptLayer = (call, attempt, next) => {
-  const rule = call.rule!;
-  const perTry = rule.backendTimeoutMs > 0 ? rule.backendTimeoutMs : Infinity;
+  const policy = call.backend!.policy;
+  const auto = policy.autoTimeout;
+  const perTry = auto
+    ? call.backendState!.autoTimeoutMs(auto, call.now())
+    : policy.backendTimeoutMs > 0
+      ? policy.backendTimeoutMs
+      : Infinity;
+  attempt.record.learnsLatency = auto !== undefined;
   const remaining = call.deadline === undefined ? Infinity : call.deadline - call.now();
   if (perTry === Infinity && remaining === Infinity) return next();
   const requestLimited = remaining <= perTry;
   const ms = Math.max(Math.min(perTry, remaining), 1);
+  if (!requestLimited) attempt.record.timeoutMs = perTry;
   return withDeadline(
     ms,
     (signal) => {
@@ -25,9 +33,9 @@ export const perTryTimeout: AttemptLayer = (call, attempt, next) => {
       new MeshError(
         "upstream_timeout",
         requestLimited
-          ? `no response within the request timeout of ${rule.requestTimeoutMs} ms`
-          : `backend '${call.backend?.name}' did not answer within ${rule.backendTimeoutMs} ms`,
-        { destination: call.destination, route: rule.id, retryable: !requestLimited },
+          ? `no response within the request timeout of ${policy.requestTimeoutMs} ms`
+          : `backend '${call.backend?.name}' did not answer within ${perTry} ms${auto ? " (learned from its latency)" : ""}`,
+        { destination: call.destination, route: call.rule?.id, retryable: !requestLimited },
       ),
   );
 };

@@ -2,10 +2,13 @@
  * Retries: runs the try below it (per-try timeout, forward) once, and again while the rule's
  * retry policy, the request, the destination's retry budget and the call's deadline all allow.
  *
- * A try is retried when its response's status is one the policy lists, when the upstream could
- * not be reached or threw, or when it exceeded its own timeout — never when the whole call ran
- * out of time. Only idempotent requests are retried (or one with `Idempotency-Key`), and only a
- * body that could be buffered (at most `MAX_REPLAY_BODY_BYTES`) is sent again. Between tries the
+ * The policy is the rule's `retry` merged with the BackendPolicies above it
+ * (core/routing/call-policy.ts). A try is retried when its response's status is one the policy
+ * lists, when the upstream could not be reached or threw (`connect-failure`), or when it exceeded
+ * its own timeout (`timeout`) — never when the whole call ran out of time. Only idempotent
+ * requests are retried (or one with `Idempotency-Key`, or any when the policy allows
+ * non-idempotent retries), and only a body that could be buffered (at most
+ * `MAX_REPLAY_BODY_BYTES`) is sent again. Retries spend the backend Service's retry budget. Between tries the
  * layer waits an exponential backoff with full jitter, or what the upstream's `Retry-After` asks
  * (up to a cap), and a failed try's response body is cancelled, not left to leak.
  *
@@ -84,7 +87,11 @@ function newAttempt(
   const record: AttemptRecord = {
     index,
     startedAt: call.now(),
+    service: call.backend!.service!.name,
     endpoint: undefined,
+    latencyMs: undefined,
+    timeoutMs: undefined,
+    learnsLatency: false,
     status: undefined,
     error: undefined,
     waitedMs,
@@ -101,24 +108,27 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** The retry layer, around `tryOnce` (the layers that make one try). */
 export function retry(tryOnce: (call: MeshCall, attempt: Attempt) => Promise<Response>): Layer {
   const attemptOnce = async (call: MeshCall, attempt: Attempt): Promise<Response> => {
+    const record = attempt.record;
     try {
       const response = await tryOnce(call, attempt);
-      attempt.record.status = response.status;
+      record.status = response.status;
       return response;
     } catch (error) {
-      attempt.record.error = error instanceof MeshError ? error.code : "internal_error";
+      record.error = error instanceof MeshError ? error.code : "internal_error";
       throw error;
+    } finally {
+      record.latencyMs = call.now() - record.startedAt;
     }
   };
 
   return async (call) => {
-    const spec = call.rule!.retry;
+    const spec = call.backend!.policy.retry;
     const offRequested = call.request.headers.get(RETRY_HEADER)?.trim().toLowerCase() === "off";
     if (
       !spec ||
       spec.attempts === 0 ||
       offRequested ||
-      !isRetryableRequest(call.request.method, call.request.headers)
+      !(spec.nonIdempotent || isRetryableRequest(call.request.method, call.request.headers))
     ) {
       if (offRequested) call.headers.set(RETRY_HEADER, "off");
       return attemptOnce(call, newAttempt(call, 0, call.body, 0));
@@ -139,8 +149,9 @@ async function retryLoop(
   body: Uint8Array | null,
   attemptOnce: (call: MeshCall, attempt: Attempt) => Promise<Response>,
 ): Promise<Response> {
-  const budget = call.budgets.for(call.destination, call.now());
-  budget.deposit(call.now());
+  const state = call.backendState!;
+  const budget = call.backend!.service!.policy.budget;
+  state.deposit(budget, call.now());
   let waitedMs = 0;
   for (let index = 0; ; index++) {
     call.headers.set(ATTEMPT_HEADER, String(index + 1));
@@ -150,7 +161,7 @@ async function retryLoop(
       response = await attemptOnce(call, newAttempt(call, index, body, waitedMs));
       if (!spec.codes.has(response.status)) return response;
     } catch (error) {
-      if (!(error instanceof MeshError && error.retryable)) throw error;
+      if (!retriesFailure(spec, error)) throw error;
       failure = error;
     }
     const give = () => {
@@ -175,11 +186,11 @@ async function retryLoop(
       await response?.body?.cancel().catch(() => undefined);
       throw new MeshError(
         "upstream_timeout",
-        `no response within the request timeout of ${call.rule!.requestTimeoutMs} ms (${index + 1} tries; the last ${response ? `answered ${response.status}` : "failed"})`,
+        `no response within the request timeout of ${call.backend!.policy.requestTimeoutMs} ms (${index + 1} tries; the last ${response ? `answered ${response.status}` : "failed"})`,
         { destination: call.destination, route: call.rule!.id },
       );
     }
-    if (!budget.tryWithdraw(call.now())) {
+    if (!state.tryWithdraw(budget, call.now())) {
       call.retryStopped = "budget";
       return give();
     }
@@ -188,4 +199,16 @@ async function retryLoop(
     if (wait > 0) await sleep(wait);
     waitedMs = wait;
   }
+}
+
+/**
+ * True when the policy retries this failure: a connection failure or exception (`upstream_error`)
+ * under `connect-failure`, a try past its own timeout under `timeout` — never the whole call's
+ * deadline, nor a refusal by the mesh itself.
+ */
+function retriesFailure(spec: RetrySpec, error: unknown): boolean {
+  if (!(error instanceof MeshError && error.retryable)) return false;
+  if (error.code === "upstream_error") return spec.onConnectFailure;
+  if (error.code === "upstream_timeout") return spec.onTimeout;
+  return false;
 }

@@ -7,8 +7,9 @@
  *   2. session persistence hashes the session key (header or cookie) so a user stays on one
  *      backend while weights move; a missing cookie is issued;
  *   3. otherwise a weighted random pick.
- * Backends whose circuit breaker is open leave the split first (outlier ejection). Weight 0 is
- * never chosen; no usable backend is `no_backend` (500), as the Gateway API says.
+ * Backends whose circuit breaker is open leave the split first, or hand their share to their
+ * failover Service (outlier ejection, below). Weight 0 is never chosen; no usable backend is
+ * `no_backend` (500), as the Gateway API says.
  */
 import { MeshError } from "../../../core/errors.ts";
 import type {
@@ -62,43 +63,103 @@ function pinnedBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | un
   return backend;
 }
 
+/** The rule's split as the breakers stand, and the backends kept in it although open. */
+interface Split {
+  readonly table: SplitTable<CompiledBackend>;
+  /** Backends whose tries skip their breaker (kept by the ejection cap, or fail-open). */
+  readonly bypass: ReadonlySet<CompiledBackend>;
+  /** Failover backends standing in for open ones, and whom each stands in for. */
+  readonly standIns: ReadonlyMap<CompiledBackend, string>;
+}
+
 /**
- * The rule's backends a call may go to now: a backend whose circuit breaker is open leaves the
- * split and its weight goes to the others (outlier ejection). With every weighted backend
- * ejected, a split of two or more answers `no_healthy_backend`; a lone backend stays, and its
- * breaker answers `circuit_open`.
+ * When `backend`'s breaker would refuse a try now, the time it reopens (now, for a half-open
+ * breaker whose probes are all out); undefined when it would not refuse.
  */
-function healthyBackends(call: MeshCall, rule: CompiledRule): SplitTable<CompiledBackend> {
+function closedUntil(call: MeshCall, backend: CompiledBackend, now: number): number | undefined {
+  const breaker = backend.service?.policy.breaker;
+  if (backend.weight <= 0 || !breaker) return undefined;
+  const state = call.services.get(backend.service!.name);
+  if (!state.refuses(breaker, now)) return undefined;
+  const s = state.breaker(now);
+  return s.kind === "open" ? s.until : now;
+}
+
+/**
+ * The rule's backends a call may go to now (outlier ejection). A backend whose breaker is open
+ * hands its share to its failover Service when it has a healthy one; otherwise it leaves the
+ * split and its weight goes to the others — at most `maxEjectionPercent` of the split's
+ * backends (rounded down, at least one), those that stay open longest first; the rest stay and
+ * are called anyway. With every backend of a split of two or more open, the answer is
+ * `no_healthy_backend`, or with fail-open the one that reopens first is called. A lone backend
+ * stays, and its breaker answers `circuit_open`.
+ */
+function currentSplit(call: MeshCall, rule: CompiledRule): Split {
   const items = rule.backends.items;
   const now = call.now();
-  const isEjected = (b: CompiledBackend) =>
-    b.weight > 0 &&
-    b.service?.breaker !== undefined &&
-    call.breakers.state(b.service.name, now).kind === "open";
-  if (!items.some(isEjected)) return rule.backends;
-  const weighted = items.filter((b) => b.weight > 0);
-  const healthy = weighted.filter((b) => !isEjected(b));
-  if (weighted.length < 2) return rule.backends;
-  call.ejected.push(...weighted.filter(isEjected).map((b) => b.name));
-  if (healthy.length === 0) {
-    throw new MeshError(
-      "no_healthy_backend",
-      `every backend of rule '${rule.id}' has its circuit breaker open (${call.ejected.join(", ")})`,
-      { destination: call.destination, route: rule.id },
-    );
+  const open = new Map<CompiledBackend, number>();
+  for (const b of items) {
+    const until = closedUntil(call, b, now);
+    if (until !== undefined) open.set(b, until);
   }
-  return buildSplitTable(healthy);
+  if (open.size === 0) return { table: rule.backends, bypass: NONE, standIns: NO_STAND_INS };
+  const standIns = new Map<CompiledBackend, string>();
+  let entries = items.map((b) => {
+    const failover = open.has(b) ? b.failover : undefined;
+    if (!failover || closedUntil(call, failover, now) !== undefined) return b;
+    open.delete(b);
+    standIns.set(failover, b.name);
+    return failover;
+  });
+  const weighted = entries.filter((b) => b.weight > 0);
+  if (open.size === 0 || weighted.length < 2) {
+    return { table: buildSplitTable(entries), bypass: NONE, standIns };
+  }
+  const { maxEjectionPercent, failOpen } = rule.outlier;
+  const cap =
+    maxEjectionPercent > 0
+      ? Math.max(1, Math.floor((weighted.length * maxEjectionPercent) / 100))
+      : 0;
+  // Longest open first: those are ejected; any beyond the cap stay in, unasked.
+  const worstFirst = [...open].sort((a, b) => b[1] - a[1]).map(([b]) => b);
+  const ejected = new Set(worstFirst.slice(0, cap));
+  const bypass = new Set(worstFirst.slice(cap));
+  call.ejected.push(...[...ejected].map((b) => b.name));
+  entries = entries.filter((b) => !ejected.has(b));
+  if (!entries.some((b) => b.weight > 0)) {
+    if (!failOpen) {
+      throw new MeshError(
+        "no_healthy_backend",
+        `every backend of rule '${rule.id}' has its circuit breaker open (${call.ejected.join(", ")})`,
+        { destination: call.destination, route: rule.id },
+      );
+    }
+    // Fail-open: the one that reopens first.
+    const leastBad = worstFirst.at(-1)!;
+    call.ejected.splice(call.ejected.indexOf(leastBad.name), 1);
+    return { table: buildSplitTable([leastBad]), bypass: new Set([leastBad]), standIns };
+  }
+  return { table: buildSplitTable(entries), bypass, standIns };
 }
+
+const NONE: ReadonlySet<CompiledBackend> = new Set();
+const NO_STAND_INS: ReadonlyMap<CompiledBackend, string> = new Map();
 
 function chooseBackend(call: MeshCall, rule: CompiledRule): CompiledBackend | undefined {
   const pinned = pinnedBackend(call, rule);
   if (pinned) return pinned;
-  const backends = healthyBackends(call, rule);
+  const split = currentSplit(call, rule);
+  let chosen: CompiledBackend | undefined;
   if (rule.session) {
     const key = sessionKey(call, rule.session);
-    if (key !== undefined) return pickSticky(backends, key);
+    if (key !== undefined) chosen = pickSticky(split.table, key);
   }
-  return pickWeighted(backends, call.random);
+  chosen ??= pickWeighted(split.table, call.random);
+  if (chosen) {
+    call.breakerBypass = split.bypass.has(chosen);
+    call.failedOverFrom = split.standIns.get(chosen);
+  }
+  return chosen;
 }
 
 export const trafficSplit: Layer = (call, next) => {
@@ -114,6 +175,7 @@ export const trafficSplit: Layer = (call, next) => {
     );
   }
   call.backend = backend;
+  call.backendState = call.services.get(backend.service.name);
   const answered = runFilters(call, backend.filters, next);
   if (call.responseCookies.length === 0) return answered;
   return answered.then((response) => {

@@ -1,0 +1,41 @@
+/**
+ * The rate limits of the destination Service (its BackendPolicy's `rateLimit`), checked before
+ * anything else is done for the call: the caller's own limit (an override naming it, else
+ * `perCaller`), then the limit on all calls (`total`). A refused call is `rate_limited` (429)
+ * with `Retry-After`: the whole seconds until this isolate's bucket has a token again.
+ *
+ * Each limit holds across the mesh: this isolate's bucket runs at its share of the limit, which
+ * the destination's Durable Object hands back as it learns every isolate's demand
+ * (core/resilience/rate-limit.ts). The check itself is a few arithmetic steps in memory.
+ */
+import { MeshError } from "../../../core/errors.ts";
+import type { TokenBucketPolicy } from "../../../core/resilience/token-bucket.ts";
+import type { Layer, MeshCall } from "../call.ts";
+
+/** The caller of a call whose entry attests none (until identity lands: plain HTTP calls). */
+export const ANONYMOUS_CALLER = "(anonymous)";
+
+function take(call: MeshCall, key: string, policy: TokenBucketPolicy, what: string): void {
+  const now = call.now();
+  const limit = call.services.get(call.destination).limit(key, policy, now);
+  if (limit.tryTake(now)) return;
+  call.limitedBy = key;
+  throw new MeshError(
+    "rate_limited",
+    `${what} to '${call.destination}' exceed ${policy.ratePerSecond} a second`,
+    {
+      destination: call.destination,
+      retryAfterSeconds: Math.max(1, Math.ceil(limit.waitMs(now) / 1000)),
+    },
+  );
+}
+
+export const rateLimit: Layer = (call, next) => {
+  const limits = call.table!.service.policy.rateLimit;
+  if (!limits) return next();
+  const caller = call.caller ?? ANONYMOUS_CALLER;
+  const own = limits.overrides.get(caller) ?? limits.perCaller;
+  if (own) take(call, `caller:${caller}`, own, `calls from '${caller}'`);
+  if (limits.total) take(call, "total", limits.total, "calls");
+  return next();
+};

@@ -1,0 +1,125 @@
+/**
+ * The last stage of every call: once the answer's status is known — the backend's response, or
+ * the mesh's own error — it reads what the layers noted on the call and its attempts and records
+ * one outcome: the tries (endpoint, status or error, latency, backoff), budget refusals, breaker
+ * transitions, ejections, failover, rate limiting, injected faults. It is the one place that
+ * feeds the isolate's state with how tries ended — each try's result steps its backend's breaker,
+ * each learned timeout's latency feeds the estimate — and the one place that schedules the
+ * reports to the Durable Objects. Analytics will read the same record.
+ *
+ * It runs when the response headers are in, not when the body has streamed: watching the body
+ * means piping it through a stream of the router's own, which decodes a compressed body (and the
+ * runtime would compress it again) — a cost on every call that no mesh feature here needs. A
+ * body that breaks after its headers is the caller's to see; the breakers judge the status.
+ */
+import { FAILURE, SUCCESS } from "../../core/resilience/breaker.ts";
+import type { AttemptRecord, MeshCall } from "./call.ts";
+import type { BreakerTransition } from "./service-state.ts";
+
+/** How one call through the mesh ended. */
+export interface CallOutcome {
+  readonly requestId: string;
+  /** The calling service, when the entry attests it. */
+  readonly caller: string | undefined;
+  readonly destination: string;
+  /** The rule that matched (`route/rule`), when one did. */
+  readonly route: string | undefined;
+  /** The backend Service the call went to, when it got that far. */
+  readonly backend: string | undefined;
+  /** The backend it failed over from, when its breaker was open. */
+  readonly failedOverFrom: string | undefined;
+  /** The status the caller got. */
+  readonly status: number;
+  /** The mesh's error code, when the mesh answered instead of the backend. */
+  readonly error: string | undefined;
+  /** Every try, in order. */
+  readonly attempts: readonly AttemptRecord[];
+  /** Milliseconds spent waiting between tries. */
+  readonly backoffMs: number;
+  /** Why retrying stopped early (`budget`, `deadline`, `retry-after`), when it did. */
+  readonly retryStopped: MeshCall["retryStopped"];
+  /** Backends left out of the split because their breakers were open. */
+  readonly ejected: readonly string[];
+  /** The rate limit that refused the call, when one did. */
+  readonly limitedBy: string | undefined;
+  readonly faults: MeshCall["faults"];
+  /** Breakers this call's tries moved to another state. */
+  readonly transitions: readonly BreakerTransition[];
+  readonly startedAt: number;
+  /** Milliseconds from the call's arrival to its answer's headers. */
+  readonly durationMs: number;
+}
+
+/** True when a try counts against its backend's breaker. */
+function failed(attempt: AttemptRecord): boolean {
+  if (attempt.error !== undefined) {
+    return attempt.error === "upstream_error" || attempt.error === "upstream_timeout";
+  }
+  return attempt.status !== undefined && attempt.status >= 500;
+}
+
+/** Feeds the tries' results to the isolate's state; the breakers' transitions. */
+function feed(call: MeshCall, now: number): BreakerTransition[] {
+  const transitions: BreakerTransition[] = [];
+  const service = call.backend?.service;
+  const state = call.backendState;
+  if (!service || !state || call.attempts.length === 0) return transitions;
+  const breaker = service.policy.breaker;
+  for (const attempt of call.attempts) {
+    // A try the breaker refused never reached the backend: it tells nothing about it.
+    if (attempt.error === "circuit_open") continue;
+    if (breaker) {
+      const change = state.recordOutcome(
+        breaker,
+        failed(attempt) ? FAILURE : SUCCESS,
+        now,
+        call.random,
+      );
+      if (change) transitions.push(change);
+    }
+    if (attempt.learnsLatency && attempt.latencyMs !== undefined) {
+      state.observeLatency(attempt.latencyMs, now);
+    }
+  }
+  return transitions;
+}
+
+/**
+ * Records how the call ended (the answer is `response`, status and headers known), feeds the
+ * isolate's state, schedules the reports, and hands the outcome to `sink` when there is one.
+ */
+export function recordOutcome(
+  call: MeshCall,
+  response: Response,
+  sink?: (outcome: CallOutcome) => void,
+): void {
+  const now = call.now();
+  call.transitions.push(...feed(call, now));
+  // News for the Durable Objects: the backend's (tries, budget) or the destination's (limits).
+  const limited = call.table?.service.policy.rateLimit !== undefined;
+  if (call.backendState?.hasNews || (limited && call.services.get(call.destination).hasNews)) {
+    call.sync.schedule(call.env.BACKEND_STATE, call.services, call.now, (p) =>
+      call.ctx.waitUntil(p),
+    );
+  }
+  if (!sink) return;
+  sink({
+    requestId: call.requestId,
+    caller: call.caller,
+    destination: call.destination,
+    route: call.rule?.id,
+    backend: call.backend?.name,
+    failedOverFrom: call.failedOverFrom,
+    status: response.status,
+    error: response.headers.get("x-mesh-error") ?? undefined,
+    attempts: call.attempts,
+    backoffMs: call.attempts.reduce((sum, a) => sum + a.waitedMs, 0),
+    retryStopped: call.retryStopped,
+    ejected: call.ejected,
+    limitedBy: call.limitedBy,
+    faults: call.faults,
+    transitions: call.transitions,
+    startedAt: call.startedAt,
+    durationMs: now - call.startedAt,
+  });
+}
