@@ -12,8 +12,9 @@
 //     worst case the README bounds, RE2 on `(a+)+$` against 'a'×4095 + '!'. Once workerd runs,
 //     the same pieces are timed on workerd itself (bench/workers/micro.ts, workerd CPU time from
 //     /proc), before any load, with what the mesh-resilient lane adds per call: the circuit
-//     breaker's bookkeeping, the outlier-ejection check and the retry layer (its setup, and the
-//     whole layer with and without a retry spec), with the router's own code.
+//     breaker's bookkeeping, the outlier-ejection check, the rate limits, the `auto` per-try
+//     timeout and the retry layer (its setup, and the whole layer with and without a retry
+//     spec), with the router's own code.
 //  4. Runs everything in one `workerd serve` (scripts/workerd.mjs, capnp config in bench/.run/)
 //     — workerd directly, not `wrangler dev`, whose proxy caps throughput — with one loopback
 //     socket per lane. The same client Worker calls `env.ECHO.fetch(request)` in each:
@@ -25,10 +26,12 @@
 //                   then path + header RegularExpression), same filters, split and timeouts
 //       mesh-path   as mesh, but the request path needs normalising (`/bench//%6Frders/./`)
 //       mesh-resilient  as mesh, target echo-rs: the same route with the resilience policy on —
-//                   a Gateway API retry on its split rule and a BackendPolicy circuit breaker on
-//                   each backend (echo-rs-v1/v2, Services of their own on echo-v1/v2, so the
-//                   mesh lane stays routing-only); the router reports the breakers' outcomes to
-//                   its BackendState Durable Objects (bound in workerd, on disk) via waitUntil
+//                   a Gateway API retry on its split rule, rate limits (per caller and in total,
+//                   set high enough never to refuse) on echo-rs, and on each backend
+//                   (echo-rs-v1/v2, Services of their own on echo-v1/v2, so the mesh lane stays
+//                   routing-only) a circuit breaker and an `auto` per-try timeout; the router
+//                   reports to its BackendState Durable Objects (bound in workerd, on disk) via
+//                   waitUntil
 //     Every lane sends the same request headers (x-tenant), so mesh-regex − mesh is the regex
 //     work, mesh-path − mesh the path normalisation's slow path and mesh-resilient − mesh what
 //     the resilience policy adds (budget: 20 µs of router CPU per request). The micro section on
@@ -182,8 +185,15 @@ const SPLIT = split("echo-v1", "echo-v2");
 /** The mesh-resilient lane's retry (Gateway API, on its split rule) and circuit breakers. */
 const RETRY = { codes: [502, 503, 504], attempts: 2, backoff: "25ms" };
 const CIRCUIT_BREAKER = { consecutiveFailures: 5, failureRate: 0.5, minimumRequests: 20 };
+/** Its rate limits: checked on every call, never reached by the load. */
+const RATE_LIMIT = {
+  total: { requestsPerSecond: 1_000_000 },
+  perCaller: { requestsPerSecond: 1_000_000 },
+};
 /** The mesh-resilient lane's own backend Services (on echo-v1/v2), so mesh has no breakers. */
 const RESILIENT_BACKENDS = ["echo-rs-v1", "echo-rs-v2"];
+/** The Services the mesh-resilient lane's router reports on: its backends, and echo-rs itself. */
+const REPORTING_SERVICES = ["echo-rs", ...RESILIENT_BACKENDS];
 const headerEdits = (route) => ({
   type: "RequestHeaderModifier",
   requestHeaderModifier: {
@@ -298,14 +308,28 @@ const POLICY = [
   service("echo-rs", "ECHO_V1"),
   service(RESILIENT_BACKENDS[0], "ECHO_V1"),
   service(RESILIENT_BACKENDS[1], "ECHO_V2"),
-  canaryRoute(RESILIENT_TARGET, RESILIENT_TARGET, RESILIENT_BACKENDS, { retry: RETRY }),
+  // The split rule leaves the per-try timeout to the backends' policy (`auto`).
+  canaryRoute(RESILIENT_TARGET, RESILIENT_TARGET, RESILIENT_BACKENDS, {
+    retry: RETRY,
+    timeouts: { request: TIMEOUTS.request },
+  }),
   {
     apiVersion: "meshwork.dev/v1",
     kind: "BackendPolicy",
-    metadata: { name: "echo-rs-breakers" },
+    metadata: { name: "echo-rs-backends" },
     spec: {
       targetRefs: RESILIENT_BACKENDS.map((name) => ({ kind: "Service", name })),
       circuitBreaker: CIRCUIT_BREAKER,
+      timeouts: { backendRequest: "auto" },
+    },
+  },
+  {
+    apiVersion: "meshwork.dev/v1",
+    kind: "BackendPolicy",
+    metadata: { name: "echo-rs-limits" },
+    spec: {
+      targetRefs: [{ kind: "Service", name: RESILIENT_TARGET }],
+      rateLimit: RATE_LIMIT,
     },
   },
 ];
@@ -552,14 +576,22 @@ const WORKERD_MICRO_CASES = [
   ["match-mesh", "matchRoute mesh table (echo-canary/split)", 200_000],
   ["match-mesh-regex", "matchRoute mesh-regex table (echo-re/split)", 40_000],
   // What mesh-resilient adds per call, with the router's code and echo-rs's compiled policies.
-  ["rs-breaker", "breaker per try: Breakers.admit + record(SUCCESS) + BackendSync.note", 100_000],
-  ["rs-ejection", "outlier-ejection check: Breakers.state of the split's 2 backends", 250_000],
-  ["rs-retry-setup", "retry setup: isRetryableRequest + RetryBudgets.for().deposit", 150_000],
+  ["rs-breaker", "breaker per try: admit + the outcome's record(SUCCESS)", 100_000],
+  ["rs-ejection", "outlier-ejection check: would the split's 2 breakers refuse", 250_000],
+  ["rs-retry-setup", "retry setup: isRetryableRequest + the backend budget's deposit", 150_000],
+  ["rs-rate-limit", "rate limits: the caller's, then the total (two buckets)", 150_000],
+  ["rs-auto-timeout", "auto per-try timeout: read the estimate, feed one latency", 150_000],
   ["retry-layer-none", "retry layer, 1 try → 200, mesh rule (no retry; async)", 15_000],
   ["retry-layer-spec", "retry layer, 1 try → 200, echo-rs rule (retry spec; async)", 15_000],
 ];
 /** The cases whose sum is the resilience bookkeeping per call. */
-const RESILIENCE_MICRO_CASES = ["rs-breaker", "rs-ejection", "rs-retry-setup"];
+const RESILIENCE_MICRO_CASES = [
+  "rs-breaker",
+  "rs-ejection",
+  "rs-retry-setup",
+  "rs-rate-limit",
+  "rs-auto-timeout",
+];
 const WORKERD_MICRO_REQUESTS = 8;
 
 async function runWorkerdMicro() {
@@ -628,7 +660,7 @@ function printWorkerdMicro(micro) {
   const us = (name) => fixed(micro.cases.find((c) => c.case === name).nsPerCall / 1000, 2);
   const verdict = (ns) => (ns <= s.resilienceBudgetNs ? "within" : "OVER");
   console.log(
-    `resilience bookkeeping per call on workerd: ${fixed(s.resilienceBookkeepingNs / 1000, 2)} µs (breaker ${us("rs-breaker")} + ejection check ${us("rs-ejection")} + retry setup ${us("rs-retry-setup")}) against a budget of ${RESILIENCE_BUDGET_US} µs of router CPU per request: ${verdict(s.resilienceBookkeepingNs)}`,
+    `resilience bookkeeping per call on workerd: ${fixed(s.resilienceBookkeepingNs / 1000, 2)} µs (breaker ${us("rs-breaker")} + ejection check ${us("rs-ejection")} + retry setup ${us("rs-retry-setup")} + rate limits ${us("rs-rate-limit")} + auto timeout ${us("rs-auto-timeout")}) against a budget of ${RESILIENCE_BUDGET_US} µs of router CPU per request: ${verdict(s.resilienceBookkeepingNs)}`,
   );
   const withLayer =
     s.resilienceBookkeepingNs -
@@ -1007,6 +1039,17 @@ function resilienceProblems(status, { afterLoad }) {
       problems.push(
         `router status ${when}: breaker ${name} is ${JSON.stringify(breakers[name] ?? null)}, expected closed`,
       );
+    }
+  }
+  if (afterLoad) {
+    // The policy's other pieces were in play: the rate limits were checked, `auto` learned.
+    if (!status?.rateLimits?.[RESILIENT_TARGET]?.total) {
+      problems.push(`router status after the load: no rate limit state for ${RESILIENT_TARGET}`);
+    }
+    for (const name of RESILIENT_BACKENDS) {
+      if (!(status?.latency?.[name]?.samples > 0)) {
+        problems.push(`router status after the load: no latency samples for ${name} (auto)`);
+      }
     }
   }
   if (!backendSync) problems.push(`router status ${when}: no backendSync`);
@@ -1473,7 +1516,9 @@ async function main() {
     loadSeconds: resilienceReports.loadSeconds,
     durableObjectReportsPerSecond: resilienceReports.perSecond,
     // One report per backend with news, at most once a second per isolate.
-    durableObjectReportsPerSecondBound: RESILIENT_BACKENDS.length * (1000 / FLUSH_INTERVAL_MS),
+    // One object per Service with news: the two backends (breaker, budget, latency) and echo-rs
+    // (rate-limit demand).
+    durableObjectReportsPerSecondBound: REPORTING_SERVICES.length * (1000 / FLUSH_INTERVAL_MS),
     statusAfterLoad: {
       breakers: statusAfterLoad?.breakers ?? null,
       backendSync: statusAfterLoad?.backendSync ?? null,
@@ -1596,7 +1641,7 @@ async function main() {
     `resilience CPU/req (mesh-resilient − mesh) ≈ ${signed(resilience.cpuUsPerRequestOverMesh)} µs (by round ${resilience.cpuUsPerRequestOverMeshByRound.map((x) => signed(x, 0)).join(" / ")}; at 1 connection ${signed(resilience.unloadedCpuUsPerRequestOverMesh)}) against a budget of ${RESILIENCE_BUDGET_US} µs: ${resilience.cpuUsPerRequestOverMesh <= RESILIENCE_BUDGET_US ? "within" : "over"} it, but lane differences of this size are within this bench's noise; the micro on workerd below times the policy's bookkeeping: ${fixed(resilience.microWorkerdBookkeepingUs, 2)} µs per call`,
   );
   console.log(
-    `mesh-resilient: Durable Object reports ${resilience.durableObjectReports} in ${fixed(resilience.laneSeconds, 1)} s of lane time (${fixed(resilience.loadSeconds, 1)} s of load, plus start-up and a ${fixed(REPORT_SETTLE_MS / 1000, 1)} s settle after each phase so its last report counts) = ${fixed(resilience.durableObjectReportsPerSecond, 2)}/s (at most ${resilience.durableObjectReportsPerSecondBound}/s: each of ${RESILIENT_BACKENDS.join(", ")} once a second), sent through waitUntil, awaited by no request; status after the load: ${RESILIENT_BACKENDS.map((b) => `${b} ${resilience.statusAfterLoad.breakers?.[b]?.state ?? "absent"}`).join(", ")}, backendSync.reports ${resilience.statusAfterLoad.backendSync?.reports}, lastError ${JSON.stringify(resilience.statusAfterLoad.backendSync?.lastError ?? null)}`,
+    `mesh-resilient: Durable Object reports ${resilience.durableObjectReports} in ${fixed(resilience.laneSeconds, 1)} s of lane time (${fixed(resilience.loadSeconds, 1)} s of load, plus start-up and a ${fixed(REPORT_SETTLE_MS / 1000, 1)} s settle after each phase so its last report counts) = ${fixed(resilience.durableObjectReportsPerSecond, 2)}/s (at most ${resilience.durableObjectReportsPerSecondBound}/s: each of ${REPORTING_SERVICES.join(", ")} once a second), sent through waitUntil, awaited by no request; status after the load: ${RESILIENT_BACKENDS.map((b) => `${b} ${resilience.statusAfterLoad.breakers?.[b]?.state ?? "absent"}`).join(", ")}, backendSync.reports ${resilience.statusAfterLoad.backendSync?.reports}, lastError ${JSON.stringify(resilience.statusAfterLoad.backendSync?.lastError ?? null)}`,
   );
   for (const problem of resilience.problems) console.log(`  ✗ ${problem}`);
   console.log(

@@ -15,7 +15,13 @@
  * news (workers/router/backend-sync.ts): a request never waits for it.
  */
 import { DurableObject } from "cloudflare:workers";
-import { CLOSED, current, record, type BreakerState } from "../core/resilience/breaker.ts";
+import {
+  CLOSED,
+  current,
+  record,
+  type BreakerPolicy,
+  type BreakerState,
+} from "../core/resilience/breaker.ts";
 import { LATENCY_WINDOW_MS, RollingLatency, toSparse } from "../core/resilience/latency.ts";
 import { RATE_WINDOW_MS } from "../core/resilience/rate-limit.ts";
 import type { BackendReport, BackendView } from "../core/resilience/report.ts";
@@ -28,16 +34,41 @@ const BREAKER_KEY = "breaker";
 const FORGET_AFTER_MS = 24 * 60 * 60 * 1000;
 /** Rate-limit keys one object tracks at most (callers beyond it are not counted mesh-wide). */
 const MAX_LIMIT_KEYS = 1024;
-/** The longest budget window counted (a report asking for more is clamped). */
-const MAX_BUDGET_WINDOW_MS = 10 * 60 * 1000;
+/** `caller:<service name>` is far shorter; anything longer is not a key the router makes. */
+const MAX_LIMIT_KEY_LENGTH = 256;
+/** Budget windows (ms) kept at once: isolates on two config versions may report two. */
+const MAX_BUDGET_WINDOWS = 4;
 
 /** A count no honest isolate reports in one second; larger ones are clamped. */
 const MAX_COUNT = 1e9;
 const count = (n: unknown) =>
   typeof n === "number" && Number.isFinite(n) && n > 0 ? Math.min(n, MAX_COUNT) : 0;
 
+/** A breaker policy as a report carries it, when every field is a sane number; else undefined. */
+function breakerPolicy(p: BreakerPolicy | undefined): BreakerPolicy | undefined {
+  if (!p) return undefined;
+  const finite = (n: unknown, min: number) =>
+    typeof n === "number" && Number.isFinite(n) && n >= min;
+  const ok =
+    finite(p.consecutiveFailures, 0) &&
+    (p.failureRate === undefined || (finite(p.failureRate, 0) && p.failureRate <= 1)) &&
+    finite(p.minimumRequests, 1) &&
+    finite(p.windowMs, 1) &&
+    finite(p.baseOpenMs, 1) &&
+    finite(p.maxOpenMs, 1) &&
+    finite(p.openJitter, 0) &&
+    finite(p.halfOpenProbes, 1);
+  return ok ? p : undefined;
+}
+
+interface BudgetWindow {
+  requests: SlidingCounter;
+  retries: SlidingCounter;
+}
+
 export class BackendState extends DurableObject {
-  private budget: { requests: SlidingCounter; retries: SlidingCounter } | undefined;
+  /** Budget counts by window length (the isolates' policy), newest policy last. */
+  private readonly budgets = new Map<number, BudgetWindow>();
   private latency: RollingLatency | undefined;
   private readonly limits = new Map<string, SlidingCounter>();
 
@@ -46,27 +77,28 @@ export class BackendState extends DurableObject {
     const now = Date.now();
     const storage = this.ctx.storage;
     let breaker = storage.kv.get<BreakerState>(BREAKER_KEY);
-    if (report.breaker) {
-      const { policy, outcomes } = report.breaker;
+    const policy = breakerPolicy(report.breaker?.policy);
+    if (report.breaker && policy) {
+      const o = report.breaker.outcomes;
+      const outcomes = {
+        successes: count(o.successes),
+        failures: count(o.failures),
+        trailingFailures: Math.min(count(o.trailingFailures), count(o.failures)),
+      };
       breaker = record(breaker ?? CLOSED, policy, outcomes, now, Math.random);
       storage.kv.put(BREAKER_KEY, breaker);
     }
-    if (report.budget) {
-      const windowMs = Math.min(MAX_BUDGET_WINDOW_MS, Math.max(1000, report.budget.windowMs));
-      if (this.budget?.requests.windowMs !== windowMs) {
-        this.budget = {
-          requests: new SlidingCounter(windowMs, now),
-          retries: new SlidingCounter(windowMs, now),
-        };
-      }
-      this.budget.requests.add(count(report.budget.requests), now);
-      this.budget.retries.add(count(report.budget.retries), now);
+    const budget = report.budget && this.budgetWindow(report.budget.windowMs, now);
+    if (report.budget && budget) {
+      budget.requests.add(count(report.budget.requests), now);
+      budget.retries.add(count(report.budget.retries), now);
     }
     if (report.latency) {
       this.latency ??= new RollingLatency(LATENCY_WINDOW_MS, now);
       this.latency.recordCounts(report.latency, now);
     }
     for (const [key, demand] of Object.entries(report.limits ?? {})) {
+      if (key.length > MAX_LIMIT_KEY_LENGTH) continue;
       let counter = this.limits.get(key);
       if (!counter) {
         if (this.limits.size >= MAX_LIMIT_KEYS) continue;
@@ -79,7 +111,7 @@ export class BackendState extends DurableObject {
     void storage.setAlarm(now + FORGET_AFTER_MS);
     return this.answer(
       {
-        budget: report.budget !== undefined,
+        budget: report.budget?.windowMs,
         latency: report.latency !== undefined,
         limits: report.limits && Object.keys(report.limits),
       },
@@ -88,10 +120,28 @@ export class BackendState extends DurableObject {
     );
   }
 
+  /** The counts of the budget window `windowMs` long (a sane length), created on first use. */
+  private budgetWindow(windowMs: number, now: number): BudgetWindow | undefined {
+    if (!Number.isFinite(windowMs) || windowMs < 1000 || windowMs > 600_000) return undefined;
+    let window = this.budgets.get(windowMs);
+    if (!window) {
+      if (this.budgets.size >= MAX_BUDGET_WINDOWS) {
+        this.budgets.delete(this.budgets.keys().next().value!);
+      }
+      window = {
+        requests: new SlidingCounter(windowMs, now),
+        retries: new SlidingCounter(windowMs, now),
+      };
+      this.budgets.set(windowMs, window);
+    }
+    return window;
+  }
+
   /** The mesh-wide state, without reporting anything (for status pages and tests). */
   view(): BackendView {
+    const newest = [...this.budgets.keys()].at(-1);
     return this.answer(
-      { budget: true, latency: true, limits: [...this.limits.keys()] },
+      { budget: newest, latency: true, limits: [...this.limits.keys()] },
       this.ctx.storage.kv.get<BreakerState>(BREAKER_KEY),
       Date.now(),
     );
@@ -99,10 +149,16 @@ export class BackendState extends DurableObject {
 
   /** The breaker, and the windows asked for: those a report added to. */
   private answer(
-    wants: { budget: boolean; latency: boolean; limits: readonly string[] | undefined },
+    wants: {
+      /** The budget window the reporter counts over, when it reported budget counts. */
+      budget: number | undefined;
+      latency: boolean;
+      limits: readonly string[] | undefined;
+    },
     breaker: BreakerState | undefined,
     now: number,
   ): BackendView {
+    const budget = wants.budget === undefined ? undefined : this.budgets.get(wants.budget);
     const limits: Record<string, number> = {};
     for (const key of wants.limits ?? []) {
       const counter = this.limits.get(key);
@@ -110,13 +166,8 @@ export class BackendState extends DurableObject {
     }
     return {
       breaker: breaker === undefined ? undefined : current(breaker, now),
-      ...(wants.budget && this.budget
-        ? {
-            budget: {
-              requests: this.budget.requests.total(now),
-              retries: this.budget.retries.total(now),
-            },
-          }
+      ...(budget
+        ? { budget: { requests: budget.requests.total(now), retries: budget.retries.total(now) } }
         : {}),
       ...(wants.latency && this.latency ? { latency: toSparse(this.latency.counts(now)) } : {}),
       ...(wants.limits ? { limits } : {}),
@@ -125,7 +176,7 @@ export class BackendState extends DurableObject {
   }
 
   override async alarm(): Promise<void> {
-    this.budget = undefined;
+    this.budgets.clear();
     this.latency = undefined;
     this.limits.clear();
     await this.ctx.storage.deleteAll();

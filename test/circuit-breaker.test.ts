@@ -3,68 +3,30 @@
 // circuit_open while open, lets a probe through when the open time is up, closes on its success
 // and opens again, for longer, on its failure. Each test runs a router of its own (its own KV
 // binding, so its own breakers).
-import { createExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { handleMeshCall, routerFetch } from "../workers/router/app.ts";
-import { service, type Echoed } from "./helpers/mesh.ts";
-import { MemoryKV } from "./helpers/memory-kv.ts";
-
-let routers = 0;
+import { httpRoute, service } from "./helpers/mesh.ts";
+import { backendPolicy, isolatedRouter, sleep, uniqueName } from "./helpers/router.ts";
 
 /**
  * A router of its own over `flaky-<n>`, a Service of its own: the breakers of this isolate and
  * the backend's Durable Object start fresh for each test.
  */
 function router(circuitBreaker: object) {
-  const name = `flaky-${++routers}`;
-  const kv = new MemoryKV();
-  kv.publish(
-    [
-      service(name, "ECHO_V1"),
-      {
-        apiVersion: "meshwork.dev/v1",
-        kind: "BackendPolicy",
-        metadata: { name: "flaky-breaker" },
-        spec: { targetRefs: [{ kind: "Service", name }], circuitBreaker },
-      },
-    ],
-    1,
-  );
-  const routerEnv = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+  const name = uniqueName("flaky");
+  const isolated = isolatedRouter([
+    service(name, "ECHO_V1"),
+    backendPolicy("flaky-breaker", [name], { circuitBreaker }),
+  ]);
   const key = `breaker-${crypto.randomUUID()}`;
   const call = async (status = 200) => {
-    const ctx = createExecutionContext();
-    const headers = { "x-echo-key": key, "x-echo-status": String(status) };
-    const response = await handleMeshCall(
-      new Request(`http://${name}/`, { headers }),
-      routerEnv,
-      ctx,
-    );
-    // Not waiting for the context: its waitUntil holds the report to the backend's Durable
-    // Object, which waits up to a second to batch (it runs on in the background, as in production).
-    const text = await response.text();
-    return {
-      status: response.status,
-      error: response.headers.get("x-mesh-error"),
-      seen: response.headers.get("x-mesh-error") ? undefined : (JSON.parse(text) as Echoed).seen,
-    };
+    const answer = await isolated.call(name, "/", {
+      headers: { "x-echo-key": key, "x-echo-status": String(status) },
+    });
+    return { status: answer.status, error: answer.error, seen: answer.echo?.seen };
   };
-  const status = async () => {
-    const response = await routerFetch(
-      new Request("http://router/.mesh/status"),
-      routerEnv,
-      createExecutionContext(),
-    );
-    const body = (await response.json()) as {
-      breakers: Record<string, { state: string; trips: number }>;
-    };
-    return { flaky: body.breakers[name] };
-  };
+  const status = async () => ({ flaky: (await isolated.status()).breakers[name] });
   return { call, status };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const STREAK = {
   consecutiveFailures: 5,
@@ -132,64 +94,27 @@ describe("circuit breaker (one isolate)", () => {
 });
 
 describe("outlier ejection", () => {
-  let splits = 0;
-
   /** `dest-<n>` split 50/50 over two backends of its own, each with a breaker; pins allowed. */
   function split() {
-    const n = ++splits;
-    const [dest, a, b] = [`dest-${n}`, `a-${n}`, `b-${n}`];
-    const kv = new MemoryKV();
+    const [dest, a, b] = [uniqueName("dest"), uniqueName("a"), uniqueName("b")];
     const destination = service(dest, "ECHO_V1");
-    kv.publish(
-      [
-        { ...destination, spec: { ...destination.spec, backendPinning: { enabled: true } } },
-        service(a, "ECHO_V1"),
-        service(b, "ECHO_V2"),
+    const isolated = isolatedRouter([
+      { ...destination, spec: { ...destination.spec, backendPinning: { enabled: true } } },
+      service(a, "ECHO_V1"),
+      service(b, "ECHO_V2"),
+      httpRoute(dest, dest, [
         {
-          apiVersion: "gateway.networking.k8s.io/v1",
-          kind: "HTTPRoute",
-          metadata: { name: dest },
-          spec: {
-            parentRefs: [{ name: dest }],
-            rules: [
-              {
-                backendRefs: [
-                  { name: a, weight: 50 },
-                  { name: b, weight: 50 },
-                ],
-              },
-            ],
-          },
+          backendRefs: [
+            { name: a, weight: 50 },
+            { name: b, weight: 50 },
+          ],
         },
-        {
-          apiVersion: "meshwork.dev/v1",
-          kind: "BackendPolicy",
-          metadata: { name: "breakers" },
-          spec: {
-            targetRefs: [
-              { kind: "Service", name: a },
-              { kind: "Service", name: b },
-            ],
-            circuitBreaker: STREAK,
-          },
-        },
-      ],
-      1,
-    );
-    const routerEnv = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
+      ]),
+      backendPolicy("breakers", [a, b], { circuitBreaker: STREAK }),
+    ]);
     const call = async (headers: Record<string, string> = {}) => {
-      const response = await handleMeshCall(
-        new Request(`http://${dest}/`, { headers }),
-        routerEnv,
-        createExecutionContext(),
-      );
-      const text = await response.text();
-      const error = response.headers.get("x-mesh-error");
-      return {
-        status: response.status,
-        error,
-        service: error ? undefined : (JSON.parse(text) as Echoed).service,
-      };
+      const answer = await isolated.call(dest, "/", { headers });
+      return { status: answer.status, error: answer.error, service: answer.echo?.service };
     };
     return { a, b, call };
   }

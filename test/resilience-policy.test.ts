@@ -5,7 +5,7 @@
 // a router of its own over Services of its own (test/helpers/router.ts).
 import { describe, expect, it } from "vitest";
 import { service } from "./helpers/mesh.ts";
-import { backendPolicy, isolatedRouter, uniqueName } from "./helpers/router.ts";
+import { backendPolicy, isolatedRouter, sleep, uniqueName } from "./helpers/router.ts";
 
 const LOCAL_ONLY = { backendState: undefined };
 
@@ -169,6 +169,102 @@ describe("rate limits", () => {
     const refused = await router.call(name, "/", {}, "orders");
     expect(refused.outcome.limitedBy).toBe("caller:orders");
     expect(refused.error).toBe("rate_limited");
+  });
+});
+
+describe("rate limits, together", () => {
+  it("does not charge the caller's own limit for a call the total refused", async () => {
+    const name = uniqueName("both-limits");
+    const router = isolatedRouter(
+      [
+        service(name, "ECHO_V1"),
+        backendPolicy("limit", [name], {
+          rateLimit: {
+            perCaller: { requestsPerSecond: 0.1, burst: 2 },
+            total: { requestsPerSecond: 0.1, burst: 1 },
+          },
+        }),
+      ],
+      LOCAL_ONLY,
+    );
+    expect((await router.call(name, "/", {}, "orders")).status).toBe(200);
+    // The total is spent: refused by it, twice — the caller's second token is still there.
+    expect((await router.call(name, "/", {}, "orders")).outcome.limitedBy).toBe("total");
+    expect((await router.call(name, "/", {}, "orders")).outcome.limitedBy).toBe("total");
+  });
+});
+
+describe("the breaker and the call's time", () => {
+  it("sends no try when a fault's delay ate the call's deadline, and blames no backend", async () => {
+    const name = uniqueName("late");
+    const router = isolatedRouter(
+      [
+        service(name, "ECHO_V1"),
+        {
+          apiVersion: "gateway.networking.k8s.io/v1",
+          kind: "HTTPRoute",
+          metadata: { name: `${name}-route` },
+          spec: {
+            parentRefs: [{ name }],
+            rules: [
+              {
+                matches: [{ headers: [{ name: "x-slow", value: "yes" }] }],
+                filters: [
+                  {
+                    type: "ExtensionRef",
+                    extensionRef: { group: "meshwork.dev", kind: "FaultInjection", name: "slow" },
+                  },
+                ],
+                backendRefs: [{ name }],
+                timeouts: { request: "100ms" },
+              },
+              { backendRefs: [{ name }] },
+            ],
+          },
+        },
+        {
+          apiVersion: "meshwork.dev/v1",
+          kind: "FaultInjection",
+          metadata: { name: "slow" },
+          spec: { delay: { percent: 100, fixedDelay: "150ms" } },
+        },
+        backendPolicy("breaker", [name], { circuitBreaker: { consecutiveFailures: 1 } }),
+      ],
+      LOCAL_ONLY,
+    );
+    const late = await router.call(name, "/", { headers: { "x-slow": "yes" } });
+    expect(late.error).toBe("upstream_timeout");
+    expect(late.outcome.attempts[0]!.endpoint).toBeUndefined();
+    expect(late.outcome.transitions).toEqual([]);
+    expect((await router.call(name)).status).toBe(200); // the breaker is still closed
+  });
+
+  it("stops retrying when the breaker would refuse, and answers what the upstream said", async () => {
+    const name = uniqueName("probe");
+    const router = isolatedRouter(
+      [
+        service(name, "ECHO_V1"),
+        backendPolicy("breaker", [name], {
+          circuitBreaker: {
+            consecutiveFailures: 1,
+            baseOpenTime: "100ms",
+            maxOpenTime: "100ms",
+            openJitter: 0,
+          },
+          retry: { attempts: 2, backoff: "1ms" },
+        }),
+      ],
+      LOCAL_ONLY,
+    );
+    const failing = { headers: { "x-echo-status": "503" } };
+    // Three tries, all 503: the first failure recorded trips the breaker.
+    expect((await router.call(name, "/", failing)).status).toBe(503);
+    await sleep(150);
+    const probe = await router.call(name, "/", failing);
+    expect(probe.status).toBe(503);
+    expect(probe.error).toBeNull(); // the upstream's 503, not circuit_open
+    expect(probe.outcome.attempts).toHaveLength(1);
+    expect(probe.outcome.retryStopped).toBe("breaker");
   });
 });
 

@@ -872,10 +872,15 @@ const RetryBudget = z
     ratio: z.number().min(0).max(10).default(0.2),
     /** Retries a second allowed however little traffic there is (default 10). */
     minPerSecond: z.number().min(0).max(100_000).default(10),
-    /** The window the ratio is counted over (default 10s). */
+    /** The window the ratio is counted over, 1s to 10m (default 10s). */
     window: Duration.default("10s"),
   })
-  .superRefine((b, ctx) => positiveDuration(b.window, ["window"], ctx));
+  .superRefine((b, ctx) => {
+    const ms = parseDuration(b.window);
+    if (ms < 1000 || ms > 600_000) {
+      ctx.addIssue({ code: "custom", path: ["window"], message: "must be between 1s and 10m" });
+    }
+  });
 
 /** What happens to a split whose backends' circuit breakers are open. */
 const OutlierDetection = z.strictObject({
@@ -999,11 +1004,12 @@ const SERVICE_ONLY = [
 /**
  * Resilience settings, attached with `targetRefs` as Gateway API policies are. On a Service they
  * govern calls to it — the breaker, budget, balancing, failover and rate limit are that
- * Service's — and give defaults for the timeouts, retries and ejection of calls addressed to it
- * or routed to it; on an HTTPRoute (or one rule, with `sectionName`) they give those defaults for
- * its rules. A rule's own `timeouts` and `retry` fields override everything. When several
- * policies target one object, the oldest (`metadata.creationTimestamp`, then name) wins, as the
- * Gateway API specifies.
+ * Service's — and give defaults for the timeouts and retries of calls addressed to it or routed
+ * to it, and for the outlier detection of the splits of calls addressed to it; on an HTTPRoute
+ * (or one rule, with `sectionName`) they give those defaults for its rules. A rule's own
+ * `timeouts` and `retry` fields override everything. When several policies target one object,
+ * each knob comes from the oldest (`metadata.creationTimestamp`, then name) that sets it, as the
+ * Gateway API resolves conflicts (core/config/policy.ts).
  */
 export const BackendPolicyResource = z.strictObject({
   apiVersion: z.literal(MESH_API_VERSION),

@@ -7,6 +7,7 @@ import {
   current,
   FAILURE,
   openDuration,
+  PROBE_EXPIRY_MS,
   record,
   SUCCESS,
   windowCounts,
@@ -74,6 +75,18 @@ describe("circuit breaker", () => {
     expect(s.kind).toBe("half-open");
     s = record(s, policy, SUCCESS, 1_020, noJitter);
     expect(s).toEqual(CLOSED);
+  });
+
+  it("gives back a probe never answered after PROBE_EXPIRY_MS, so it cannot hold it half-open", () => {
+    const opened = feed(CLOSED, Array(5).fill("fail"), 0);
+    let s = current(opened, 1_000);
+    s = admit(s, policy, 1_000).state;
+    s = admit(s, policy, 1_000).state;
+    s = record(s, policy, SUCCESS, 1_010, noJitter); // one answered, one lost
+    expect(admit(s, policy, 1_000 + PROBE_EXPIRY_MS - 1).admitted).toBe(false);
+    const later = admit(s, policy, 1_000 + PROBE_EXPIRY_MS);
+    expect(later.admitted).toBe(true);
+    expect(record(later.state, policy, SUCCESS, 1_000 + PROBE_EXPIRY_MS, noJitter)).toEqual(CLOSED);
   });
 
   it("opens again, for longer, when a probe fails; the open time doubles up to the cap", () => {

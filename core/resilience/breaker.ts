@@ -64,6 +64,8 @@ export type BreakerState =
       readonly admitted: number;
       /** Probes that succeeded. */
       readonly successes: number;
+      /** When the last probe was admitted (a probe never answered is given back later). */
+      readonly probedAt?: number;
     };
 
 /** A breaker that has seen nothing. */
@@ -140,11 +142,33 @@ export function windowCounts(
   return { requests, failures };
 }
 
-/** The state as the clock stands at `now`: an open breaker whose time is up is half-open. */
+/**
+ * Probes admitted this long ago and never answered (the call was abandoned: the caller went
+ * away) are given back, so a lost probe cannot hold a breaker half-open for good.
+ */
+export const PROBE_EXPIRY_MS = 30_000;
+
+/**
+ * The state as the clock stands at `now`: an open breaker whose time is up is half-open; a
+ * half-open one whose probes have been out for `PROBE_EXPIRY_MS` admits probes again.
+ */
 export function current(state: BreakerState, now: number): BreakerState {
-  return state.kind === "open" && now >= state.until
-    ? { kind: "half-open", trips: state.trips, admitted: 0, successes: 0 }
-    : state;
+  if (state.kind === "open" && now >= state.until) {
+    return { kind: "half-open", trips: state.trips, admitted: 0, successes: 0 };
+  }
+  if (
+    state.kind === "half-open" &&
+    state.probedAt !== undefined &&
+    now - state.probedAt >= PROBE_EXPIRY_MS
+  ) {
+    return {
+      kind: "half-open",
+      trips: state.trips,
+      admitted: state.successes,
+      successes: state.successes,
+    };
+  }
+  return state;
 }
 
 /**
@@ -160,7 +184,7 @@ export function admit(
   if (s.kind === "closed") return { admitted: true, state: s };
   if (s.kind === "open") return { admitted: false, state: s };
   if (s.admitted >= policy.halfOpenProbes) return { admitted: false, state: s };
-  return { admitted: true, state: { ...s, admitted: s.admitted + 1 } };
+  return { admitted: true, state: { ...s, admitted: s.admitted + 1, probedAt: now } };
 }
 
 /** The state after `outcomes` at `now`. */

@@ -38,9 +38,19 @@ export class SharedRateLimit {
     return this.bucket.tryTake(now);
   }
 
-  /** How long until a call would be let through (for `Retry-After`). */
+  /**
+   * How long until a call would be let through (for `Retry-After`): until this isolate's bucket
+   * has a token, but no longer than the whole limit takes to earn one (at least a second) — a
+   * small share makes this isolate's bucket slow, not the mesh's.
+   */
   waitMs(now: number): number {
-    return this.bucket.waitMs(now);
+    const meshWide = Math.max(1000, 1000 / this.policy.ratePerSecond);
+    return Math.min(this.bucket.waitMs(now), meshWide);
+  }
+
+  /** Gives back the token of a call a later limit refused (its demand still counts). */
+  giveBack(now: number): void {
+    this.bucket.giveBack(now);
   }
 
   /** Demand since the last report, for the next one (and counted as reported). */

@@ -67,7 +67,8 @@ function statusesOf(on: readonly RetryCondition[]): number[] {
  * Compiles a retry policy from the rule's Gateway API `retry` (which has only attempts, codes and
  * backoff) and the policies that apply, most specific first; each field comes from the first
  * source that sets it. A rule's `codes` are the whole list of retried statuses, as the Gateway API
- * defines them; otherwise the statuses are the policies' `codes` plus those their `on` names.
+ * defines them; otherwise the statuses are the policies' `codes` plus those their `on` names. A
+ * rule's retry always retries connection failures and per-try timeouts, whatever `on` says.
  */
 export function compileRetry(
   rule: RetrySource | undefined,
@@ -85,8 +86,9 @@ export function compileRetry(
   return {
     attempts: rule?.attempts ?? first("attempts") ?? DEFAULT_RETRY_ATTEMPTS,
     codes: new Set(codes),
-    onConnectFailure: on.includes("connect-failure"),
-    onTimeout: on.includes("timeout"),
+    // A rule's Gateway API retry always covers connection failures and its tries' timeouts.
+    onConnectFailure: rule !== undefined || on.includes("connect-failure"),
+    onTimeout: rule !== undefined || on.includes("timeout"),
     nonIdempotent: first("nonIdempotent") ?? false,
     backoff: { baseMs: base, maxMs: Math.max(base, max) },
     retryAfterCapMs: first("maxRetryAfterMs") ?? DEFAULT_RETRY_AFTER_CAP_MS,

@@ -47,6 +47,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** Returns a token taken for a call that did not go after all (up to the bucket's size). */
+  giveBack(now: number): void {
+    this.refill(now);
+    this.tokens = Math.min(this.policy.burst, this.tokens + 1);
+  }
+
   /** Milliseconds until a token will be there (0 when one is). */
   waitMs(now: number): number {
     this.refill(now);

@@ -13,9 +13,12 @@ import { MemoryKV } from "./memory-kv.ts";
 
 let counter = 0;
 
-/** A name no other test's Service has: `<prefix>-<n>`. */
+/**
+ * A name no other test's Service has — nor its Durable Object, which other test files share:
+ * `<prefix>-<n>-<random>`.
+ */
 export function uniqueName(prefix: string): string {
-  return `${prefix}-${++counter}`;
+  return `${prefix}-${++counter}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
 /** One call's answer, read whole. */

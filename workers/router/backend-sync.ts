@@ -21,18 +21,39 @@ export interface BackendStateNamespace {
 export const FLUSH_INTERVAL_MS = 1000;
 /** Reports one `waitUntil` makes at most, before the next outcome schedules anew. */
 const MAX_ROUNDS = 5;
+/** A report not answered within this is given up (its news is dropped, not sent again). */
+export const REPORT_TIMEOUT_MS = 5000;
+/**
+ * A round scheduled this long ago that has not finished is presumed lost (the runtime can end a
+ * `waitUntil` that outlives it), and the next call schedules another.
+ */
+const SCHEDULE_EXPIRY_MS = 30_000;
 
 /** What `/.mesh/status` shows of the sync. */
 export interface SyncView {
+  /** Reports the objects answered. */
   reports: number;
+  /** Reports that failed or timed out (their news was dropped). */
+  failedReports: number;
   lastReportAt: string | null;
   lastError: { at: string; message: string } | null;
 }
 
+/** `promise`, or a rejection after `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => timer !== null && clearTimeout(timer));
+}
+
 export class BackendSync {
-  private scheduled = false;
+  /** When the round in progress was scheduled; undefined when none is. */
+  private scheduledAt: number | undefined;
   private lastFlush = 0;
   private reports = 0;
+  private failedReports = 0;
   private lastReportAt = 0;
   private lastError: { at: number; message: string } | undefined;
 
@@ -46,9 +67,15 @@ export class BackendSync {
     now: () => number,
     waitUntil: (promise: Promise<unknown>) => void,
   ): void {
-    if (!namespace || this.scheduled) return;
-    this.scheduled = true;
-    waitUntil(this.drain(namespace, states, now).finally(() => (this.scheduled = false)));
+    if (!namespace) return;
+    const at = now();
+    if (this.scheduledAt !== undefined && at - this.scheduledAt < SCHEDULE_EXPIRY_MS) return;
+    this.scheduledAt = at;
+    waitUntil(
+      this.drain(namespace, states, now).finally(() => {
+        if (this.scheduledAt === at) this.scheduledAt = undefined;
+      }),
+    );
   }
 
   /**
@@ -76,15 +103,23 @@ export class BackendSync {
     now: () => number,
   ): Promise<void> {
     this.lastFlush = now();
+    // A failed report's news is dropped, not kept for the next one: counts that arrive late
+    // would land in the wrong part of the object's windows, which misleads more than a gap.
     const results = await Promise.allSettled(
       news.map(async (state) => {
-        const view = await namespace.getByName(state.name).report(state.takeReport());
+        const report = state.takeReport();
+        const view = await withTimeout(
+          namespace.getByName(state.name).report(report),
+          REPORT_TIMEOUT_MS,
+        );
         state.adoptView(view, now());
       }),
     );
-    this.reports += news.length;
-    this.lastReportAt = now();
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    const failures = results.filter((r) => r.status === "rejected").length;
+    this.failedReports += failures;
+    this.reports += results.length - failures;
+    this.lastReportAt = now();
     this.lastError = failed
       ? {
           at: now(),
@@ -96,6 +131,7 @@ export class BackendSync {
   view(): SyncView {
     return {
       reports: this.reports,
+      failedReports: this.failedReports,
       lastReportAt: this.lastReportAt ? new Date(this.lastReportAt).toISOString() : null,
       lastError: this.lastError
         ? { at: new Date(this.lastError.at).toISOString(), message: this.lastError.message }

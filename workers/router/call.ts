@@ -70,7 +70,7 @@ export interface MeshCall {
   /** Every try made, in order. */
   readonly attempts: AttemptRecord[];
   /** Why the call stopped retrying early, when it did. */
-  retryStopped: "budget" | "deadline" | "retry-after" | undefined;
+  retryStopped: "budget" | "deadline" | "retry-after" | "breaker" | undefined;
   /** Backends left out of this call's split because their circuit breaker was open. */
   readonly ejected: string[];
   /** Faults injected into this call (FaultInjection filters). */
@@ -106,8 +106,10 @@ export interface AttemptRecord {
   endpoint: string | undefined;
   /** Milliseconds until the response's headers (or the failure). */
   latencyMs: number | undefined;
-  /** This try's own timeout, ms, when it had one. */
+  /** The time this try was given, ms, when it had a limit. */
   timeoutMs: number | undefined;
+  /** True when that limit was what was left of the call's deadline, not the try's own. */
+  deadlineLimited: boolean;
   /** True when that timeout was learned (`auto`): its latency feeds the estimate. */
   learnsLatency: boolean;
   /** The response status, when one came back. */

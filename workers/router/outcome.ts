@@ -50,12 +50,24 @@ export interface CallOutcome {
   readonly durationMs: number;
 }
 
-/** True when a try counts against its backend's breaker. */
-function failed(attempt: AttemptRecord): boolean {
-  if (attempt.error !== undefined) {
-    return attempt.error === "upstream_error" || attempt.error === "upstream_timeout";
-  }
-  return attempt.status !== undefined && attempt.status >= 500;
+/**
+ * A try cut by the call's deadline after less than this says nothing about the backend (the
+ * call's time went elsewhere: a fault's delay, earlier tries); a longer one counts as a failure.
+ */
+export const MIN_EVIDENCE_MS = 100;
+
+/**
+ * What a try says about its backend: a failure (a 5xx, no connection, an exception, a timeout),
+ * a success (any other status), or nothing — it was refused by the breaker, never sent, failed
+ * inside the mesh, or had too little time to tell.
+ */
+function verdict(attempt: AttemptRecord): "failure" | "success" | undefined {
+  if (attempt.endpoint === undefined) return undefined;
+  if (attempt.status !== undefined) return attempt.status >= 500 ? "failure" : "success";
+  if (attempt.error === "upstream_error") return "failure";
+  if (attempt.error !== "upstream_timeout") return undefined;
+  if (attempt.deadlineLimited && (attempt.timeoutMs ?? 0) < MIN_EVIDENCE_MS) return undefined;
+  return "failure";
 }
 
 /** Feeds the tries' results to the isolate's state; the breakers' transitions. */
@@ -66,18 +78,19 @@ function feed(call: MeshCall, now: number): BreakerTransition[] {
   if (!service || !state || call.attempts.length === 0) return transitions;
   const breaker = service.policy.breaker;
   for (const attempt of call.attempts) {
-    // A try the breaker refused never reached the backend: it tells nothing about it.
-    if (attempt.error === "circuit_open") continue;
+    const result = verdict(attempt);
+    if (result === undefined) continue;
     if (breaker) {
       const change = state.recordOutcome(
         breaker,
-        failed(attempt) ? FAILURE : SUCCESS,
+        result === "failure" ? FAILURE : SUCCESS,
         now,
         call.random,
       );
       if (change) transitions.push(change);
     }
-    if (attempt.learnsLatency && attempt.latencyMs !== undefined) {
+    // Learn from answers and from tries cut at their own timeout, not at the call's.
+    if (attempt.learnsLatency && !attempt.deadlineLimited && attempt.latencyMs !== undefined) {
       state.observeLatency(attempt.latencyMs, now);
     }
   }

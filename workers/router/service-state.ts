@@ -65,6 +65,8 @@ interface Unreported {
 export class ServiceState {
   readonly name: string;
   private breakerState: BreakerState = CLOSED;
+  /** True once a breaker policy has governed this Service (only then does status show it). */
+  private hasBreaker = false;
   private budget: RetryBudget | undefined;
   private latency: RollingLatency | undefined;
   private meshLatency: { counts: LatencyCounts; until: number } | undefined;
@@ -90,6 +92,7 @@ export class ServiceState {
 
   /** Whether a try may go now (a half-open breaker counts its probes). */
   admit(policy: BreakerPolicy, now: number): boolean {
+    this.hasBreaker = true;
     const result = admit(this.breakerState, policy, now);
     this.breakerState = result.state;
     return result.admitted;
@@ -113,6 +116,7 @@ export class ServiceState {
     now: number,
     random: RandomSource,
   ): BreakerTransition | undefined {
+    this.hasBreaker = true;
     const before = current(this.breakerState, now).kind;
     this.breakerState = record(this.breakerState, policy, outcomes, now, random);
     const pending = this.unreported.breaker;
@@ -330,12 +334,14 @@ export class ServiceState {
     const mesh =
       this.meshLatency && now < this.meshLatency.until ? this.meshLatency.counts : undefined;
     return {
-      breaker: {
-        state: s.kind,
-        openUntil: s.kind === "open" ? new Date(s.until).toISOString() : null,
-        trips: s.trips,
-        consecutiveFailures: s.kind === "closed" ? s.consecutive : 0,
-      },
+      breaker: this.hasBreaker
+        ? {
+            state: s.kind,
+            openUntil: s.kind === "open" ? new Date(s.until).toISOString() : null,
+            trips: s.trips,
+            consecutiveFailures: s.kind === "closed" ? s.consecutive : 0,
+          }
+        : null,
       retryBudget: this.budget ? this.budget.counts(now) : null,
       latency: local
         ? {
@@ -363,7 +369,7 @@ export interface ServiceView {
     trips: number;
     /** Failures in a row, when closed. */
     consecutiveFailures: number;
-  };
+  } | null;
   /** Requests and retries over the budget's window, the mesh's as this isolate knows them. */
   retryBudget: { requests: number; retries: number } | null;
   latency: {

@@ -21,8 +21,17 @@ export const perTryTimeout: AttemptLayer = (call, attempt, next) => {
   const remaining = call.deadline === undefined ? Infinity : call.deadline - call.now();
   if (perTry === Infinity && remaining === Infinity) return next();
   const requestLimited = remaining <= perTry;
-  const ms = Math.max(Math.min(perTry, remaining), 1);
-  if (!requestLimited) attempt.record.timeoutMs = perTry;
+  if (remaining <= 0) {
+    // Nothing left of the call's time (a delay before the try ate it): not sent at all.
+    throw new MeshError(
+      "upstream_timeout",
+      `no response within the request timeout of ${policy.requestTimeoutMs} ms`,
+      { destination: call.destination, route: call.rule?.id },
+    );
+  }
+  const ms = Math.min(perTry, remaining);
+  attempt.record.timeoutMs = ms;
+  attempt.record.deadlineLimited = requestLimited;
   return withDeadline(
     ms,
     (signal) => {

@@ -9,23 +9,20 @@
  * (core/resilience/rate-limit.ts). The check itself is a few arithmetic steps in memory.
  */
 import { MeshError } from "../../../core/errors.ts";
-import type { TokenBucketPolicy } from "../../../core/resilience/token-bucket.ts";
+import type { SharedRateLimit } from "../../../core/resilience/rate-limit.ts";
 import type { Layer, MeshCall } from "../call.ts";
 
 /** The caller of a call whose entry attests none (until identity lands: plain HTTP calls). */
 export const ANONYMOUS_CALLER = "(anonymous)";
 
-function take(call: MeshCall, key: string, policy: TokenBucketPolicy, what: string): void {
-  const now = call.now();
-  const limit = call.services.get(call.destination).limit(key, policy, now);
-  if (limit.tryTake(now)) return;
+function refuse(call: MeshCall, key: string, limit: SharedRateLimit, what: string): never {
   call.limitedBy = key;
   throw new MeshError(
     "rate_limited",
-    `${what} to '${call.destination}' exceed ${policy.ratePerSecond} a second`,
+    `${what} to '${call.destination}' exceed ${limit.policy.ratePerSecond} a second`,
     {
       destination: call.destination,
-      retryAfterSeconds: Math.max(1, Math.ceil(limit.waitMs(now) / 1000)),
+      retryAfterSeconds: Math.max(1, Math.ceil(limit.waitMs(call.now()) / 1000)),
     },
   );
 }
@@ -33,9 +30,19 @@ function take(call: MeshCall, key: string, policy: TokenBucketPolicy, what: stri
 export const rateLimit: Layer = (call, next) => {
   const limits = call.table!.service.policy.rateLimit;
   if (!limits) return next();
+  const now = call.now();
+  const state = call.services.get(call.destination);
   const caller = call.caller ?? ANONYMOUS_CALLER;
-  const own = limits.overrides.get(caller) ?? limits.perCaller;
-  if (own) take(call, `caller:${caller}`, own, `calls from '${caller}'`);
-  if (limits.total) take(call, "total", limits.total, "calls");
+  const ownPolicy = limits.overrides.get(caller) ?? limits.perCaller;
+  const own = ownPolicy && state.limit(`caller:${caller}`, ownPolicy, now);
+  if (own && !own.tryTake(now)) refuse(call, `caller:${caller}`, own, `calls from '${caller}'`);
+  if (limits.total) {
+    const total = state.limit("total", limits.total, now);
+    if (!total.tryTake(now)) {
+      // The call does not go: the caller's own limit is not charged for it.
+      own?.giveBack(now);
+      refuse(call, "total", total, "calls");
+    }
+  }
   return next();
 };

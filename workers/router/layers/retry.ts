@@ -91,17 +91,25 @@ function newAttempt(
     endpoint: undefined,
     latencyMs: undefined,
     timeoutMs: undefined,
+    deadlineLimited: false,
     learnsLatency: false,
     status: undefined,
     error: undefined,
     waitedMs,
   };
   call.attempts.push(record);
-  const avoid = new Set(
-    call.attempts.flatMap((a) => (a !== record && a.endpoint !== undefined ? [a.endpoint] : [])),
-  );
+  const avoid =
+    index === 0
+      ? NOTHING_TO_AVOID
+      : new Set(
+          call.attempts.flatMap((a) =>
+            a !== record && a.endpoint !== undefined ? [a.endpoint] : [],
+          ),
+        );
   return { index, body, signal: undefined, avoid, record };
 }
+
+const NOTHING_TO_AVOID: ReadonlySet<string> = new Set();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -189,6 +197,13 @@ async function retryLoop(
         `no response within the request timeout of ${call.backend!.policy.requestTimeoutMs} ms (${index + 1} tries; the last ${response ? `answered ${response.status}` : "failed"})`,
         { destination: call.destination, route: call.rule!.id },
       );
+    }
+    const breaker = call.backend!.service!.policy.breaker;
+    if (breaker && !call.breakerBypass && state.refuses(breaker, call.now())) {
+      // The breaker would refuse the next try (a failed probe holds it half-open until the
+      // call's outcome is recorded): the caller gets the upstream's answer, not circuit_open.
+      call.retryStopped = "breaker";
+      return give();
     }
     if (!state.tryWithdraw(budget, call.now())) {
       call.retryStopped = "budget";

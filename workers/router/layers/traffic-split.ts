@@ -97,17 +97,17 @@ function closedUntil(call: MeshCall, backend: CompiledBackend, now: number): num
 function currentSplit(call: MeshCall, rule: CompiledRule): Split {
   const items = rule.backends.items;
   const now = call.now();
-  const open = new Map<CompiledBackend, number>();
+  let open: Map<CompiledBackend, number> | undefined;
   for (const b of items) {
     const until = closedUntil(call, b, now);
-    if (until !== undefined) open.set(b, until);
+    if (until !== undefined) (open ??= new Map()).set(b, until);
   }
-  if (open.size === 0) return { table: rule.backends, bypass: NONE, standIns: NO_STAND_INS };
+  if (!open) return { table: rule.backends, bypass: NONE, standIns: NO_STAND_INS };
   const standIns = new Map<CompiledBackend, string>();
   let entries = items.map((b) => {
     const failover = open.has(b) ? b.failover : undefined;
     if (!failover || closedUntil(call, failover, now) !== undefined) return b;
-    open.delete(b);
+    open!.delete(b);
     standIns.set(failover, b.name);
     return failover;
   });
