@@ -583,6 +583,9 @@ const WORKERD_MICRO_CASES = [
   ["rs-auto-timeout", "auto per-try timeout: read the estimate, feed one latency", 150_000],
   ["retry-layer-none", "retry layer, 1 try → 200, mesh rule (no retry; async)", 15_000],
   ["retry-layer-spec", "retry layer, 1 try → 200, echo-rs rule (retry spec; async)", 15_000],
+  // Whole calls through the router's entry, backends answering at once: the A/B of the policy.
+  ["pipeline-mesh", "whole call, routing only: echo (handleMeshCall; async)", 10_000],
+  ["pipeline-resilient", "whole call, resilience policy: echo-rs (handleMeshCall; async)", 10_000],
 ];
 /** The cases whose sum is the resilience bookkeeping per call. */
 const RESILIENCE_MICRO_CASES = [
@@ -634,6 +637,8 @@ async function runWorkerdMicro() {
       // The whole retry layer, with echo-rs's retry spec over the mesh rule's none: also its
       // async frames, header sets and Attempt, which the setup case leaves out.
       retryLayerSpecOverNoneNs: ns("retry-layer-spec") - ns("retry-layer-none"),
+      // The whole router, end to end in one isolate: what the resilience policy adds per call.
+      pipelineResilientOverMeshNs: ns("pipeline-resilient") - ns("pipeline-mesh"),
       resilienceBudgetNs: RESILIENCE_BUDGET_US * 1000,
     },
   };
@@ -668,6 +673,9 @@ function printWorkerdMicro(micro) {
     s.retryLayerSpecOverNoneNs;
   console.log(
     `whole retry layer, echo-rs spec − no retry: ${signed(s.retryLayerSpecOverNoneNs / 1000, 2)} µs per call; with it in place of the retry setup: ${fixed(withLayer / 1000, 2)} µs (${verdict(withLayer)} the budget)`,
+  );
+  console.log(
+    `whole call through the router (instant backends), resilience policy − routing only: ${signed(s.pipelineResilientOverMeshNs / 1000, 2)} µs per call (${us("pipeline-resilient")} vs ${us("pipeline-mesh")}): ${verdict(s.pipelineResilientOverMeshNs)} the budget of ${RESILIENCE_BUDGET_US} µs`,
   );
 }
 

@@ -112,6 +112,30 @@ describe("auto per-try timeout", () => {
   });
 });
 
+describe("auto per-try timeout under a request timeout", () => {
+  it("learns from answered tries even while the call's deadline is the tighter limit", async () => {
+    const name = uniqueName("learning-bounded");
+    const router = isolatedRouter(
+      [
+        service(name, "ECHO_V1"),
+        backendPolicy("auto", [name], {
+          timeouts: { request: "3s", backendRequest: "auto", auto: { minSamples: 5 } },
+        }),
+      ],
+      LOCAL_ONLY,
+    );
+    const first = await router.call(name);
+    expect(first.outcome.attempts[0]!.deadlineLimited).toBe(true); // 3 s left < the 10 s maximum
+    for (let i = 0; i < 5; i++) await router.call(name);
+    const learned = await router.call(name);
+    expect(learned.outcome.attempts[0]!.deadlineLimited).toBe(false);
+    // Learned: well under what is left of the call (echo answers in a few ms; 100 ms minimum).
+    expect(learned.outcome.attempts[0]!.timeoutMs).toBeGreaterThanOrEqual(100);
+    expect(learned.outcome.attempts[0]!.timeoutMs).toBeLessThan(2000);
+    expect((await router.status()).latency[name]!.samples).toBeGreaterThanOrEqual(6);
+  });
+});
+
 describe("rate limits", () => {
   it("refuses calls beyond the total with rate_limited, Retry-After, and no call to the backend", async () => {
     const name = uniqueName("limited");

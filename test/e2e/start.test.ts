@@ -88,6 +88,23 @@ describe("npm start", () => {
     expect(closed.breakers["echo-v3"]?.state).toBe("closed");
   });
 
+  it("retries the demo's gateway errors, and rate limits calls to echo-v3 with Retry-After", async () => {
+    const mesh = running();
+    const recovered = await mesh.call("echo-v3", "/", {
+      "x-echo-status": "503",
+      "x-echo-fail-times": "2",
+      "x-echo-key": `e2e-${Date.now()}`,
+    });
+    expect(recovered.status).toBe(200);
+    expect(recovered.json<{ seen: number }>().seen).toBe(3);
+    // 5 a second with bursts of 10: twenty at once cannot all pass.
+    const answers = await Promise.all(Array.from({ length: 20 }, () => mesh.call("echo-v3", "/")));
+    const limited = answers.filter((a) => a.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0]!.headers["x-mesh-error"]).toBe("rate_limited");
+    expect(Number(limited[0]!.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+  });
+
   it("answers no_route for an unknown destination", async () => {
     const response = await running().call("nowhere", "/");
     expect(response.status).toBe(404);

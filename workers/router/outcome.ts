@@ -89,8 +89,10 @@ function feed(call: MeshCall, now: number): BreakerTransition[] {
       );
       if (change) transitions.push(change);
     }
-    // Learn from answers and from tries cut at their own timeout, not at the call's.
-    if (attempt.learnsLatency && !attempt.deadlineLimited && attempt.latencyMs !== undefined) {
+    // Learn from answers, and from tries cut at their own timeout — not from those the call's
+    // deadline cut, whose time says nothing of the backend's.
+    const cutByCall = attempt.status === undefined && attempt.deadlineLimited;
+    if (attempt.learnsLatency && !cutByCall && attempt.latencyMs !== undefined) {
       state.observeLatency(attempt.latencyMs, now);
     }
   }
