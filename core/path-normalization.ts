@@ -1,6 +1,6 @@
 /**
  * One path normalisation for the whole mesh: route matching, the reserved `/.mesh/` prefix and
- * (later) authorization all see the same path, and it is the path the backend receives. Without
+ * authorization all see the same path, and it is the path the backend receives. Without
  * it, `/%61dmin`, `//admin` and `/admin/./x` are different strings from `/admin`, and a rule
  * written for `/admin` can be walked around.
  *
@@ -11,7 +11,9 @@
  *  3. an encoded `/` or `\` (`%2F`, `%5C`) is refused by default, because a backend may decode it
  *     into a separator the mesh never saw; `escapedSlashes: "keep"` passes it through, still
  *     encoded, as part of its segment;
- *  4. `%` not followed by two hex digits is refused;
+ *  4. `%` not followed by two hex digits is refused, and so is an encoded control character
+ *     (`%00`–`%1F`, `%7F`): no resource is named with one, and a backend that decodes `%00`
+ *     may cut the path there (`/admin%00.png` read as `/admin`);
  *  5. `.` segments are removed and `..` removes the segment before it (never above the root);
  *  6. runs of `/` are merged into one; a trailing `/` is kept.
  * Case is kept: paths are case-sensitive. The query string is not touched.
@@ -85,6 +87,12 @@ function decodeSegment(
       return { ok: false, reason: `malformed percent-encoding '${segment.slice(i, i + 3)}'` };
     }
     const byte = hi * 16 + lo;
+    if (byte < 0x20 || byte === 0x7f) {
+      return {
+        ok: false,
+        reason: `an encoded control character (${segment.slice(i, i + 3)}) is not allowed in the path`,
+      };
+    }
     if (isUnreserved(byte)) {
       out += String.fromCharCode(byte);
     } else if ((byte === 0x2f || byte === 0x5c) && escapedSlashes === "reject") {

@@ -24,7 +24,8 @@ export const MESH_API_VERSION = "meshwork.dev/v1";
 export const GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1";
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+/** An HTTP header name (an RFC 9110 token). */
+export const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
 const BINDING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -57,7 +58,8 @@ function checkEntryCount(record: Record<string, string>, ctx: z.RefinementCtx): 
   }
 }
 
-const Metadata = z.strictObject({
+/** Kubernetes-style object metadata, shared by every kind. */
+export const Metadata = z.strictObject({
   /** The resource's name, unique per kind. */
   name: ResourceName,
   /** Accepted for Kubernetes compatibility; the mesh has one namespace, `default`. */
@@ -167,6 +169,16 @@ export const ServiceResource = z.strictObject({
     endpoints: z.array(Endpoint).min(1, "a Service needs at least one endpoint").max(64),
     /** `X-Mesh-Backend` pinning for calls to this Service; off by default. */
     backendPinning: BackendPinning.optional(),
+    /**
+     * The `X-Mesh-Passport` calls to this Service carry: `Shared` (default) — one passport per
+     * caller, reused until shortly before it expires — or `PerRequest`, bound to the call's
+     * method and path, with its own `jti`.
+     */
+    passport: z
+      .strictObject({
+        mode: z.enum(["Shared", "PerRequest"], { error: "must be Shared or PerRequest" }),
+      })
+      .optional(),
   }),
 });
 
@@ -1104,19 +1116,3 @@ export const FaultInjectionResource = z.strictObject({
     }),
 });
 export type FaultInjectionResource = z.infer<typeof FaultInjectionResource>;
-
-/** Any resource the mesh understands. */
-export const MeshResource = z.discriminatedUnion(
-  "kind",
-  [ServiceResource, HTTPRouteResource, BackendPolicyResource, FaultInjectionResource],
-  {
-    error: (issue) =>
-      issue.code === "invalid_union"
-        ? "kind must be one of Service, HTTPRoute, BackendPolicy, FaultInjection"
-        : undefined,
-  },
-);
-export type MeshResource = z.infer<typeof MeshResource>;
-
-/** The supported kinds, for CLI and API messages. */
-export const RESOURCE_KINDS = ["Service", "HTTPRoute", "BackendPolicy", "FaultInjection"] as const;

@@ -10,6 +10,13 @@
  */
 import { z } from "zod";
 import { hashHex } from "../hash.ts";
+import {
+  AuthorizationPolicyResource,
+  MeshSettingsResource,
+  PeerAuthenticationResource,
+  RevocationResource,
+  WorkloadCredentialResource,
+} from "./identity-schema.ts";
 import { effectiveKnobs } from "./policy.ts";
 import { MAX_ENTRY_BYTES, MAX_INDEX_BYTES } from "./limits.ts";
 import {
@@ -34,6 +41,21 @@ export const SNAPSHOT_SCHEMA = 1;
 export const INDEX_KEY = "mesh/index";
 /** KV key prefix of destination entries: `mesh/dest/<service>/<content hash>`. */
 export const ENTRY_PREFIX = "mesh/dest/";
+/** KV key prefix of the identity entry (for the identity Worker): `mesh/identity/<hash>`. */
+export const IDENTITY_PREFIX = "mesh/identity/";
+
+/** A revocation as routers check it: compact, in the index every isolate reads. */
+export const RevokedToken = z.strictObject({ jti: z.string().min(1).max(256) });
+export const RevokedSubject = z.strictObject({
+  subject: z.string().min(1).max(512),
+  /** Tokens issued (iat) before this instant (ISO 8601) are refused; unset: every token. */
+  issuedBefore: z.iso.datetime({ offset: true }).optional(),
+});
+export const Revocations = z.strictObject({
+  tokens: z.array(RevokedToken).default([]),
+  subjects: z.array(RevokedSubject).default([]),
+});
+export type Revocations = z.infer<typeof Revocations>;
 
 /** The snapshot index: version and where each destination's entry lives. */
 export const SnapshotIndex = z.strictObject({
@@ -49,6 +71,15 @@ export const SnapshotIndex = z.strictObject({
       message: `must be a key under ${ENTRY_PREFIX}`,
     }),
   ),
+  /** JWT-SVIDs refused before they expire (absent: none). */
+  revocations: Revocations.optional(),
+  /** KV key of the identity entry (workload credentials and revocations), when there is one. */
+  identity: z
+    .string()
+    .refine((key) => key.startsWith(IDENTITY_PREFIX), {
+      message: `must be a key under ${IDENTITY_PREFIX}`,
+    })
+    .optional(),
 });
 export type SnapshotIndex = z.infer<typeof SnapshotIndex>;
 
@@ -66,6 +97,12 @@ export const DestinationEntry = z
     policies: z.array(BackendPolicyResource).default([]),
     /** FaultInjections the routes' filters refer to. */
     faults: z.array(FaultInjectionResource).default([]),
+    /** AuthorizationPolicies that target the destination, and the mesh-wide ones. */
+    authorization: z.array(AuthorizationPolicyResource).default([]),
+    /** PeerAuthentications that target the destination, and the mesh-wide ones. */
+    peerAuthentication: z.array(PeerAuthenticationResource).default([]),
+    /** The mesh's MeshSettings (copied into each entry, so a change recompiles every table). */
+    settings: MeshSettingsResource.optional(),
   })
   .superRefine((entry, ctx) => {
     const name = entry.service.metadata.name;
@@ -83,6 +120,46 @@ export const DestinationEntry = z
     }
   });
 export type DestinationEntry = z.infer<typeof DestinationEntry>;
+
+/** What the identity Worker reads: how workloads prove who they are, and what is revoked. */
+export const IdentityEntry = z.strictObject({
+  schema: z.literal(SNAPSHOT_SCHEMA),
+  credentials: z.array(WorkloadCredentialResource).default([]),
+  revocations: z.array(RevocationResource).default([]),
+});
+export type IdentityEntry = z.infer<typeof IdentityEntry>;
+
+/** Sorts resources by name, for entries whose content (and key) depends only on the config. */
+function byName<T extends { metadata: { name: string } }>(a: T, b: T): number {
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}
+
+/** The resources that apply to `name`: those targeting it, and those with no targetRefs. */
+function applying<T extends { spec: { targetRefs?: { name: string }[] | undefined } }>(
+  resources: readonly T[],
+  name: string,
+): T[] {
+  return resources.filter(
+    (r) => r.spec.targetRefs === undefined || r.spec.targetRefs.some((ref) => ref.name === name),
+  );
+}
+
+/** The index's compact form of the config's Revocations. */
+function compactRevocations(revocations: readonly RevocationResource[]): Revocations | undefined {
+  if (revocations.length === 0) return undefined;
+  const tokens = new Set<string>();
+  const subjects: Revocations["subjects"] = [];
+  for (const { spec } of [...revocations].sort(byName)) {
+    if (spec.jti !== undefined) tokens.add(spec.jti);
+    else if (spec.subject !== undefined) {
+      subjects.push({
+        subject: spec.subject,
+        ...(spec.issuedBefore !== undefined ? { issuedBefore: spec.issuedBefore } : {}),
+      });
+    }
+  }
+  return { tokens: [...tokens].sort().map((jti) => ({ jti })), subjects };
+}
 
 /** One KV write of a snapshot. */
 export interface SnapshotWrite {
@@ -175,9 +252,7 @@ export function buildSnapshot(
   const destinations: Record<string, string> = {};
   for (const service of config.services) {
     const name = service.metadata.name;
-    const routes = (attached.get(name) ?? []).sort((a, b) =>
-      a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
-    );
+    const routes = (attached.get(name) ?? []).sort(byName);
     const referenced = referencedServices(routes);
     for (const backend of [name, ...referenced]) {
       const failover = failoverOf(backend);
@@ -192,11 +267,12 @@ export function buildSnapshot(
         ...[name, ...backends.map((b) => b.metadata.name)].flatMap(servicePolicies),
         ...routes.flatMap((r) => policiesFor.get(`HTTPRoute/${r.metadata.name}`) ?? []),
       ]),
-    ].sort((a, b) =>
-      a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
-    );
+    ].sort(byName);
     const faults = [...referencedFaults(routes)].sort().flatMap((n) => faultsByName.get(n) ?? []);
-    // No `policies` or `faults` key without any: an entry's content (and key) stays what it was.
+    const authorization = applying(config.authorization, name).sort(byName);
+    const peerAuthentication = applying(config.peerAuthentication, name).sort(byName);
+    // No key for what a destination does not have: an entry's content (and key) stays what it
+    // was before these fields existed.
     const entry: z.input<typeof DestinationEntry> = {
       schema: SNAPSHOT_SCHEMA,
       service,
@@ -204,6 +280,9 @@ export function buildSnapshot(
       backends,
       ...(policies.length > 0 ? { policies } : {}),
       ...(faults.length > 0 ? { faults } : {}),
+      ...(authorization.length > 0 ? { authorization } : {}),
+      ...(peerAuthentication.length > 0 ? { peerAuthentication } : {}),
+      ...(config.settings ? { settings: config.settings } : {}),
     };
     const value = JSON.stringify(entry);
     const size = utf8Length(value);
@@ -218,11 +297,32 @@ export function buildSnapshot(
     destinations[name] = key;
     writes.push({ key, value });
   }
+  // The identity Worker's entry, before the index that names it.
+  let identity: string | undefined;
+  if (config.credentials.length > 0 || config.revocations.length > 0) {
+    const value = JSON.stringify({
+      schema: SNAPSHOT_SCHEMA,
+      credentials: [...config.credentials].sort(byName),
+      revocations: [...config.revocations].sort(byName),
+    } satisfies IdentityEntry);
+    if (utf8Length(value) > MAX_ENTRY_BYTES) {
+      issues.push({
+        path: "WorkloadCredential",
+        message: `the identity entry (credentials and revocations) is ${utf8Length(value)} bytes; the limit is ${MAX_ENTRY_BYTES}`,
+      });
+    } else {
+      identity = `${IDENTITY_PREFIX}${hashHex(value)}`;
+      writes.push({ key: identity, value });
+    }
+  }
+  const revocations = compactRevocations(config.revocations);
   const index: SnapshotIndex = {
     schema: SNAPSHOT_SCHEMA,
     version,
     publishedAt: publishedAt.toISOString(),
     destinations,
+    ...(revocations ? { revocations } : {}),
+    ...(identity ? { identity } : {}),
   };
   const indexValue = JSON.stringify(index);
   if (utf8Length(indexValue) > MAX_INDEX_BYTES) {
@@ -242,6 +342,14 @@ export function parseIndex(json: unknown): ValidationResult<SnapshotIndex> {
   return parsed.success
     ? { ok: true, value: parsed.data }
     : { ok: false, issues: issuesFromZod(parsed.error, INDEX_KEY) };
+}
+
+/** Validates the identity entry read from KV. */
+export function parseIdentityEntry(json: unknown, key: string): ValidationResult<IdentityEntry> {
+  const parsed = IdentityEntry.safeParse(json);
+  return parsed.success
+    ? { ok: true, value: parsed.data }
+    : { ok: false, issues: issuesFromZod(parsed.error, key) };
 }
 
 /** Validates a destination entry read from KV. */

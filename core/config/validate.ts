@@ -15,9 +15,16 @@ import {
   MAX_RESOURCES,
   MAX_ROUTES_PER_SERVICE,
 } from "./limits.ts";
+import type {
+  AuthorizationPolicyResource,
+  MeshSettingsResource,
+  PeerAuthenticationResource,
+  RevocationResource,
+  WorkloadCredentialResource,
+} from "./identity-schema.ts";
+import { MeshResource } from "./resources.ts";
 import {
   MESH_GROUP,
-  MeshResource,
   type BackendPolicyResource,
   type FaultInjectionResource,
   type HTTPRouteFilter,
@@ -57,6 +64,12 @@ export interface MeshConfig {
   routes: HTTPRouteResource[];
   policies: BackendPolicyResource[];
   faults: FaultInjectionResource[];
+  authorization: AuthorizationPolicyResource[];
+  peerAuthentication: PeerAuthenticationResource[];
+  /** The mesh's one MeshSettings, when it has one. */
+  settings: MeshSettingsResource | undefined;
+  revocations: RevocationResource[];
+  credentials: WorkloadCredentialResource[];
 }
 
 /** A validated config and what is suspicious about it but allowed. */
@@ -168,6 +181,11 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
   const routes: HTTPRouteResource[] = [];
   const policies: BackendPolicyResource[] = [];
   const faults: FaultInjectionResource[] = [];
+  const authorization: AuthorizationPolicyResource[] = [];
+  const peerAuthentication: PeerAuthenticationResource[] = [];
+  const settings: MeshSettingsResource[] = [];
+  const revocations: RevocationResource[] = [];
+  const credentials: WorkloadCredentialResource[] = [];
   const where = new Map<string, number>();
   input.forEach((raw, index) => {
     const size = utf8Length(JSON.stringify(raw) ?? "");
@@ -197,8 +215,19 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
     if (resource.kind === "Service") services.push(resource);
     else if (resource.kind === "HTTPRoute") routes.push(resource);
     else if (resource.kind === "BackendPolicy") policies.push(resource);
-    else faults.push(resource);
+    else if (resource.kind === "FaultInjection") faults.push(resource);
+    else if (resource.kind === "AuthorizationPolicy") authorization.push(resource);
+    else if (resource.kind === "PeerAuthentication") peerAuthentication.push(resource);
+    else if (resource.kind === "MeshSettings") settings.push(resource);
+    else if (resource.kind === "Revocation") revocations.push(resource);
+    else credentials.push(resource);
   });
+  if (settings.length > 1) {
+    issues.push({
+      path: `resources[${where.get(`MeshSettings/${settings[1]!.metadata.name}`)}]`,
+      message: `a mesh has one MeshSettings; '${settings[0]!.metadata.name}' is another`,
+    });
+  }
   if (issues.length > 0) return { ok: false, issues, warnings };
 
   const at = (kind: string, name: string) => `resources[${where.get(`${kind}/${name}`)}]`;
@@ -341,6 +370,21 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
       }
     }
   }
+  const checkServiceTargets = (
+    kind: string,
+    resource: { metadata: { name: string }; spec: { targetRefs?: { name: string }[] | undefined } },
+  ) => {
+    resource.spec.targetRefs?.forEach((ref, i) => {
+      if (!serviceNames.has(ref.name)) {
+        dangling(
+          `${at(kind, resource.metadata.name)}.spec.targetRefs[${i}].name`,
+          `names Service '${ref.name}', which does not exist; the ${kind} applies to no calls`,
+        );
+      }
+    });
+  };
+  for (const policy of authorization) checkServiceTargets("AuthorizationPolicy", policy);
+  for (const peer of peerAuthentication) checkServiceTargets("PeerAuthentication", peer);
   for (const [name, list] of attached) {
     for (const message of destinationLimitProblems(name, list)) {
       issues.push({ path: `${at("Service", name)}`, message });
@@ -348,5 +392,19 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
   }
   return issues.length > 0
     ? { ok: false, issues, warnings }
-    : { ok: true, value: { services, routes, policies, faults }, warnings };
+    : {
+        ok: true,
+        value: {
+          services,
+          routes,
+          policies,
+          faults,
+          authorization,
+          peerAuthentication,
+          settings: settings[0],
+          revocations,
+          credentials,
+        },
+        warnings,
+      };
 }

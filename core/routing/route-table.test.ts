@@ -28,6 +28,8 @@ function table(routes: object[], bindings = ["ECHO_V1", "ECHO_V2"]): RouteTable 
     backends: result.value.services.slice(1),
     policies: [],
     faults: [],
+    authorization: [],
+    peerAuthentication: [],
   };
   return compileRouteTable(entry, { hasBinding: (name) => bindings.includes(name) });
 }
@@ -282,6 +284,8 @@ describe("BackendPolicy precedence", () => {
         backends: [],
         policies: result.value.policies,
         faults: [],
+        authorization: [],
+        peerAuthentication: [],
       },
       { hasBinding: () => true },
     );

@@ -16,6 +16,7 @@
  *   6. the older route (metadata.creationTimestamp), then `namespace/name` alphabetically;
  *   7. the earlier rule, then the earlier match, within a route.
  */
+import { compileAuthorization, type CompiledAuthorization } from "../authz/authorization.ts";
 import type { DestinationEntry } from "../config/snapshot.ts";
 import { effectiveKnobs, type PolicyKnobs } from "../config/policy.ts";
 import {
@@ -62,6 +63,17 @@ export interface CompiledService {
   readonly problems: readonly string[];
   /** What its BackendPolicies say about it: breaker, retry budget, balancer, rate limit … */
   readonly policy: ServicePolicy;
+  /** The passports calls to it carry: one per caller (Shared) or one per call (PerRequest). */
+  readonly passport: "Shared" | "PerRequest";
+}
+
+/** Who may call the destination: peer authentication and authorization, compiled. */
+export interface DestinationSecurity {
+  /** STRICT refuses calls without a verified caller; PERMISSIVE lets them through, labelled. */
+  readonly peerMode: "STRICT" | "PERMISSIVE";
+  /** The PeerAuthentication that set the mode, or undefined for the default (STRICT). */
+  readonly peerPolicy: string | undefined;
+  readonly authorization: CompiledAuthorization;
 }
 
 /** Header edits (RequestHeaderModifier / ResponseHeaderModifier), applied set, add, remove. */
@@ -176,6 +188,8 @@ export interface RouteTable {
   readonly defaultRule: CompiledRule;
   /** `X-Mesh-Backend` pinning, when the destination Service enables it. */
   readonly pinning: PinningPolicy | undefined;
+  /** Peer authentication and authorization of calls to the destination. */
+  readonly security: DestinationSecurity;
   /** Non-fatal problems found while compiling (unusable endpoints, unknown backends). */
   readonly warnings: readonly string[];
 }
@@ -236,7 +250,13 @@ function compileService(
       });
     }
   }
-  return { name: service.metadata.name, endpoints: buildSplitTable(endpoints), problems, policy };
+  return {
+    name: service.metadata.name,
+    endpoints: buildSplitTable(endpoints),
+    problems,
+    policy,
+    passport: service.spec.passport?.mode ?? "Shared",
+  };
 }
 
 function compileHeaderEdits(m: {
@@ -570,6 +590,7 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
           callers: pinning.callers ? new Set(pinning.callers) : undefined,
         }
       : undefined,
+    security: compileSecurity(entry),
     warnings: [...new Set(warnings)],
   };
 }
@@ -599,4 +620,34 @@ export function matchRoute(table: RouteTable, request: RequestFacts): CompiledMa
     if (holds(match, request)) return match;
   }
   return undefined;
+}
+
+/** Oldest first (`metadata.creationTimestamp`, unset counting as oldest), then by name. */
+function oldestFirst<
+  T extends { metadata: { name: string; creationTimestamp?: string | undefined } },
+>(a: T, b: T): number {
+  const ta = a.metadata.creationTimestamp ? Date.parse(a.metadata.creationTimestamp) : -Infinity;
+  const tb = b.metadata.creationTimestamp ? Date.parse(b.metadata.creationTimestamp) : -Infinity;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}
+
+/**
+ * The destination's peer authentication — a PeerAuthentication that targets it, else a
+ * mesh-wide one (the oldest wins in each), else STRICT — and its authorization policies with the
+ * mesh's default action (MeshSettings; DENY when unset).
+ */
+function compileSecurity(entry: DestinationEntry): DestinationSecurity {
+  const peers = [...entry.peerAuthentication].sort(oldestFirst);
+  const peer =
+    peers.find((p) => p.spec.targetRefs !== undefined) ??
+    peers.find((p) => p.spec.targetRefs === undefined);
+  return {
+    peerMode: peer?.spec.mode ?? "STRICT",
+    peerPolicy: peer?.metadata.name,
+    authorization: compileAuthorization(
+      entry.authorization,
+      entry.settings?.spec.authorization?.defaultAction ?? "DENY",
+    ),
+  };
 }

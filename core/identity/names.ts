@@ -1,0 +1,45 @@
+/**
+ * The names every part of the mesh's identity system agrees on: SPIFFE IDs, the issuer and
+ * audiences of the tokens the identity Worker signs, and the token types that keep one kind of
+ * token from being accepted as another (a passport is never an SVID, a router key certificate
+ * never a passport).
+ */
+
+/** The SPIFFE ID of a service: `spiffe://<trust domain>/<service>`. */
+export function spiffeId(trustDomain: string, service: string): string {
+  return `spiffe://${trustDomain}/${service}`;
+}
+
+/**
+ * The service a SPIFFE ID names inside `trustDomain` (its path, without the leading `/`), or
+ * undefined when the ID is of another trust domain or not a SPIFFE ID.
+ */
+export function serviceOf(id: string, trustDomain: string): string | undefined {
+  const prefix = `spiffe://${trustDomain}/`;
+  if (!id.startsWith(prefix)) return undefined;
+  const service = id.slice(prefix.length);
+  return service === "" ? undefined : service;
+}
+
+/** `iss` of every token the identity Worker signs. */
+export function identityIssuer(trustDomain: string): string {
+  return spiffeId(trustDomain, "meshwork-identity");
+}
+
+/** The router's own identity: `aud` of SVIDs presented to it, `iss` of the passports it signs. */
+export function routerId(trustDomain: string): string {
+  return spiffeId(trustDomain, "meshwork-router");
+}
+
+/** JOSE `typ` of a JWT-SVID. */
+export const SVID_TYPE = "JWT";
+/** JOSE `typ` of a passport (signed by a router, for a destination). */
+export const PASSPORT_TYPE = "mesh-passport+jwt";
+/** JOSE `typ` of a router key certificate (signed by the identity Worker, for a router's key). */
+export const ROUTER_KEY_TYPE = "mesh-router-key+jwt";
+
+/** The one signature algorithm of the mesh. */
+export const ALGORITHM = "ES256";
+
+/** Largest token the mesh accepts, in characters (an SVID is about 600; passports about 1,300). */
+export const MAX_TOKEN_LENGTH = 4096;
