@@ -20,6 +20,12 @@ export const WORKERS = [
     out: "examples/orders/worker-configuration.d.ts",
     iface: "OrdersEnv",
   },
+  {
+    config: "workers/identity/wrangler.toml",
+    out: "workers/identity/worker-configuration.d.ts",
+    iface: "IdentityEnv",
+    runtime: false,
+  },
 ];
 
 const check = process.argv.includes("--check");

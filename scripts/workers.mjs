@@ -24,7 +24,17 @@ export const WORKER_CONFIGS = [
   "examples/payments/wrangler.v1.toml",
   "examples/payments/wrangler.v2.toml",
   "examples/orders/wrangler.toml",
+  "workers/identity/wrangler.toml",
 ];
+
+/** The identity Worker's config: `npm start` serves it in a process of its own (its port). */
+export const IDENTITY_CONFIG = "workers/identity/wrangler.toml";
+
+/**
+ * The router's ADMIN_TOKEN under `npm start` (the bearer token of /.mesh/status). For local
+ * development only: a deployed router gets its own with `wrangler secret put ADMIN_TOKEN`.
+ */
+export const DEV_ADMIN_TOKEN = "meshwork-dev-admin-token";
 
 /** The environment wrangler runs with here: offline, no colour. */
 export function wranglerEnv() {

@@ -1,0 +1,13 @@
+// Types of workers.mjs (the repo's Workers and how wrangler runs here), for the TypeScript tests.
+
+export const ROOT: string;
+export const WRANGLER: string;
+export const ROUTER_CONFIG: string;
+export const DEFAULT_PERSIST_DIR: string;
+export const WORKER_CONFIGS: readonly string[];
+export const IDENTITY_CONFIG: string;
+/** The router's ADMIN_TOKEN under `npm start` (local development only). */
+export const DEV_ADMIN_TOKEN: string;
+export function wranglerEnv(): Record<string, string | undefined>;
+export function requireNode(command: string): void;
+export function userPath(path: string): string;

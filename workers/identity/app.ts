@@ -1,0 +1,183 @@
+/**
+ * The identity Worker's HTTP surface (a small Hono app), shared by its `fetch` entry and the
+ * Identity entrypoint's `fetch` (the router reaches the JWKS through its service binding):
+ *  - `GET /.well-known/jwks.json`: the mesh's public keys (next, current, previous);
+ *  - `GET /health`: up, the trust domain, and what is wrong with the settings or the config;
+ *  - `POST /v1/svid`: a JWT-SVID for a workload outside Workers, attested by a verified client
+ *    certificate or a bootstrap secret.
+ * Handlers throw MeshErrors; `onError` is the one place they become responses.
+ */
+import { Hono } from "hono";
+import { MeshError } from "../../core/errors.ts";
+import { SIGNING_KEYS_NAME } from "../../durable-objects/signing-keys.ts";
+import { attestRequest } from "./attestation.ts";
+import { IdentityConfigCache, type IdentityConfig } from "./identity-config.ts";
+import { issueSvid, parseSvidOptions, type IssueContext } from "./issuer.ts";
+import { readSettings, type IdentitySettings } from "./settings.ts";
+
+/** How often a warm isolate checks KV for new credentials and revocations. */
+const CONFIG_REFRESH_MS = 5000;
+/** The largest SVID request body read (the two options take well under 1 KiB). */
+const MAX_BODY_BYTES = 4096;
+
+/** What an isolate keeps per environment: its settings and its config cache. */
+interface IdentityState {
+  readonly settings: IdentitySettings;
+  readonly config: IdentityConfigCache;
+}
+
+// One state per KV binding and isolate: it outlives requests, which is the point.
+const states = new WeakMap<object, IdentityState>();
+
+/** The isolate's identity state for this environment (settings read and checked once). */
+export function identityFor(env: IdentityEnv): IdentityState {
+  let state = states.get(env.MESH_CONFIG);
+  if (!state) {
+    state = {
+      settings: readSettings(env),
+      config: new IdentityConfigCache(env.MESH_CONFIG, {
+        refreshMs: CONFIG_REFRESH_MS,
+        now: Date.now,
+      }),
+    };
+    states.set(env.MESH_CONFIG, state);
+  }
+  return state;
+}
+
+function signingKeys(env: IdentityEnv) {
+  return env.SIGNING_KEYS.getByName(SIGNING_KEYS_NAME);
+}
+
+/**
+ * Everything issuing a token needs: the settings, the current revocations (from memory, or one
+ * KV read in a cold isolate) and the signer.
+ */
+export async function issueContext(
+  env: IdentityEnv,
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<IssueContext & { config: IdentityConfig }> {
+  const state = identityFor(env);
+  const config = await state.config.get(waitUntil);
+  return {
+    settings: state.settings,
+    config,
+    revocations: config.revocations,
+    sign: (typ, claims) => signingKeys(env).sign(typ, claims),
+    now: Date.now(),
+  };
+}
+
+/** The request's JSON body, or undefined when it has none; throws `bad_request`. */
+async function readJsonBody(request: Request): Promise<unknown> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) {
+    throw new MeshError("bad_request", `the body is over ${MAX_BODY_BYTES} bytes`);
+  }
+  const text = await request.text();
+  if (text.length > MAX_BODY_BYTES) {
+    throw new MeshError("bad_request", `the body is over ${MAX_BODY_BYTES} bytes`);
+  }
+  if (text.trim() === "") return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new MeshError("bad_request", `the body is not JSON: ${(error as Error).message}`);
+  }
+}
+
+/** The contract's error response: JSON body, status, `X-Mesh-Error`. */
+function errorResponse(error: MeshError): Response {
+  const headers = new Headers({ "content-type": "application/json", "x-mesh-error": error.code });
+  if (error.code === "unauthenticated") {
+    headers.set("www-authenticate", 'Bearer realm="meshwork-identity"');
+  }
+  return new Response(JSON.stringify({ error: { code: error.code, message: error.message } }), {
+    status: error.status,
+    headers,
+  });
+}
+
+/** The log line of a failure: refusals with their real reason, bugs with their stack. */
+export function logFailure(error: unknown, where: string): MeshError {
+  if (error instanceof MeshError) {
+    if (error.code === "unauthenticated" || error.code === "forbidden") {
+      // The caller is told nothing specific; the operator needs to know why.
+      console.warn(
+        JSON.stringify({
+          level: "warn",
+          event: "identity_refused",
+          where,
+          code: error.code,
+          reason: error.cause === undefined ? error.message : String(error.cause),
+        }),
+      );
+    }
+    return error;
+  }
+  console.error(
+    JSON.stringify({
+      level: "error",
+      event: "internal_error",
+      where,
+      error:
+        error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error),
+    }),
+  );
+  return new MeshError(
+    "internal_error",
+    "the identity Worker failed while handling this request; this is a bug (see its log)",
+    { cause: error },
+  );
+}
+
+export const identityApp = new Hono<{ Bindings: IdentityEnv }>();
+
+identityApp.get("/.well-known/jwks.json", async (c) => {
+  const { settings } = identityFor(c.env);
+  const jwks = await signingKeys(c.env).jwks();
+  // Verifiers may keep this answer for max-age: every key is published longer than that before
+  // it signs, so a cached copy never misses the key of a fresh token.
+  return c.json(jwks, 200, { "cache-control": `public, max-age=${settings.jwksMaxAgeSeconds}` });
+});
+
+identityApp.get("/health", (c) => {
+  const { settings, config } = identityFor(c.env);
+  const configProblem = config.problem();
+  return c.json(
+    {
+      ok: true,
+      trustDomain: settings.trustDomain,
+      problems: [...settings.problems, ...(configProblem ? [configProblem] : [])],
+    },
+    200,
+    { "cache-control": "no-store" },
+  );
+});
+
+identityApp.post("/v1/svid", async (c) => {
+  const context = await issueContext(c.env, (promise) => c.executionCtx.waitUntil(promise));
+  // Who is asking comes before what they ask: an anonymous caller learns nothing from a 400.
+  const attestation = await attestRequest(c.req.raw, context.config.credentials, context.now);
+  const options = parseSvidOptions(await readJsonBody(c.req.raw));
+  const svid = await issueSvid(
+    context,
+    attestation.service,
+    options,
+    attestation.certificateThumbprint,
+  );
+  return c.json(svid, 200, { "cache-control": "no-store" });
+});
+
+identityApp.notFound((c) =>
+  errorResponse(
+    new MeshError(
+      "no_route",
+      `no endpoint ${c.req.method} ${new URL(c.req.url).pathname}: the identity Worker serves GET /.well-known/jwks.json, GET /health and POST /v1/svid`,
+    ),
+  ),
+);
+
+identityApp.onError((error, c) =>
+  errorResponse(logFailure(error, `${c.req.method} ${new URL(c.req.url).pathname}`)),
+);
