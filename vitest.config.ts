@@ -4,6 +4,8 @@
 // (wrangler dev and workerd as real processes, called over HTTP).
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { configDefaults, defineConfig } from "vitest/config";
+import { IDENTITY_VARS } from "./scripts/workerd.mjs";
+import { TEST_ADMIN_TOKEN } from "./test/helpers/open-mesh.ts";
 
 const COMPATIBILITY_DATE = "2026-11-01";
 // The name the plugin gives the Worker under test (the router) in the "workers" project.
@@ -36,8 +38,17 @@ export default defineConfig({
             miniflare: {
               // Test-only destinations beside the demo ones the router's config binds.
               serviceBindings: { RECORDER: "recorder" },
+              // The admin token of /.mesh/status (test/helpers/open-mesh.ts).
+              bindings: { ADMIN_TOKEN: TEST_ADMIN_TOKEN },
               kvNamespaces: { RECORDINGS: "recordings" },
               workers: [
+                // The identity Worker the router's IDENTITY binding names, with its keys' object
+                // and the router's KV namespace (credentials and revocations).
+                {
+                  ...auxiliary("meshwork-identity", "identity", IDENTITY_VARS),
+                  durableObjects: { SIGNING_KEYS: "SigningKeys" },
+                  kvNamespaces: { MESH_CONFIG: "meshwork-config" },
+                },
                 auxiliary("echo-v1", "echo", { SERVICE_NAME: "echo-v1", VERSION: "v1" }),
                 auxiliary("echo-v2", "echo", { SERVICE_NAME: "echo-v2", VERSION: "v2" }),
                 auxiliary("echo-v3", "echo", { SERVICE_NAME: "echo-v3", VERSION: "v3" }),
@@ -72,8 +83,16 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/**/*.test.ts", "workers/**/*.test.ts"],
-          exclude: [...configDefaults.exclude, "test/e2e/**", "test/http/**"],
+          exclude: [...configDefaults.exclude, "test/e2e/**", "test/http/**", "test/identity/**"],
           globalSetup: ["./test/global-setup.ts"],
+        },
+      },
+      {
+        // The identity Worker as the Worker under test, with its SigningKeys Durable Object.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./workers/identity/wrangler.toml" } })],
+        test: {
+          name: "identity",
+          include: ["test/identity/**/*.test.ts"],
         },
       },
       {

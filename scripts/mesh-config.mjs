@@ -102,7 +102,10 @@ export function readMeshConfig(file) {
   return { resources, lines };
 }
 
-/** The service bindings the router's wrangler.toml declares. */
+/**
+ * The service bindings the router's wrangler.toml declares for destinations: all of them but
+ * IDENTITY, the router's own way to the identity Worker (no mesh traffic goes there).
+ */
 export function routerBindings() {
   let config;
   try {
@@ -112,7 +115,9 @@ export function routerBindings() {
   }
   const services = Array.isArray(config.services) ? config.services : [];
   return {
-    names: new Set(services.map((s) => s?.binding).filter((b) => typeof b === "string")),
+    names: new Set(
+      services.map((s) => s?.binding).filter((b) => typeof b === "string" && b !== "IDENTITY"),
+    ),
     file: display(ROUTER_CONFIG),
   };
 }

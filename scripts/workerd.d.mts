@@ -2,6 +2,8 @@
 
 export const WORKERD: string;
 export const COMPATIBILITY_DATE: string;
+/** The router's ADMIN_TOKEN in the bench and the real-HTTP tests. */
+export const LOCAL_ADMIN_TOKEN: string;
 export function str(text: string): string;
 
 /** Binding declarations, as capnp text. */
@@ -22,7 +24,15 @@ export function routerService(
     name?: string;
     /** Bind the BackendState objects of this router service instead of having its own. */
     backendStateFrom?: string;
+    /** Bind IDENTITY to this identity Worker service (entrypoint Identity). */
+    identity?: string;
   },
+): ServiceConfig;
+/** The identity Worker's vars, as its wrangler.toml sets them. */
+export const IDENTITY_VARS: Record<string, string>;
+export function identityService(
+  modules: string,
+  options: { kv: string; vars?: Record<string, string> },
 ): ServiceConfig;
 export function echoService(modules: string, version: number): ServiceConfig;
 

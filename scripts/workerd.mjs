@@ -37,9 +37,16 @@ export const binding = {
  * BackendState Durable Objects (in memory) are its own, or — with `backendStateFrom` — those of
  * another router service, as several router isolates share them in production.
  */
-export function routerService(modules, { kv, vars = {}, name = "router", backendStateFrom }) {
+/** The router's ADMIN_TOKEN here (bench and tests only): the bearer token of /.mesh/status. */
+export const LOCAL_ADMIN_TOKEN = "meshwork-local-admin-token";
+
+export function routerService(
+  modules,
+  { kv, vars = {}, name = "router", backendStateFrom, identity },
+) {
   const settings = {
     TRUST_DOMAIN: "meshwork.local",
+    ADMIN_TOKEN: LOCAL_ADMIN_TOKEN,
     CONFIG_REFRESH_SECONDS: "5",
     PATH_ESCAPED_SLASHES: "reject",
     ...vars,
@@ -57,8 +64,42 @@ export function routerService(modules, { kv, vars = {}, name = "router", backend
     bindings: [
       backendState,
       binding.kv("MESH_CONFIG", kv),
+      // The identity Worker's Identity entrypoint, as wrangler.toml binds it.
+      ...(identity
+        ? [binding.service("IDENTITY", identity, "Identity", { service: "meshwork-router" })]
+        : []),
       binding.service("ECHO_V1", "echo-v1"),
       binding.service("ECHO_V2", "echo-v2"),
+      ...Object.entries(settings).map(([name, value]) => binding.text(name, value)),
+    ],
+  };
+}
+
+/** The identity Worker's vars, as workers/identity/wrangler.toml sets them. */
+export const IDENTITY_VARS = {
+  TRUST_DOMAIN: "meshwork.local",
+  SVID_TTL_SECONDS: "300",
+  SVID_MAX_TTL_SECONDS: "3600",
+  ROUTER_KEY_TTL_SECONDS: "3600",
+  KEY_ROTATION_SECONDS: "86400",
+  JWKS_MAX_AGE_SECONDS: "300",
+};
+
+/**
+ * The identity Worker (workers/identity) as a workerd service named `meshwork-identity`: its
+ * config from `kv`, its SigningKeys Durable Object stored with the others, vars as its
+ * wrangler.toml sets them (overridable).
+ */
+export function identityService(modules, { kv, vars = {} }) {
+  const settings = { ...IDENTITY_VARS, ...vars };
+  return {
+    name: "meshwork-identity",
+    modules,
+    extra: `durableObjectNamespaces = [(className = "SigningKeys", uniqueKey = "meshwork-signing-keys", enableSql = true)],
+    durableObjectStorage = (localDisk = "durable-objects"),`,
+    bindings: [
+      `(name = "SIGNING_KEYS", durableObjectNamespace = "SigningKeys")`,
+      binding.kv("MESH_CONFIG", kv),
       ...Object.entries(settings).map(([name, value]) => binding.text(name, value)),
     ],
   };

@@ -7,6 +7,7 @@ import { INDEX_KEY } from "../core/config/snapshot.ts";
 import { configFor, handleMeshCall, routerFetch } from "../workers/router/app.ts";
 import { callHttp, publish, refresh, service, type Echoed } from "./helpers/mesh.ts";
 import { MemoryKV } from "./helpers/memory-kv.ts";
+import { ADMIN_HEADERS } from "./helpers/open-mesh.ts";
 
 interface Status {
   version: number | null;
@@ -204,7 +205,7 @@ describe("/.mesh/status", () => {
     kv.publish([service("echo", "ECHO_V1")], 12);
     const fresh = { ...env, MESH_CONFIG: kv as unknown as KVNamespace };
     const response = await routerFetch(
-      new Request("http://anything/.mesh/status"),
+      new Request("http://anything/.mesh/status", { headers: ADMIN_HEADERS }),
       fresh,
       createExecutionContext(),
     );

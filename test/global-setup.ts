@@ -13,6 +13,7 @@ export const AUXILIARY_SOURCES = {
   payments: "examples/payments/index.ts",
   orders: "examples/orders/index.ts",
   recorder: "test/fixtures/recorder.ts",
+  identity: "workers/identity/index.ts",
 } as const;
 
 function buildAuxiliaryWorkers(): Promise<unknown> {
@@ -24,6 +25,7 @@ function buildAuxiliaryWorkers(): Promise<unknown> {
         bundle: true,
         format: "esm",
         target: "es2024",
+        external: ["cloudflare:*"],
         logLevel: "warning",
       }),
     ),

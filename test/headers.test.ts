@@ -2,6 +2,7 @@
 // header stripping, hop-by-hop headers, streaming, and the reserved /.mesh/ prefix.
 import { beforeAll, describe, expect, it } from "vitest";
 import { callAs, callHttp, publish, service, type Echoed } from "./helpers/mesh.ts";
+import { ADMIN_HEADERS } from "./helpers/open-mesh.ts";
 
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
@@ -98,7 +99,7 @@ describe("proxy hygiene", () => {
     expect(((await response.json()) as { error: { message: string } }).error.message).toMatch(
       /unknown mesh endpoint/,
     );
-    const status = await callHttp("echo", "/.mesh/status");
+    const status = await callHttp("echo", "/.mesh/status", { headers: ADMIN_HEADERS });
     expect(((await status.json()) as { version: number }).version).toBeGreaterThan(0);
   });
 });

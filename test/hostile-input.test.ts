@@ -8,6 +8,7 @@ import { INDEX_KEY } from "../core/config/snapshot.ts";
 import { handleMeshCall, routerFetch } from "../workers/router/app.ts";
 import { callHttp, httpRoute, publish, refresh, service, type Echoed } from "./helpers/mesh.ts";
 import { MemoryKV } from "./helpers/memory-kv.ts";
+import { ADMIN_HEADERS, OPEN_ENTRY_FIELDS } from "./helpers/open-mesh.ts";
 
 interface MeshErrorBody {
   error: { code: string; message: string };
@@ -152,7 +153,7 @@ describe("path spellings", () => {
   it("attack: /%2Emesh/status and //.mesh/status are the router's own, never forwarded", async () => {
     await publish(ADMIN);
     for (const spelling of ["/%2Emesh/status", "//.mesh/status", "/x/../.mesh/status"]) {
-      const response = await callHttp("echo", spelling);
+      const response = await callHttp("echo", spelling, { headers: ADMIN_HEADERS });
       expect(response.status, spelling).toBe(200);
       const status = (await response.json()) as { router?: string; service?: string };
       expect(status.router, spelling).toBe("meshwork-router");
@@ -247,7 +248,13 @@ describe("bad config written straight into KV", () => {
       fallbackFor: "mesh/dest/payments/missing",
     });
     // Once the entry appears, the next check picks it up and the error clears.
-    const fixed = { schema: 1, service: service("payments", "ECHO_V3"), routes: [], backends: [] };
+    const fixed = {
+      schema: 1,
+      service: service("payments", "ECHO_V3"),
+      routes: [],
+      backends: [],
+      ...OPEN_ENTRY_FIELDS,
+    };
     await env.MESH_CONFIG.put("mesh/dest/payments/missing", JSON.stringify(fixed));
     const after = (await refresh()) as unknown as Status;
     expect(after.error).toBeNull();

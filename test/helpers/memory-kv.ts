@@ -4,6 +4,7 @@
  */
 import { buildSnapshot } from "../../core/config/snapshot.ts";
 import { validateResources } from "../../core/config/validate.ts";
+import { withOpenMesh } from "./open-mesh.ts";
 
 export class MemoryKV {
   readonly data = new Map<string, string>();
@@ -27,9 +28,12 @@ export class MemoryKV {
     this.held = undefined;
   }
 
-  /** Writes a validated snapshot of `resources` at `version`. */
-  publish(resources: unknown[], version: number): void {
-    const result = validateResources(resources);
+  /**
+   * Writes a validated snapshot of `resources` at `version` — in an open mesh unless
+   * `open: false` (helpers/open-mesh.ts).
+   */
+  publish(resources: unknown[], version: number, { open = true } = {}): void {
+    const result = validateResources(open ? withOpenMesh(resources) : resources);
     if (!result.ok) throw new Error(JSON.stringify(result.issues));
     const build = buildSnapshot(result.value, version, new Date());
     if (!build.ok) throw new Error(JSON.stringify(build.issues));

@@ -5,6 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import { buildSnapshot } from "../../core/config/snapshot.ts";
 import { validateResources } from "../../core/config/validate.ts";
+import { ADMIN_HEADERS, withOpenMesh } from "./open-mesh.ts";
 
 let nextVersion = 1;
 
@@ -16,9 +17,12 @@ const meshEntrypoint = (
   }
 ).Mesh;
 
-/** Validates and publishes `resources` to the router's KV; returns the version. */
+/**
+ * Validates and publishes `resources` to the router's KV; returns the version. Unless they decide
+ * it themselves, the mesh is open (PERMISSIVE, ALLOW by default: helpers/open-mesh.ts).
+ */
 export async function publish(resources: unknown[]): Promise<number> {
-  const result = validateResources(resources);
+  const result = validateResources(withOpenMesh(resources));
   if (!result.ok) throw new Error(`test config is invalid: ${JSON.stringify(result.issues)}`);
   const version = nextVersion++;
   const build = buildSnapshot(result.value, version, new Date());
@@ -30,7 +34,9 @@ export async function publish(resources: unknown[]): Promise<number> {
 
 /** Makes the router re-read KV now and returns its status. */
 export async function refresh(): Promise<Record<string, unknown>> {
-  const response = await exports.default.fetch("http://router/.mesh/status?refresh=1");
+  const response = await exports.default.fetch(
+    new Request("http://router/.mesh/status?refresh=1", { headers: ADMIN_HEADERS }),
+  );
   return (await response.json()) as Record<string, unknown>;
 }
 

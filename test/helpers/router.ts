@@ -10,6 +10,7 @@ import { handleMeshCall, routerFetch } from "../../workers/router/app.ts";
 import type { CallOutcome } from "../../workers/router/outcome.ts";
 import type { Echoed } from "./mesh.ts";
 import { MemoryKV } from "./memory-kv.ts";
+import { ADMIN_HEADERS, TEST_ADMIN_TOKEN } from "./open-mesh.ts";
 
 let counter = 0;
 
@@ -49,19 +50,33 @@ export interface RouterStatus {
   backendSync: { reports: number; lastError: { message: string } | null };
 }
 
+export interface IsolatedRouterOptions {
+  /** The BACKEND_STATE binding (default: the real namespace). */
+  backendState?: unknown;
+  /** The IDENTITY binding (default: the test environment's, if any). */
+  identity?: unknown;
+  /** Vars set on the router (ADMIN_SERVICES …). */
+  vars?: Record<string, string>;
+  /** Publish `resources` as they are, without opening the mesh (helpers/open-mesh.ts). */
+  zeroTrust?: boolean;
+}
+
 export function isolatedRouter(
   resources: unknown[],
-  options: { backendState?: unknown } = {},
+  options: IsolatedRouterOptions = {},
 ): IsolatedRouter {
   const kv = new MemoryKV();
-  kv.publish(resources, 1);
+  kv.publish(resources, 1, { open: !options.zeroTrust });
   const routerEnv = {
     ...env,
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    ...("identity" in options ? { IDENTITY: options.identity } : {}),
+    ...options.vars,
     MESH_CONFIG: kv as unknown as KVNamespace,
     BACKEND_STATE: ("backendState" in options
       ? options.backendState
       : env.BACKEND_STATE) as Env["BACKEND_STATE"],
-  };
+  } as Env;
   return {
     env: routerEnv,
     async call(host, path = "/", init = {}, caller) {
@@ -90,7 +105,7 @@ export function isolatedRouter(
     },
     async status() {
       const response = await routerFetch(
-        new Request("http://router/.mesh/status"),
+        new Request("http://router/.mesh/status", { headers: ADMIN_HEADERS }),
         routerEnv,
         createExecutionContext(),
       );

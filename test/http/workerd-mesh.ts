@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { build } from "esbuild";
 import { buildSnapshot } from "../../core/config/snapshot.ts";
 import { validateResources } from "../../core/config/validate.ts";
+import { withOpenMesh } from "../helpers/open-mesh.ts";
 import {
   binding,
   echoService,
@@ -56,7 +57,8 @@ async function bundle(entry: string, outdir: string): Promise<void> {
 }
 
 /**
- * Starts router + echo-v1/v2 on workerd with `resources` published as version 1; with
+ * Starts router + echo-v1/v2 on workerd with `resources` published as version 1 (in an open mesh
+ * unless they decide peer authentication and the default action: helpers/open-mesh.ts); with
  * `routers: 2`, a second router service beside the first, sharing its Durable Objects.
  */
 export async function startWorkerdMesh(
@@ -64,7 +66,7 @@ export async function startWorkerdMesh(
   vars: Record<string, string> = {},
   { routers = 1 }: { routers?: 1 | 2 } = {},
 ): Promise<WorkerdMesh> {
-  const validated = validateResources(resources);
+  const validated = validateResources(withOpenMesh(resources));
   if (!validated.ok) throw new Error(`test config is invalid: ${JSON.stringify(validated.issues)}`);
   const snapshot = buildSnapshot(validated.value, 1, new Date());
   if (!snapshot.ok) throw new Error(JSON.stringify(snapshot.issues));

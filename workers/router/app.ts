@@ -25,6 +25,9 @@ import { BackendSync } from "./backend-sync.ts";
 import { recordOutcome, type CallOutcome } from "./outcome.ts";
 import { ServiceStates, type ServiceView } from "./service-state.ts";
 import { readSettings, type RouterSettings } from "./settings.ts";
+import { createRouterIdentity, type RouterIdentity } from "./identity/router-identity.ts";
+import { constantTimeEqual, refusal } from "./identity/authenticator.ts";
+import { SVID_HEADER } from "./layers/authenticate.ts";
 
 // Placeholder until requestContext builds the call's outgoing headers (its first act).
 const EMPTY_HEADERS = new Headers();
@@ -36,7 +39,17 @@ export interface RouterState {
   /** What the isolate knows of each Service (breakers, budgets, latency, limits). */
   readonly services: ServiceStates;
   readonly sync: BackendSync;
+  readonly identity: RouterIdentity;
+  /** When `/.mesh/status?refresh` last read KV (they are spaced REFRESH_SPACING_MS apart). */
+  lastRefreshAt: number;
 }
+
+/**
+ * `/.mesh/status?refresh` reads KV; however many ask, an isolate starts at most one such read
+ * per this interval: a request that comes sooner waits for the next slot, and requests waiting
+ * together share one read.
+ */
+const REFRESH_SPACING_MS = 100;
 
 // One state per KV namespace binding and isolate: it outlives requests, which is the point.
 const states = new WeakMap<object, RouterState>();
@@ -49,15 +62,19 @@ export function routerFor(env: Env): RouterState {
     const config = new ConfigCache(env.MESH_CONFIG, {
       refreshMs: settings.refreshMs,
       now: Date.now,
+      // IDENTITY is the router's own way to the identity Worker, never a destination.
       hasBinding: (name) =>
+        name !== "IDENTITY" &&
         typeof (env as unknown as Record<string, { fetch?: unknown } | undefined>)[name]?.fetch ===
-        "function",
+          "function",
     });
     state = {
       settings,
       config,
       services: new ServiceStates(),
       sync: new BackendSync(),
+      identity: createRouterIdentity(env, settings),
+      lastRefreshAt: -Infinity,
     };
     states.set(env.MESH_CONFIG, state);
   }
@@ -99,11 +116,17 @@ export async function handleMeshCall(
     config: state.config,
     services: state.services,
     sync: state.sync,
+    identity: state.identity,
     random: options.random ?? systemRandom,
     now: Date.now,
     startedAt: Date.now(),
     entry: props.caller || props.target ? "binding" : "http",
-    caller: props.caller,
+    caller: props.caller || undefined,
+    principal: undefined,
+    authenticatedBy: undefined,
+    svid: undefined,
+    authorization: undefined,
+    refusal: undefined,
     destination: "",
     requestId: "",
     trace: undefined,
@@ -161,24 +184,82 @@ function requestUrl(request: Request, env: Env): URL {
 /** The mesh's own endpoints under the reserved `/.mesh/` prefix (on every host). */
 export const meshEndpoints = new Hono<{ Bindings: Env }>();
 
+/** Open to anyone: only whether the router is up, and nothing about the mesh. */
+meshEndpoints.get("/.mesh/health", (c) => c.json({ ok: true }));
+
+/**
+ * The whole topology, so only for an admin: `Authorization: Bearer <ADMIN_TOKEN>` (compared in
+ * constant time), or a JWT-SVID of one of the ADMIN_SERVICES in X-Mesh-SVID.
+ */
 meshEndpoints.get("/.mesh/status", async (c) => {
-  const { config, settings, services, sync } = routerFor(c.env);
-  // `?refresh` checks KV now; an isolate that has not loaded any config yet does so too, so
-  // status never shows "no version" just because no call has come in.
-  if (c.req.query("refresh") !== undefined || !config.loaded) await config.refreshNow();
+  const state = routerFor(c.env);
+  const { config, settings, services, sync, identity } = state;
+  // Revocations come with the config: an isolate that has none loaded loads it first.
+  if (!config.loaded) await config.refreshNow();
+  const admin = await adminOf(c.req.raw, state, (p) => c.executionCtx.waitUntil(p));
+  if (admin === undefined) {
+    return errorResponse(
+      new MeshError(
+        "unauthenticated",
+        "/.mesh/status answers an admin only: send Authorization: Bearer <ADMIN_TOKEN>, or an admin service's JWT-SVID in X-Mesh-SVID",
+      ),
+      requestIdOf(c.req.raw),
+    );
+  }
+  // `?refresh` checks KV now (spaced out: it is a KV read). An isolate that had not loaded any
+  // config has done so above, so status never shows "no version" just because no call came in.
+  if (c.req.query("refresh") !== undefined) {
+    const wait = state.lastRefreshAt + REFRESH_SPACING_MS - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    state.lastRefreshAt = Date.now();
+    await config.refreshNow();
+  }
   const status = config.status();
   return c.json({
     router: "meshwork-router",
     ...status,
     ...serviceViews(services, Date.now()),
     backendSync: sync.view(),
+    identity: {
+      jwks: identity.jwks.view(),
+      tokens: identity.authenticator.view(),
+      passports: identity.passports.view(),
+      revocations: config.revocations.size,
+    },
     settings: {
       trustDomain: settings.trustDomain,
       pathEscapedSlashes: settings.escapedSlashes,
+      adminToken: settings.adminToken !== undefined,
+      adminServices: settings.adminServices,
       problems: settings.problems,
     },
   });
 });
+
+/** Who the admin is (`token` or the admin service's name), or undefined when not an admin. */
+async function adminOf(
+  request: Request,
+  state: RouterState,
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<string | undefined> {
+  const { settings, identity, config } = state;
+  const authorization = request.headers.get("authorization");
+  if (authorization !== null && settings.adminToken !== undefined) {
+    const match = /^Bearer ([^\s]+)$/.exec(authorization);
+    if (match && constantTimeEqual(match[1]!, settings.adminToken)) return "token";
+  }
+  const token = request.headers.get(SVID_HEADER);
+  if (token === null || settings.adminServices.length === 0) return undefined;
+  try {
+    const svid =
+      identity.authenticator.cached(token, Date.now()) ??
+      (await identity.authenticator.verify(token, waitUntil));
+    if (refusal(svid, request, config.revocations) !== undefined) return undefined;
+    return settings.adminServices.includes(svid.service) ? svid.service : undefined;
+  } catch {
+    return undefined;
+  }
+}
 /** The status page's per-Service sections: breakers, budgets, latency, rate limits. */
 function serviceViews(services: ServiceStates, now: number) {
   const views = Object.entries(services.view(now));

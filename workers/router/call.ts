@@ -12,7 +12,10 @@ import type {
   RouteTable,
 } from "../../core/routing/route-table.ts";
 import type { TraceContext } from "../../core/trace-context.ts";
+import type { AuthorizationDecision } from "../../core/authz/authorization.ts";
+import type { VerifiedSvid } from "../../core/identity/svid.ts";
 import type { BackendSync } from "./backend-sync.ts";
+import type { RouterIdentity } from "./identity/router-identity.ts";
 import type { ConfigCache } from "./config-cache.ts";
 import type { BreakerTransition, ServiceState, ServiceStates } from "./service-state.ts";
 
@@ -36,12 +39,27 @@ export interface MeshCall {
   readonly services: ServiceStates;
   /** What the isolate reports to the Services' Durable Objects, and adopts back. */
   readonly sync: BackendSync;
+  /** The mesh's verification keys, verified tokens and the passport signer. */
+  readonly identity: RouterIdentity;
   readonly random: RandomSource;
   readonly now: () => number;
   readonly startedAt: number;
   readonly entry: EntryKind;
-  /** The calling service, when the entry attests it (binding props). */
-  readonly caller: string | undefined;
+  /**
+   * The calling service: the one the binding's props attest, or the one a verified JWT-SVID
+   * names (set by authenticate); undefined for an unauthenticated call.
+   */
+  caller: string | undefined;
+  /** The caller's SPIFFE ID, once authenticated. */
+  principal: string | undefined;
+  /** How the caller was authenticated: its binding's props, a JWT-SVID, or not at all. */
+  authenticatedBy: "binding" | "svid" | undefined;
+  /** The verified token, when the caller presented one. */
+  svid: VerifiedSvid | undefined;
+  /** The authorization decision, once made. */
+  authorization: AuthorizationDecision | undefined;
+  /** Why the call was refused `unauthenticated` or `forbidden` (logs and outcome only). */
+  refusal: string | undefined;
   /** The destination Service (from props or Host); "" until resolved. */
   destination: string;
   requestId: string;

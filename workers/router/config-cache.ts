@@ -14,6 +14,7 @@
  * entry of the version before (when there is one), and status reports the error at the top.
  * Index and entries are size-checked before they are parsed.
  */
+import { RevocationList } from "./identity/authenticator.ts";
 import { MAX_ENTRY_BYTES, MAX_INDEX_BYTES } from "../../core/config/limits.ts";
 import { utf8Length, type ConfigIssue } from "../../core/config/validate.ts";
 import {
@@ -88,6 +89,8 @@ class LoadFailure extends Error {
 /** Per-isolate cache of compiled destinations for one KV namespace. */
 export class ConfigCache {
   private index: SnapshotIndex | undefined;
+  /** The index's revocations, compiled for lookups per request. */
+  private revoked: RevocationList = RevocationList.EMPTY;
   /** The index the current one replaced: where a destination falls back to. */
   private previousIndex: SnapshotIndex | undefined;
   /** The applied index's text: an unchanged index is not applied again. */
@@ -131,6 +134,11 @@ export class ConfigCache {
   }
 
   /** True once a config version has been applied in this isolate. */
+  /** The JWT-SVIDs the applied version revokes. */
+  get revocations(): RevocationList {
+    return this.revoked;
+  }
+
   get loaded(): boolean {
     return this.index !== undefined;
   }
@@ -369,6 +377,7 @@ export class ConfigCache {
       for (const [name, loaded] of changed) this.destinations.set(name, loaded);
       if (this.index) this.previousIndex = this.index;
       this.index = next;
+      this.revoked = next.revocations ? new RevocationList(next.revocations) : RevocationList.EMPTY;
       this.indexText = text;
       this.indexLoadedAt = this.options.now();
       this.lastError = undefined;

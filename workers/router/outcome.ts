@@ -19,8 +19,16 @@ import type { BreakerTransition } from "./service-state.ts";
 /** How one call through the mesh ended. */
 export interface CallOutcome {
   readonly requestId: string;
-  /** The calling service, when the entry attests it. */
+  /** The calling service, once authenticated. */
   readonly caller: string | undefined;
+  /** Its SPIFFE ID; undefined for an unauthenticated call (a PERMISSIVE destination's). */
+  readonly principal: string | undefined;
+  /** How it was authenticated: its binding's props, a JWT-SVID, or not at all. */
+  readonly authenticatedBy: MeshCall["authenticatedBy"];
+  /** The authorization decision, when one was made. */
+  readonly authorization: MeshCall["authorization"];
+  /** Why the call was refused `unauthenticated` or `forbidden`, when it was. */
+  readonly refusal: string | undefined;
   readonly destination: string;
   /** The rule that matched (`route/rule`), when one did. */
   readonly route: string | undefined;
@@ -121,6 +129,10 @@ export function recordOutcome(
   sink({
     requestId: call.requestId,
     caller: call.caller,
+    principal: call.principal,
+    authenticatedBy: call.authenticatedBy,
+    authorization: call.authorization,
+    refusal: call.refusal,
     destination: call.destination,
     route: call.rule?.id,
     backend: call.backend?.name,

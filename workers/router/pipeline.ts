@@ -7,9 +7,12 @@
  * feeds the isolate's breakers and latency estimates from it. Read this list to learn the router.
  */
 import type { Attempt, AttemptLayer, Layer, MeshCall } from "./call.ts";
+import { authenticate } from "./layers/authenticate.ts";
+import { authorize } from "./layers/authorize.ts";
 import { circuitBreaker } from "./layers/circuit-breaker.ts";
 import { deadline } from "./layers/deadline.ts";
 import { forward } from "./layers/forward.ts";
+import { passport } from "./layers/passport.ts";
 import { perTryTimeout } from "./layers/per-try-timeout.ts";
 import { rateLimit } from "./layers/rate-limit.ts";
 import { requestContext } from "./layers/request-context.ts";
@@ -33,8 +36,14 @@ export const PIPELINE: readonly Layer[] = [
   // Request id, trace context and identity-header stripping first, so every outcome below
   // (mesh errors included) is correlated and no forged identity header gets past.
   requestContext,
-  // The destination's compiled routes, from isolate memory (KV only on a cold isolate).
+  // The destination's compiled routes, from isolate memory (KV only on a cold isolate) — and
+  // with them the applied version's revocations, which authenticate needs.
   resolveDestination,
+  // Who is calling: the binding's props, or a verified JWT-SVID (cached once verified).
+  authenticate,
+  // Peer authentication (STRICT or PERMISSIVE), then DENY, ALLOW and the mesh's default; the
+  // destination is told who called (X-Mesh-Caller, X-Forwarded-Client-Cert).
+  authorize,
   // The destination's rate limits (per caller, then in total), before any other work.
   rateLimit,
   // Gateway API precedence picks one rule; no rule is `no_route`.
@@ -45,6 +54,8 @@ export const PIPELINE: readonly Layer[] = [
   // Weighted, pinned or sticky choice of backend — open breakers ejected or failed over — then
   // that backend's own filters.
   trafficSplit,
+  // The caller's passport for the chosen backend, signed in the isolate (reused by default).
+  passport,
   // The whole call's deadline (timeouts.request), around every try and backoff below it.
   deadline,
   // Tries again what failed, within the policy, the budget and the deadline; then one try.

@@ -11,6 +11,10 @@ export interface RouterSettings {
   readonly refreshMs: number;
   /** What an encoded `/` or `\` in a request path gets: refused (400) or kept, encoded. */
   readonly escapedSlashes: EscapedSlashes;
+  /** The bearer token of `/.mesh/status` (the ADMIN_TOKEN secret); unset: no token works. */
+  readonly adminToken: string | undefined;
+  /** Services whose JWT-SVID may read `/.mesh/status` (ADMIN_SERVICES, comma-separated). */
+  readonly adminServices: readonly string[];
   /** Vars that were invalid, and the default used instead. */
   readonly problems: readonly string[];
 }
@@ -36,8 +40,20 @@ export function readSettings(env: Env): RouterSettings {
       `PATH_ESCAPED_SLASHES=${JSON.stringify(slashes)} must be "reject" or "keep"; using "reject"`,
     );
   }
+  const secrets = env as unknown as { ADMIN_TOKEN?: string; ADMIN_SERVICES?: string };
+  let adminToken = secrets.ADMIN_TOKEN || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    problems.push("ADMIN_TOKEN is shorter than 16 characters; it is ignored (use a random one)");
+    adminToken = undefined;
+  }
+  const adminServices = (secrets.ADMIN_SERVICES ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   return {
     trustDomain: env.TRUST_DOMAIN || "meshwork.local",
+    adminToken,
+    adminServices,
     refreshMs: refreshSeconds * 1000,
     escapedSlashes,
     problems,

@@ -5,8 +5,9 @@
  * The headers to send downstream are built here in one pass over the caller's: hop-by-hop
  * headers are dropped, and identity headers arriving from a caller are never trusted —
  * `X-Mesh-Caller`, `X-Forwarded-Client-Cert` and `X-Mesh-Passport` are dropped and only the mesh
- * sets them again (here, from the caller a service binding attests). `X-Mesh-Backend` is the
- * mesh's own request (a pin, read from the caller's headers by trafficSplit): it goes nowhere,
+ * sets them again (authorize.ts and passport.ts, for the verified caller). `X-Mesh-SVID` is the
+ * caller's credential for the router (authenticate.ts) and `X-Mesh-Backend` the mesh's own
+ * request (a pin, read from the caller's headers by trafficSplit): neither goes anywhere,
  * mirrors included.
  */
 import { copyForwardable } from "../../../core/http-headers.ts";
@@ -22,6 +23,7 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
   "x-forwarded-client-cert",
   "x-mesh-passport",
   "x-mesh-backend",
+  "x-mesh-svid",
 ]);
 
 export const requestContext: Layer = (call, next) => {
@@ -43,8 +45,5 @@ export const requestContext: Layer = (call, next) => {
     headers.set("upgrade", "websocket");
   }
 
-  if (call.caller) {
-    headers.set("x-mesh-caller", `spiffe://${call.env.TRUST_DOMAIN}/${call.caller}`);
-  }
   return next();
 };

@@ -1,0 +1,474 @@
+// The router's side of identity, in workerd: callers authenticated by their binding's props or
+// by a JWT-SVID (each attack refused), peer authentication, authorization with every spelling of
+// a denied path, what the destination is told (X-Mesh-Caller, XFCC, a passport it can verify
+// with sdk/passport.ts), and that a warm router never waits for the identity Worker. The identity
+// Worker is a stand-in here (helpers/fake-identity.ts) that counts its calls; test/identity/
+// tests the real one.
+import { createExecutionContext } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { thumbprintFromHex } from "../core/identity/svid.ts";
+import { PassportError, verifyPassport } from "../sdk/passport.ts";
+import { routerFetch } from "../workers/router/app.ts";
+import { FakeIdentity } from "./helpers/fake-identity.ts";
+import { service } from "./helpers/mesh.ts";
+import { TEST_ADMIN_TOKEN } from "./helpers/open-mesh.ts";
+import { isolatedRouter, type IsolatedRouter } from "./helpers/router.ts";
+
+const TD = "meshwork.local";
+
+function resource(kind: string, name: string, spec: object) {
+  return { apiVersion: "meshwork.dev/v1", kind, metadata: { name }, spec };
+}
+
+const allow = (name: string, spec: object) => resource("AuthorizationPolicy", name, spec);
+
+/** A zero-trust mesh: echo and payments, STRICT, DENY unless allowed. */
+function zeroTrust(...extra: object[]) {
+  return [
+    service("echo", "ECHO_V1"),
+    service("payments", "ECHO_V2"),
+    resource("MeshSettings", "mesh", { authorization: { defaultAction: "DENY" } }),
+    allow("echo-from-anyone", {
+      targetRefs: [{ kind: "Service", name: "echo" }],
+      rules: [{}],
+    }),
+    allow("payments-from-orders", {
+      targetRefs: [{ kind: "Service", name: "payments" }],
+      rules: [{ from: [{ source: { principals: [`spiffe://${TD}/orders`] } }] }],
+    }),
+    ...extra,
+  ];
+}
+
+let identity: FakeIdentity;
+beforeAll(async () => {
+  identity = await FakeIdentity.create(TD);
+});
+
+function routerWith(resources: object[], vars: Record<string, string> = {}): IsolatedRouter {
+  return isolatedRouter(resources, { identity: identity.binding(), vars, zeroTrust: true });
+}
+
+const withSvid = (token: string, init: RequestInit = {}): RequestInit => ({
+  ...init,
+  headers: { ...(init.headers as Record<string, string>), "x-mesh-svid": token },
+});
+
+describe("callers", () => {
+  it("a binding's props are the caller: echo is told who called, and gets a passport", async () => {
+    const router = routerWith(zeroTrust());
+    const answer = await router.call("payments", "/charge", {}, "orders");
+    expect(answer.status).toBe(200);
+    expect(answer.echo!.headers["x-mesh-caller"]).toBe(`spiffe://${TD}/orders`);
+    expect(answer.echo!.headers["x-forwarded-client-cert"]).toBe(
+      `By=spiffe://${TD}/payments;URI=spiffe://${TD}/orders`,
+    );
+    expect(answer.echo!.headers["x-mesh-passport"]).toMatch(/^ey/);
+    expect(answer.outcome).toMatchObject({
+      caller: "orders",
+      principal: `spiffe://${TD}/orders`,
+      authenticatedBy: "binding",
+    });
+  });
+
+  it("a verified JWT-SVID over HTTP is the caller; the token itself goes no further", async () => {
+    const router = routerWith(zeroTrust());
+    const answer = await router.call(
+      "payments",
+      "/charge",
+      withSvid(await identity.svid("orders")),
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.echo!.headers["x-mesh-caller"]).toBe(`spiffe://${TD}/orders`);
+    expect(answer.echo!.headers["x-mesh-svid"]).toBeUndefined();
+    expect(answer.outcome.authenticatedBy).toBe("svid");
+  });
+
+  it("STRICT (the default) refuses a call with no caller, saying only unauthenticated", async () => {
+    const router = routerWith(zeroTrust());
+    const answer = await router.call("echo", "/");
+    expect(answer).toMatchObject({ status: 401, error: "unauthenticated" });
+    expect(answer.outcome.refusal).toMatch(/STRICT/);
+  });
+
+  it("PERMISSIVE lets a call with no caller through, labelled, with no identity headers", async () => {
+    const router = routerWith(
+      zeroTrust(
+        resource("PeerAuthentication", "echo-permissive", {
+          targetRefs: [{ kind: "Service", name: "echo" }],
+          mode: "PERMISSIVE",
+        }),
+      ),
+    );
+    const answer = await router.call("echo", "/", {
+      headers: {
+        "x-mesh-caller": `spiffe://${TD}/admin`,
+        "x-forwarded-client-cert": `URI=spiffe://${TD}/admin`,
+        "x-mesh-passport": "forged",
+      },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.echo!.headers["x-mesh-caller"]).toBeUndefined();
+    expect(answer.echo!.headers["x-forwarded-client-cert"]).toBeUndefined();
+    expect(answer.echo!.headers["x-mesh-passport"]).toBeUndefined();
+    expect(answer.outcome).toMatchObject({ principal: undefined, authenticatedBy: undefined });
+    // payments stays STRICT.
+    expect((await router.call("payments", "/")).status).toBe(401);
+  });
+
+  it("attack: spoofed X-Mesh-Caller, XFCC and passport never reach the destination", async () => {
+    const router = routerWith(zeroTrust());
+    const answer = await router.call(
+      "payments",
+      "/",
+      withSvid(await identity.svid("orders"), {
+        headers: {
+          "x-mesh-caller": `spiffe://${TD}/admin`,
+          "x-forwarded-client-cert": `By=x;URI=spiffe://${TD}/admin`,
+          "x-mesh-passport": "forged",
+        },
+      }),
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.echo!.headers["x-mesh-caller"]).toBe(`spiffe://${TD}/orders`);
+    expect(answer.echo!.headers["x-forwarded-client-cert"]).toBe(
+      `By=spiffe://${TD}/payments;URI=spiffe://${TD}/orders`,
+    );
+    expect(answer.echo!.headers["x-mesh-passport"]).not.toBe("forged");
+  });
+});
+
+describe("attacks on the caller's token, each refused unauthenticated", () => {
+  const refused = async (router: IsolatedRouter, init: RequestInit, reason: RegExp) => {
+    const answer = await router.call("echo", "/", init);
+    expect(answer).toMatchObject({ status: 401, error: "unauthenticated" });
+    expect(answer.outcome.refusal).toMatch(reason);
+    const body = JSON.stringify(answer.headers) + (answer.echo ? "" : "");
+    expect(body).not.toMatch(reason);
+  };
+
+  it("attack: a token that does not verify (here: unknown kid), even on a PERMISSIVE destination", async () => {
+    const router = routerWith(
+      zeroTrust(resource("PeerAuthentication", "open", { mode: "PERMISSIVE" })),
+    );
+    await refused(router, withSvid(await identity.svid("orders", { kid: "nope" })), /unknown kid/);
+  });
+
+  it("attack: two X-Mesh-SVID headers", async () => {
+    const router = routerWith(zeroTrust());
+    const headers = new Headers();
+    headers.append("x-mesh-svid", await identity.svid("orders"));
+    headers.append("x-mesh-svid", await identity.svid("admin"));
+    await refused(router, { headers }, /more than one token/);
+  });
+
+  it("attack: expired", async () => {
+    const router = routerWith(zeroTrust());
+    await refused(
+      router,
+      withSvid(await identity.svid("orders", { issuedAt: -700, ttlSeconds: 300 })),
+      /expired/,
+    );
+  });
+
+  it("attack: revoked jti, and every token of a revoked subject", async () => {
+    const revokedJti = await identity.svid("orders", { jti: "leaked-1" });
+    const router = routerWith(
+      zeroTrust(
+        resource("Revocation", "leak", { jti: "leaked-1" }),
+        resource("Revocation", "retire-reports", { subject: `spiffe://${TD}/reports` }),
+        resource("Revocation", "rotate-billing", {
+          subject: `spiffe://${TD}/billing`,
+          issuedBefore: new Date(Date.now() + 60_000).toISOString(),
+        }),
+      ),
+    );
+    await refused(router, withSvid(revokedJti), /jti 'leaked-1' is revoked/);
+    await refused(router, withSvid(await identity.svid("reports")), /reports' are revoked/);
+    await refused(router, withSvid(await identity.svid("billing")), /issued before/);
+    expect((await router.call("echo", "/", withSvid(await identity.svid("orders")))).status).toBe(
+      200,
+    );
+  });
+
+  it("attack: the binding's props and the token disagree", async () => {
+    const router = routerWith(zeroTrust());
+    const answer = await router.call(
+      "payments",
+      "/",
+      withSvid(await identity.svid("admin")),
+      "orders",
+    );
+    expect(answer).toMatchObject({ status: 401, error: "unauthenticated" });
+    expect(answer.outcome.refusal).toMatch(/props name caller 'orders'/);
+    const agreeing = await router.call(
+      "payments",
+      "/",
+      withSvid(await identity.svid("orders")),
+      "orders",
+    );
+    expect(agreeing.status).toBe(200);
+  });
+
+  describe("a certificate-bound token", () => {
+    const fingerprint = "a1".repeat(32);
+    const cert = (hex: string, verified = "SUCCESS") => ({
+      tlsClientAuth: {
+        certPresented: "1",
+        certVerified: verified,
+        certFingerprintSHA256: hex,
+        certSubjectDN: "CN=reports,O=Meshwork",
+      },
+    });
+    const bound = () =>
+      identity.svid("orders", { claims: { cnf: { "x5t#S256": thumbprintFromHex(fingerprint) } } });
+
+    it("attack: presented without the certificate", async () => {
+      await refused(routerWith(zeroTrust()), withSvid(await bound()), /none was verified/);
+    });
+
+    it("attack: presented with another certificate, or one Cloudflare did not verify", async () => {
+      const router = routerWith(zeroTrust());
+      await refused(
+        router,
+        { ...withSvid(await bound()), cf: cert("b2".repeat(32)) } as RequestInit,
+        /another client certificate/,
+      );
+      await refused(
+        router,
+        { ...withSvid(await bound()), cf: cert(fingerprint, "FAILED:self signed") } as RequestInit,
+        /none was verified/,
+      );
+    });
+
+    it("is accepted with its certificate, and XFCC carries the certificate's hash and subject", async () => {
+      const router = routerWith(zeroTrust());
+      const answer = await router.call("echo", "/", {
+        ...withSvid(await bound()),
+        cf: cert(fingerprint.toUpperCase()),
+      } as RequestInit);
+      expect(answer.status).toBe(200);
+      expect(answer.echo!.headers["x-forwarded-client-cert"]).toBe(
+        `By=spiffe://${TD}/echo;Hash=${fingerprint};Subject="CN=reports,O=Meshwork";URI=spiffe://${TD}/orders`,
+      );
+    });
+  });
+});
+
+describe("authorization", () => {
+  it("lets orders call payments, and nothing else", async () => {
+    const router = routerWith(zeroTrust());
+    expect((await router.call("payments", "/", {}, "orders")).status).toBe(200);
+    const other = await router.call("payments", "/", {}, "reports");
+    expect(other).toMatchObject({ status: 403, error: "forbidden" });
+    expect(other.outcome.refusal).toBe("no ALLOW policy matched");
+    expect(other.outcome.authorization?.allowed).toBe(false);
+  });
+
+  it("denies by default when no policy applies (MeshSettings DENY, the default)", async () => {
+    const router = routerWith([service("echo", "ECHO_V1")]);
+    const answer = await router.call("echo", "/", {}, "orders");
+    expect(answer).toMatchObject({ status: 403, error: "forbidden" });
+    expect(answer.outcome.refusal).toMatch(/default DENY/);
+  });
+
+  it("attack: no spelling of /admin gets past a DENY on /admin", async () => {
+    const router = routerWith(
+      zeroTrust(
+        resource("AuthorizationPolicy", "no-admin", {
+          targetRefs: [{ kind: "Service", name: "echo" }],
+          action: "DENY",
+          rules: [{ to: [{ operation: { paths: ["/admin"] } }] }],
+        }),
+      ),
+    );
+    const spellings = [
+      "/admin",
+      "/a/../admin",
+      "/%2e%2e/admin",
+      "/x/%2E%2E/admin",
+      "//admin",
+      "/%2Fadmin",
+      "/ADMIN",
+      "/admin/",
+      "/admin;x",
+      "/admin%00",
+      "/%61dmin",
+      "/Admin;jsessionid=1/",
+    ];
+    for (const path of spellings) {
+      const answer = await router.call("echo", path, {}, "orders");
+      expect([400, 403], `${path} answered ${answer.status}`).toContain(answer.status);
+      expect(answer.echo, path).toBeUndefined();
+    }
+    expect((await router.call("echo", "/administrator", {}, "orders")).status).toBe(200);
+  });
+
+  it("attack: a lower-case method does not slip past a DENY on PATCH", async () => {
+    const router = routerWith(
+      zeroTrust(
+        resource("AuthorizationPolicy", "no-patch", {
+          action: "DENY",
+          rules: [{ to: [{ operation: { methods: ["PATCH"] } }] }],
+        }),
+      ),
+    );
+    expect((await router.call("echo", "/", { method: "patch" }, "orders")).status).toBe(403);
+  });
+
+  it("records a dry-run DENY and an AUDIT without enforcing them", async () => {
+    const router = routerWith(
+      zeroTrust(
+        resource("AuthorizationPolicy", "would-deny", {
+          action: "DENY",
+          dryRun: true,
+          rules: [{ from: [{ source: { principals: [`spiffe://${TD}/orders`] } }] }],
+        }),
+        resource("AuthorizationPolicy", "audit-all", { action: "AUDIT", rules: [{}] }),
+      ),
+    );
+    const answer = await router.call("echo", "/", {}, "orders");
+    expect(answer.status).toBe(200);
+    expect(answer.outcome.authorization?.audited).toEqual(["audit-all"]);
+    expect(answer.outcome.authorization?.dryRun).toEqual([
+      expect.objectContaining({ policy: "would-deny", matched: true, wouldDeny: true }),
+    ]);
+  });
+});
+
+describe("passports", () => {
+  const audience = `spiffe://${TD}/payments`;
+
+  it("the destination verifies its passport with sdk/passport.ts; another audience fails", async () => {
+    const router = routerWith(zeroTrust());
+    const answer = await router.call("payments", "/charge", {}, "orders");
+    const received = new Request("https://payments/charge", {
+      headers: { "x-mesh-passport": answer.echo!.headers["x-mesh-passport"]! },
+    });
+    const verified = await verifyPassport(received, { identity: identity.binding(), audience });
+    expect(verified).toMatchObject({
+      subject: `spiffe://${TD}/orders`,
+      service: "orders",
+      perRequest: false,
+    });
+    // The split's backend Service is an audience too (payments → echo-v2's Service is payments).
+    await expect(
+      verifyPassport(received, { identity: identity.binding(), audience: `spiffe://${TD}/echo` }),
+    ).rejects.toThrow(PassportError);
+  });
+
+  it("is reused for the same caller and destination, one per pair", async () => {
+    const router = routerWith(zeroTrust());
+    const first = await router.call("payments", "/a", {}, "orders");
+    const second = await router.call("payments", "/b", {}, "orders");
+    expect(second.echo!.headers["x-mesh-passport"]).toBe(first.echo!.headers["x-mesh-passport"]);
+  });
+
+  it("PerRequest: bound to method and path; replayed on another path, or twice, it fails", async () => {
+    const router = routerWith(
+      zeroTrust().map((r) =>
+        (r as { kind: string; metadata: { name: string } }).kind === "Service" &&
+        (r as { metadata: { name: string } }).metadata.name === "payments"
+          ? {
+              ...(r as object),
+              spec: { endpoints: [{ binding: "ECHO_V2" }], passport: { mode: "PerRequest" } },
+            }
+          : r,
+      ),
+    );
+    const first = await router.call("payments", "/charge", { method: "POST" }, "orders");
+    const second = await router.call("payments", "/charge", { method: "POST" }, "orders");
+    const passport = first.echo!.headers["x-mesh-passport"]!;
+    expect(second.echo!.headers["x-mesh-passport"]).not.toBe(passport);
+    const at = (path: string, method = "POST") =>
+      new Request(`https://payments${path}`, { method, headers: { "x-mesh-passport": passport } });
+    const options = { identity: identity.binding(), audience };
+    await expect(verifyPassport(at("/refund"), options)).rejects.toThrow(/another path/);
+    await expect(verifyPassport(at("/charge", "GET"), options)).rejects.toThrow(/another method/);
+    const verified = await verifyPassport(at("/charge"), options);
+    expect(verified.perRequest).toBe(true);
+    await expect(verifyPassport(at("/charge"), options)).rejects.toThrow(/replay/);
+  });
+
+  it("with the identity Worker down, the call goes on without a passport, and status says why", async () => {
+    const down = await FakeIdentity.create(TD);
+    down.down = true;
+    const router = isolatedRouter(zeroTrust(), { identity: down.binding(), zeroTrust: true });
+    const answer = await router.call("payments", "/", {}, "orders");
+    expect(answer.status).toBe(200);
+    expect(answer.echo!.headers["x-mesh-passport"]).toBeUndefined();
+    const status = (await router.status()) as unknown as {
+      identity: { passports: { lastError: { message: string } | null } };
+    };
+    expect(status.identity.passports.lastError?.message).toMatch(/unreachable/);
+  });
+});
+
+describe("the hot path", () => {
+  it("a warm router makes no call to the identity Worker: one JWKS fetch, one certificate", async () => {
+    const counted = await FakeIdentity.create(TD);
+    const router = isolatedRouter(zeroTrust(), { identity: counted.binding(), zeroTrust: true });
+    const tokens = await Promise.all(["orders", "reports", "billing"].map((s) => counted.svid(s)));
+    await router.call("echo", "/", withSvid(tokens[0]!));
+    const before = { jwks: counted.jwksFetches, certs: counted.certifications };
+    expect(before).toEqual({ jwks: 1, certs: 1 });
+    for (let i = 0; i < 60; i++) {
+      const answer = await router.call("echo", `/${i}`, withSvid(tokens[i % 3]!));
+      expect(answer.status).toBe(200);
+    }
+    expect({ jwks: counted.jwksFetches, certs: counted.certifications }).toEqual(before);
+  });
+
+  it("an unknown kid refreshes the JWKS once (a rotation), and a flood of forged kids no more", async () => {
+    const rotating = await FakeIdentity.create(TD);
+    const router = isolatedRouter(zeroTrust(), { identity: rotating.binding(), zeroTrust: true });
+    await router.call("echo", "/", withSvid(await rotating.svid("orders")));
+    await rotating.addKey("key-2");
+    const answer = await router.call("echo", "/", withSvid(await rotating.svid("orders")));
+    expect(answer.status).toBe(200);
+    expect(rotating.jwksFetches).toBe(2);
+    for (let i = 0; i < 20; i++) {
+      const forged = await rotating.svid("orders", { kid: `forged-${i}` });
+      expect((await router.call("echo", "/", withSvid(forged))).status).toBe(401);
+    }
+    expect(rotating.jwksFetches).toBe(2);
+  });
+});
+
+describe("the router's own endpoints", () => {
+  const get = (router: IsolatedRouter, path: string, headers: Record<string, string> = {}) =>
+    routerFetch(
+      new Request(`http://router${path}`, { headers }),
+      router.env,
+      createExecutionContext(),
+    );
+
+  it("/.mesh/health is open and says only that the router is up", async () => {
+    const router = routerWith(zeroTrust());
+    const response = await get(router, "/.mesh/health");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true });
+  });
+
+  it("/.mesh/status answers an admin only: the bearer token, or an admin service's SVID", async () => {
+    const router = routerWith(zeroTrust(), { ADMIN_SERVICES: "meshctl" });
+    const refused = await get(router, "/.mesh/status");
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("x-mesh-error")).toBe("unauthenticated");
+    expect(
+      (await get(router, "/.mesh/status", { authorization: "Bearer wrong-token-0123456789" }))
+        .status,
+    ).toBe(401);
+    expect(
+      (await get(router, "/.mesh/status", { authorization: `Bearer ${TEST_ADMIN_TOKEN}` })).status,
+    ).toBe(200);
+    const admin = await get(router, "/.mesh/status", {
+      "x-mesh-svid": await identity.svid("meshctl"),
+    });
+    expect(admin.status).toBe(200);
+    const notAdmin = await get(router, "/.mesh/status", {
+      "x-mesh-svid": await identity.svid("orders"),
+    });
+    expect(notAdmin.status).toBe(401);
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * Who is calling: the caller a service binding attests through its props, or the one a verified
+ * JWT-SVID names. A verified token is kept in isolate memory until it expires, so a warm caller
+ * costs a map lookup, not a signature check; what can change while it is cached — revocations,
+ * and the client certificate of the connection it arrives on — is checked on every request.
+ */
+import { thumbprintFromHex, verifySvid, type VerifiedSvid } from "../../../core/identity/svid.ts";
+import type { Revocations } from "../../../core/config/snapshot.ts";
+import type { JwksCache } from "./jwks.ts";
+
+/** Clock skew tolerated on a token's times, in seconds. */
+export const CLOCK_SKEW_SECONDS = 30;
+/** Verified tokens kept per isolate; the oldest go first. */
+const MAX_CACHED = 10_000;
+
+/** Revocations, compiled from the snapshot index for lookups per request. */
+export class RevocationList {
+  static readonly EMPTY = new RevocationList(undefined);
+  private readonly tokens: ReadonlySet<string>;
+  /** Subject → tokens issued before this time (ms) are refused; Infinity: every token. */
+  private readonly subjects: ReadonlyMap<string, number>;
+  readonly size: number;
+
+  constructor(revocations: Revocations | undefined) {
+    this.tokens = new Set(revocations?.tokens.map((t) => t.jti));
+    const subjects = new Map<string, number>();
+    for (const { subject, issuedBefore } of revocations?.subjects ?? []) {
+      const before = issuedBefore === undefined ? Infinity : Date.parse(issuedBefore);
+      subjects.set(subject, Math.max(subjects.get(subject) ?? -Infinity, before));
+    }
+    this.subjects = subjects;
+    this.size = this.tokens.size + subjects.size;
+  }
+
+  /** Why `svid` is revoked, or undefined when it is not. */
+  check(svid: VerifiedSvid): string | undefined {
+    if (this.size === 0) return undefined;
+    if (this.tokens.has(svid.jti)) return `jti '${svid.jti}' is revoked`;
+    const before = this.subjects.get(svid.subject);
+    if (before !== undefined && svid.issuedAt < before) {
+      return `tokens of '${svid.subject}'${before === Infinity ? "" : ` issued before ${new Date(before).toISOString()}`} are revoked`;
+    }
+    return undefined;
+  }
+}
+
+/** The client certificate Cloudflare verified on this connection, as RFC 8705 thumbprints it. */
+export function clientCertificateThumbprint(request: Request): string | undefined {
+  const auth = (request as Request & { cf?: { tlsClientAuth?: Record<string, unknown> } }).cf
+    ?.tlsClientAuth;
+  if (!auth || auth.certPresented !== "1" || auth.certVerified !== "SUCCESS") return undefined;
+  const fingerprint = auth.certFingerprintSHA256;
+  return typeof fingerprint === "string" ? thumbprintFromHex(fingerprint) : undefined;
+}
+
+export interface AuthenticatorOptions {
+  readonly trustDomain: string;
+  readonly now: () => number;
+}
+
+export class Authenticator {
+  private readonly verified = new Map<string, VerifiedSvid>();
+  private verifications = 0;
+  private failures = 0;
+
+  private readonly jwks: JwksCache;
+  private readonly options: AuthenticatorOptions;
+
+  constructor(jwks: JwksCache, options: AuthenticatorOptions) {
+    this.jwks = jwks;
+    this.options = options;
+  }
+
+  /** The token's verified claims when this isolate has verified it and it has not expired. */
+  cached(token: string, now: number): VerifiedSvid | undefined {
+    const svid = this.verified.get(token);
+    if (svid === undefined) return undefined;
+    if (now < svid.expiresAt + CLOCK_SKEW_SECONDS * 1000) return svid;
+    this.verified.delete(token);
+    return undefined;
+  }
+
+  /** Verifies `token` (signature and claims) and caches it; throws SvidError. */
+  async verify(
+    token: string,
+    waitUntil: (promise: Promise<unknown>) => void,
+  ): Promise<VerifiedSvid> {
+    this.verifications++;
+    try {
+      const svid = await verifySvid(token, {
+        trustDomain: this.options.trustDomain,
+        key: (kid) => this.jwks.resolve(kid, waitUntil),
+        now: this.options.now(),
+        skewSeconds: CLOCK_SKEW_SECONDS,
+      });
+      if (this.verified.size >= MAX_CACHED) {
+        this.verified.delete(this.verified.keys().next().value as string);
+      }
+      this.verified.set(token, svid);
+      return svid;
+    } catch (error) {
+      this.failures++;
+      throw error;
+    }
+  }
+
+  view(): { cachedTokens: number; verifications: number; failures: number } {
+    return {
+      cachedTokens: this.verified.size,
+      verifications: this.verifications,
+      failures: this.failures,
+    };
+  }
+}
+
+/**
+ * What a verified token still needs on this request: not revoked, and — when bound to a
+ * certificate — arriving on a connection with that verified certificate. A reason, or undefined.
+ */
+export function refusal(
+  svid: VerifiedSvid,
+  request: Request,
+  revocations: RevocationList,
+): string | undefined {
+  const revoked = revocations.check(svid);
+  if (revoked) return revoked;
+  if (svid.certificateThumbprint !== undefined) {
+    const presented = clientCertificateThumbprint(request);
+    if (presented === undefined)
+      return "the token is bound to a client certificate, and none was verified";
+    if (!constantTimeEqual(presented, svid.certificateThumbprint)) {
+      return "the token is bound to another client certificate";
+    }
+  }
+  return undefined;
+}
+
+/** Compares two strings without an early exit (secrets: admin tokens, thumbprints). */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}

@@ -1,0 +1,67 @@
+/**
+ * Who is calling. Through the `Mesh` entrypoint the caller is the one its service binding's
+ * props name — the account's own deploy config attests it. Over HTTP it is the one a JWT-SVID in
+ * `X-Mesh-SVID` names, verified against the mesh's keys (identity/authenticator.ts); through the
+ * entrypoint a token may be sent too, and then it must name the same caller. A token that is
+ * present and fails is `unauthenticated` whatever the destination's mode; a call with no caller
+ * at all goes on, and the destination's peer authentication (authorize.ts) decides.
+ *
+ * Warm, this layer is synchronous: a token this isolate verified before is a map lookup plus the
+ * checks that can change while it is cached (revocation, the client certificate).
+ */
+import { spiffeId } from "../../../core/identity/names.ts";
+import { SvidError, type VerifiedSvid } from "../../../core/identity/svid.ts";
+import type { Layer, MeshCall } from "../call.ts";
+import { refusal } from "../identity/authenticator.ts";
+import { refuse } from "../identity/refuse.ts";
+
+/** The request header that carries a caller's JWT-SVID. */
+export const SVID_HEADER = "x-mesh-svid";
+
+export const authenticate: Layer = (call, next) => {
+  const token = call.request.headers.get(SVID_HEADER);
+  if (token === null) {
+    if (call.caller !== undefined) {
+      call.principal = spiffeId(call.identity.trustDomain, call.caller);
+      call.authenticatedBy = "binding";
+    }
+    return next();
+  }
+  const { authenticator } = call.identity;
+  const cached = authenticator.cached(token, call.now());
+  if (cached) {
+    accept(call, cached);
+    return next();
+  }
+  return authenticator
+    .verify(token, (p) => call.ctx.waitUntil(p))
+    .then(
+      (svid) => {
+        accept(call, svid);
+        return next();
+      },
+      (error: unknown) => {
+        throw refuse(
+          call,
+          "unauthenticated",
+          error instanceof SvidError ? error.reason : `verification failed: ${String(error)}`,
+        );
+      },
+    );
+};
+
+function accept(call: MeshCall, svid: VerifiedSvid): void {
+  const reason = refusal(svid, call.request, call.config.revocations);
+  if (reason) throw refuse(call, "unauthenticated", reason);
+  if (call.caller !== undefined && call.caller !== svid.service) {
+    throw refuse(
+      call,
+      "unauthenticated",
+      `the binding's props name caller '${call.caller}', its token '${svid.subject}'`,
+    );
+  }
+  call.caller = svid.service;
+  call.principal = svid.subject;
+  call.authenticatedBy = "svid";
+  call.svid = svid;
+}
