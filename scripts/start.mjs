@@ -5,8 +5,11 @@
 //     the config already in the local state runs as it is — versions only move forward, so a
 //     config published with `npm run publish` survives a restart — and only an empty state
 //     gets the demo config (examples/mesh.yaml);
-//  2. runs ONE `wrangler dev` process: the router first (it is the one served on --port), then
-//     every example Worker, reachable from the router through its service bindings;
+//  2. runs the identity Worker in a `wrangler dev` process of its own (served on
+//     --identity-port), then ONE `wrangler dev` process with the router first (it is the one
+//     served on --port) and every example Worker, reachable from the router through its service
+//     bindings; the router reaches the identity Worker through wrangler's dev registry, kept
+//     beside the local state so two meshes on one machine never bind to each other;
 //  3. waits until the router's /.mesh/status reports that version and prints where to look;
 //  4. unless --no-traffic, sends light demo traffic to `orders` (which calls `payments` through
 //     the mesh) and prints the observed payments split every 10 s.
@@ -21,6 +24,8 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import {
   DEFAULT_PERSIST_DIR,
+  DEV_ADMIN_TOKEN,
+  IDENTITY_CONFIG,
   requireNode,
   ROOT,
   userPath,
@@ -50,6 +55,7 @@ config (examples/mesh.yaml) only when there is none. Change the running mesh wit
 Options:
   --config FILE          publish this mesh config (YAML or JSON) as the next version, then run
   --port N               router port on 127.0.0.1 (default 8787)
+  --identity-port N      identity Worker port on 127.0.0.1 (default 8789)
   --inspector-port N     devtools inspector port (default 9229, or a free one if that is taken)
   --persist-to DIR       local state directory (default .mesh-local/state)
   --rate N               demo requests per second to orders (default 5)
@@ -71,6 +77,7 @@ function parseOptions() {
       options: {
         config: { type: "string" },
         port: { type: "string", default: "8787" },
+        "identity-port": { type: "string", default: "8789" },
         "inspector-port": { type: "string" },
         "persist-to": { type: "string" },
         rate: { type: "string", default: "5" },
@@ -101,6 +108,7 @@ function parseOptions() {
     // `npm start` runs in the package root; user paths are resolved where they were typed.
     configFile: parsed.config ? userPath(parsed.config) : undefined,
     port: port("port", parsed.port),
+    identityPort: port("identity-port", parsed["identity-port"]),
     inspectorPort:
       parsed["inspector-port"] === undefined
         ? undefined
@@ -196,10 +204,10 @@ function freePort() {
 }
 
 /** A request to the router with an explicit Host header (fetch would replace it). */
-function call(port, host, path, { agent, timeoutMs = 10_000 } = {}) {
+function call(port, host, path, { agent, timeoutMs = 10_000, headers = {} } = {}) {
   return new Promise((done, reject) => {
     const req = http.request(
-      { host: "127.0.0.1", port, path, method: "GET", headers: { host }, agent },
+      { host: "127.0.0.1", port, path, method: "GET", headers: { host, ...headers }, agent },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
@@ -220,7 +228,8 @@ const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 // wrangler dev
 
 class Wrangler {
-  constructor(logFile) {
+  constructor(logFile, env = {}) {
+    this.env = env;
     this.child = undefined;
     this.tail = [];
     this.log = createWriteStream(logFile, { flags: "w" });
@@ -231,7 +240,7 @@ class Wrangler {
   start(args) {
     this.child = spawn(process.execPath, [WRANGLER, ...args], {
       cwd: ROOT,
-      env: wranglerEnv(),
+      env: { ...wranglerEnv(), ...this.env },
       stdio: ["ignore", "pipe", "pipe"],
       // Its own process group, so stopping it stops workerd and everything else it started.
       detached: true,
@@ -287,6 +296,30 @@ class Wrangler {
   }
 }
 
+/** Polls the identity Worker's /health until it answers. */
+async function waitUntilIdentity(identity, port) {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let exited;
+  identity.exited.then((result) => (exited = result));
+  let last = "no answer yet";
+  while (Date.now() < deadline && !exited) {
+    try {
+      const res = await call(port, "identity", "/health", { timeoutMs: 5_000 });
+      if (res.status === 200) return true;
+      last = `/health answered ${res.status}`;
+    } catch (error) {
+      last = error.message;
+    }
+    await sleep(500);
+  }
+  console.error(
+    exited
+      ? "✗ the identity Worker's wrangler dev stopped before it was ready."
+      : `✗ the identity Worker did not answer /health within ${READY_TIMEOUT_MS / 1000} s (last: ${last}).`,
+  );
+  return false;
+}
+
 /** Polls /.mesh/status until the router reports `version`; explains what went wrong if not. */
 async function waitUntilReady(wrangler, port, version) {
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -306,6 +339,7 @@ async function waitUntilReady(wrangler, port, version) {
       // ?refresh=1 makes the router read KV now instead of on its first call.
       const res = await call(port, "meshwork-router", "/.mesh/status?refresh=1", {
         timeoutMs: 5_000,
+        headers: { authorization: `Bearer ${DEV_ADMIN_TOKEN}` },
       });
       if (res.status === 200) {
         const status = JSON.parse(res.body);
@@ -425,7 +459,10 @@ function banner(options, running, logFile, inspectorPort) {
       `the Host header's first label is the Service`,
     ]);
   }
-  tries.push([`curl ${url}/.mesh/status`, "the config version the router runs"]);
+  tries.push([
+    `curl -H 'Authorization: Bearer ${DEV_ADMIN_TOKEN}' ${url}/.mesh/status`,
+    "the config version the router runs (admin only)",
+  ]);
   const width = Math.max(...tries.map(([command]) => command.length));
 
   return [
@@ -433,7 +470,8 @@ function banner(options, running, logFile, inspectorPort) {
     `✓ Meshwork is running config version ${running.version} (${display(options.persistTo)})`,
     "",
     `  router (data plane)  ${url}   the Host header names the destination Service`,
-    `  status               ${url}/.mesh/status`,
+    `  status               ${url}/.mesh/status   (Authorization: Bearer ${DEV_ADMIN_TOKEN})`,
+    `  identity Worker      http://127.0.0.1:${options.identityPort}   JWKS, SVIDs (POST /v1/svid)`,
     `  devtools inspector   127.0.0.1:${inspectorPort}`,
     `  wrangler output      ${display(logFile)}   (tail -f it to see every request)`,
     "",
@@ -456,6 +494,12 @@ async function main() {
         "Stop it, or pick another port: npm start -- --port 8800",
     );
   }
+  if (options.identityPort === options.port || !(await portFree(options.identityPort))) {
+    fail(
+      `port ${options.identityPort} on 127.0.0.1 (the identity Worker's) is in use: ` +
+        "stop what uses it, or pick another: npm start -- --identity-port 8790",
+    );
+  }
   let inspectorPort = options.inspectorPort;
   if (inspectorPort === undefined) {
     inspectorPort = (await portFree(DEFAULT_INSPECTOR_PORT))
@@ -469,7 +513,11 @@ async function main() {
   const running = await prepareConfig(options.configFile, options.persistTo);
 
   const logFile = join(dirname(options.persistTo), "wrangler.log");
-  const wrangler = new Wrangler(logFile);
+  // The router finds the identity Worker (another process) through wrangler's dev registry: one
+  // per local state, so two meshes on one machine never bind to each other's Workers.
+  const registry = { WRANGLER_REGISTRY_PATH: join(dirname(options.persistTo), "registry") };
+  const identity = new Wrangler(join(dirname(options.persistTo), "identity.log"), registry);
+  const wrangler = new Wrangler(logFile, registry);
   let stopTraffic = () => {};
   let stopping = false;
   const shutdown = async (code, why) => {
@@ -481,29 +529,51 @@ async function main() {
     stopping = true;
     stopTraffic();
     if (why) console.log(`\n${why}`);
-    await wrangler.stop();
+    await Promise.all([wrangler.stop(), identity.stop()]);
     process.exit(code);
   };
   process.on("SIGINT", () => shutdown(0, "stopping the mesh …"));
   process.on("SIGTERM", () => shutdown(0, "stopping the mesh …"));
   process.on("SIGHUP", () => shutdown(0));
   // Last resort if this process ends some other way: never leave workerd running.
-  process.on("exit", () => wrangler.running && wrangler.signal("SIGKILL"));
+  process.on("exit", () => {
+    if (wrangler.running) wrangler.signal("SIGKILL");
+    if (identity.running) identity.signal("SIGKILL");
+  });
 
-  const args = ["dev", ...WORKER_CONFIGS.flatMap((config) => ["-c", config])];
+  const identityArgs = ["dev", "-c", IDENTITY_CONFIG];
+  identityArgs.push("--ip", "127.0.0.1", "--port", String(options.identityPort));
+  identityArgs.push("--inspector-ip", "127.0.0.1", "--inspector-port", String(await freePort()));
+  identityArgs.push("--persist-to", options.persistTo, "--show-interactive-dev-session=false");
+  console.log(`… starting the identity Worker (wrangler dev, port ${options.identityPort})`);
+  identity.start(identityArgs);
+
+  const configs = WORKER_CONFIGS.filter((config) => config !== IDENTITY_CONFIG);
+  const args = ["dev", ...configs.flatMap((config) => ["-c", config])];
   args.push("--ip", "127.0.0.1", "--port", String(options.port));
   args.push("--inspector-ip", "127.0.0.1", "--inspector-port", String(inspectorPort));
   args.push("--persist-to", options.persistTo, "--show-interactive-dev-session=false");
-  console.log(`… starting wrangler dev (router + ${WORKER_CONFIGS.length - 1} example Workers)`);
+  args.push("--var", `ADMIN_TOKEN:${DEV_ADMIN_TOKEN}`);
+  console.log(`… starting wrangler dev (router + ${configs.length - 1} example Workers)`);
   wrangler.start(args);
   console.log(`  wrangler pid ${wrangler.child.pid} (its own process group)`);
 
-  if (!(await waitUntilReady(wrangler, options.port, running.version))) {
-    wrangler.printTail();
-    console.error(`  full output: ${display(logFile)}`);
-    await wrangler.stop();
+  const ready = await Promise.all([
+    waitUntilIdentity(identity, options.identityPort),
+    waitUntilReady(wrangler, options.port, running.version),
+  ]);
+  if (!ready.every(Boolean)) {
+    for (const [child, file] of [
+      [identity, "identity.log"],
+      [wrangler, logFile],
+    ]) {
+      child.printTail();
+      console.error(`  full output: ${display(join(dirname(options.persistTo), file))}`);
+    }
+    await Promise.all([wrangler.stop(), identity.stop()]);
     process.exit(1);
   }
+  identity.echo = "errors";
   wrangler.echo = "errors";
   const lines = banner(options, running, logFile, inspectorPort);
   const hasOrders = running.services.includes("orders");
@@ -521,10 +591,14 @@ async function main() {
   console.log(lines.join("\n"));
   if (options.traffic && hasOrders) stopTraffic = startTraffic(options.port, options.rate);
 
-  const result = await wrangler.exited;
+  const [which, result] = await Promise.race([
+    wrangler.exited.then((r) => [wrangler, r]),
+    identity.exited.then((r) => [identity, r]),
+  ]);
   if (!stopping) {
-    console.error(`✗ wrangler dev exited unexpectedly (${result.code ?? result.signal}).`);
-    wrangler.printTail();
+    const name = which === identity ? "the identity Worker's wrangler dev" : "wrangler dev";
+    console.error(`✗ ${name} exited unexpectedly (${result.code ?? result.signal}).`);
+    which.printTail();
     await shutdown(1);
   }
 }

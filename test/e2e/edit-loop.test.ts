@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_ADMIN_TOKEN } from "../../scripts/workers.mjs";
 import { runPublish, startMesh, type RunningMesh } from "./mesh-process.mjs";
 
 const workdir = mkdtempSync(join(tmpdir(), "meshwork-edit-"));
@@ -13,7 +14,11 @@ let mesh: RunningMesh | undefined;
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 async function version(running: RunningMesh): Promise<number> {
-  return (await running.call("meshwork-router", "/.mesh/status?refresh=1")).json<{
+  return (
+    await running.call("meshwork-router", "/.mesh/status?refresh=1", {
+      authorization: `Bearer ${DEV_ADMIN_TOKEN}`,
+    })
+  ).json<{
     version: number;
   }>().version;
 }

@@ -12,6 +12,8 @@ export interface MeshResponse {
 export interface RunningMesh {
   /** Router port on 127.0.0.1. */
   port: number;
+  /** The identity Worker's port on 127.0.0.1. */
+  identityPort: number;
   /** The local state directory (`--persist-to`) this mesh runs on. */
   persistTo: string;
   inspectorPort: number;

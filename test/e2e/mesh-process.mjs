@@ -88,6 +88,8 @@ export async function startMesh({
   const port = await freePort(preferredPort);
   let inspectorPort = await freePort(0);
   while (inspectorPort === port) inspectorPort = await freePort(0);
+  let identityPort = await freePort(0);
+  while (identityPort === port || identityPort === inspectorPort) identityPort = await freePort(0);
   // Local state (KV) in the caller's directory when given (kept), else in a temporary one.
   const dir = stateDir ?? mkdtempSync(join(tmpdir(), "meshwork-e2e-"));
 
@@ -96,6 +98,7 @@ export async function startMesh({
     [
       "scripts/start.mjs",
       ...["--port", String(port), "--inspector-port", String(inspectorPort)],
+      ...["--identity-port", String(identityPort)],
       ...["--persist-to", join(dir, "state"), "--no-traffic"],
       ...args,
     ],
@@ -155,6 +158,7 @@ export async function startMesh({
   const mesh = {
     port,
     inspectorPort,
+    identityPort,
     persistTo: join(dir, "state"),
     output: () => output,
     exitStatus: () => exit,

@@ -2,7 +2,10 @@
 // config from examples/mesh.yaml published to local KV, and calls over real HTTP. It runs on its
 // own ports and state (see mesh-process.mjs), so a developer's `npm start` on 8787 is unaffected.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_ADMIN_TOKEN } from "../../scripts/workers.mjs";
 import { startMesh, type RunningMesh } from "./mesh-process.mjs";
+
+const ADMIN = { authorization: `Bearer ${DEV_ADMIN_TOKEN}` };
 
 let mesh: RunningMesh | undefined;
 
@@ -27,7 +30,8 @@ describe("npm start", () => {
   });
 
   it("runs the published config, version 1", async () => {
-    const response = await running().call("meshwork-router", "/.mesh/status");
+    expect((await running().call("meshwork-router", "/.mesh/status")).status).toBe(401);
+    const response = await running().call("meshwork-router", "/.mesh/status", ADMIN);
     expect(response.status).toBe(200);
     const status = response.json<{ version: number; error: unknown }>();
     expect(status.version).toBe(1);
@@ -74,7 +78,7 @@ describe("npm start", () => {
     const refused = await mesh.call("echo-v3", "/");
     expect(refused.status).toBe(503);
     expect(refused.headers["x-mesh-error"]).toBe("circuit_open");
-    const open = (await mesh.call("meshwork-router", "/.mesh/status")).json<{
+    const open = (await mesh.call("meshwork-router", "/.mesh/status", ADMIN)).json<{
       breakers: Record<string, { state: string }>;
     }>();
     expect(open.breakers["echo-v3"]?.state).toBe("open");
@@ -82,7 +86,7 @@ describe("npm start", () => {
     // report (about a second) after this isolate did.
     await new Promise((resolve) => setTimeout(resolve, 8_000));
     expect((await mesh.call("echo-v3", "/")).status).toBe(200); // the probe
-    const closed = (await mesh.call("meshwork-router", "/.mesh/status")).json<{
+    const closed = (await mesh.call("meshwork-router", "/.mesh/status", ADMIN)).json<{
       breakers: Record<string, { state: string }>;
     }>();
     expect(closed.breakers["echo-v3"]?.state).toBe("closed");
@@ -103,6 +107,41 @@ describe("npm start", () => {
     expect(limited.length).toBeGreaterThan(0);
     expect(limited[0]!.headers["x-mesh-error"]).toBe("rate_limited");
     expect(Number(limited[0]!.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+  });
+
+  it("runs the identity Worker: a bootstrap workload's SVID, payments for orders only, no /admin", async () => {
+    const mesh = running();
+    const identity = `http://127.0.0.1:${mesh.identityPort}`;
+    const jwks = (await (await fetch(`${identity}/.well-known/jwks.json`)).json()) as {
+      keys: unknown[];
+    };
+    expect(jwks.keys.length).toBeGreaterThanOrEqual(2);
+    const issued = await fetch(`${identity}/v1/svid`, {
+      method: "POST",
+      headers: { authorization: "Bearer meshwork-dev-bootstrap-reports" },
+    });
+    expect(issued.status).toBe(200);
+    const { token, spiffeId } = (await issued.json()) as { token: string; spiffeId: string };
+    expect(spiffeId).toBe("spiffe://meshwork.local/reports");
+    const refused = await fetch(`${identity}/v1/svid`, {
+      method: "POST",
+      headers: { authorization: "Bearer not-the-secret" },
+    });
+    expect(refused.status).toBe(401);
+
+    const echoed = await mesh.call("echo", "/hello", { "x-mesh-svid": token });
+    expect(echoed.status).toBe(200);
+    const headers = echoed.json<{ headers: Record<string, string> }>().headers;
+    expect(headers["x-mesh-caller"]).toBe("spiffe://meshwork.local/reports");
+    expect(headers["x-mesh-svid"]).toBeUndefined();
+    // The router's passport key was certified by the identity Worker (another process).
+    expect(headers["x-mesh-passport"]).toMatch(/^ey/);
+
+    expect((await mesh.call("payments", "/charge")).status).toBe(401);
+    const forbidden = await mesh.call("payments", "/charge", { "x-mesh-svid": token });
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.headers["x-mesh-error"]).toBe("forbidden");
+    expect((await mesh.call("echo", "/ADMIN/")).status).toBe(403);
   });
 
   it("answers no_route for an unknown destination", async () => {
