@@ -52,6 +52,7 @@
 // entry (/.mesh/status), N+4 the KV service's read counter, N+5 mesh-regex, N+6 mesh-path, N+7
 // the micro Worker, N+8 mesh-resilient (19081–19089 by default).
 import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import os from "node:os";
@@ -70,7 +71,9 @@ import {
   WORKERD,
   binding,
   echoService,
+  identityService,
   listening,
+  LOCAL_ADMIN_TOKEN,
   modulesOf,
   routerService,
   startWorkerd,
@@ -112,6 +115,8 @@ const PORTS = {
   "mesh-path": PORT_BASE + 6,
   micro: PORT_BASE + 7,
   "mesh-resilient": PORT_BASE + 8,
+  identity: PORT_BASE + 9,
+  "mesh-open": PORT_BASE + 10,
 };
 const REQUEST_PATH = "/bench/orders?id=42";
 /** The mesh-path lane's request target: a double slash, an encoded `o` and a dot segment. */
@@ -124,6 +129,12 @@ const CALLER = "bench";
 const TARGET = "echo";
 const REGEX_TARGET = "echo-re";
 const RESILIENT_TARGET = "echo-rs";
+/** The identity-off lane's destination: no caller, PERMISSIVE, one allow-all policy. */
+const OPEN_TARGET = "echo-open";
+/** The bench caller's bootstrap secret (a WorkloadCredential below; bench only). */
+const BENCH_SECRET = "meshwork-bench-bootstrap-secret";
+/** The issue's budget for what identity adds: router CPU for verification (warm) + authorization. */
+const IDENTITY_BUDGET_US = 30;
 /** The issue's budget for what the resilience policy adds: router CPU per request over mesh. */
 const RESILIENCE_BUDGET_US = 20;
 /** Lanes, in the order of odd rounds (even rounds reverse it). */
@@ -135,6 +146,14 @@ const SCENARIOS = [
     path: "client → router (Mesh, target echo: PathPrefix route) → echo-v1/v2",
     requestPath: REQUEST_PATH,
     mesh: true,
+  },
+  // Next to mesh, in both round orders: mesh − mesh-open is what identity adds (a budget).
+  {
+    name: "mesh-open",
+    path: "as mesh, target echo-open: no caller, no token, PERMISSIVE, allow-all → echo-v1/v2",
+    requestPath: REQUEST_PATH,
+    mesh: true,
+    open: true,
   },
   // Next to mesh, in both round orders: its difference to mesh is the one with a budget.
   {
@@ -243,7 +262,78 @@ function canaryRoute(name, parent, [v1, v2], splitExtra = {}) {
   };
 }
 
+/** The destinations the mesh lanes call with identity on: zero trust, several rules. */
+const GUARDED = ["echo", "echo-re", "echo-rs"];
+const guarded = GUARDED.map((name) => ({ kind: "Service", name }));
+const meshResource = (kind, name, spec) => ({
+  apiVersion: "meshwork.dev/v1",
+  kind,
+  metadata: { name },
+  spec,
+});
+const IDENTITY_POLICY = [
+  // Zero trust (the default, written out): a call needs an ALLOW; STRICT peers by default.
+  meshResource("MeshSettings", "mesh", { authorization: { defaultAction: "DENY" } }),
+  // The bench caller's identity outside Workers: a token from the identity Worker.
+  meshResource("WorkloadCredential", "bench", {
+    service: CALLER,
+    bootstrap: { secretSha256: createHash("sha256").update(BENCH_SECRET).digest("hex") },
+  }),
+  meshResource("AuthorizationPolicy", "bench-no-admin", {
+    targetRefs: guarded,
+    action: "DENY",
+    rules: [{ to: [{ operation: { paths: ["/admin", "/admin/*", "*.env"] } }] }],
+  }),
+  meshResource("AuthorizationPolicy", "bench-batch-no-deletes", {
+    targetRefs: guarded,
+    action: "DENY",
+    rules: [
+      {
+        from: [{ source: { principals: ["spiffe://meshwork.local/batch-*"] } }],
+        to: [{ operation: { methods: ["DELETE"] } }],
+      },
+    ],
+  }),
+  meshResource("AuthorizationPolicy", "bench-callers", {
+    targetRefs: guarded,
+    action: "ALLOW",
+    rules: [
+      {
+        from: [{ source: { principals: ["spiffe://meshwork.local/admin-tools"] } }],
+      },
+      {
+        from: [
+          {
+            source: {
+              principals: [`spiffe://meshwork.local/${CALLER}`, "spiffe://meshwork.local/orders"],
+            },
+          },
+        ],
+        to: [{ operation: { methods: ["GET", "POST"], paths: ["/bench/*", "/api/*"] } }],
+        when: [{ key: "request.headers[x-tenant]", values: ["tenant-*"] }],
+      },
+    ],
+  }),
+  meshResource("AuthorizationPolicy", "bench-audit-writes", {
+    targetRefs: guarded,
+    action: "AUDIT",
+    rules: [{ to: [{ operation: { methods: ["POST", "PUT", "DELETE"] } }] }],
+  }),
+  // The identity-off lane: its destination takes calls with no caller, and allows them all.
+  service(OPEN_TARGET, "ECHO_V1"),
+  canaryRoute("echo-open", OPEN_TARGET, ["echo-v1", "echo-v2"]),
+  meshResource("PeerAuthentication", "echo-open", {
+    targetRefs: [{ kind: "Service", name: OPEN_TARGET }],
+    mode: "PERMISSIVE",
+  }),
+  meshResource("AuthorizationPolicy", "echo-open", {
+    targetRefs: [{ kind: "Service", name: OPEN_TARGET }],
+    rules: [{}],
+  }),
+];
+
 const POLICY = [
+  ...IDENTITY_POLICY,
   service("echo-v1", "ECHO_V1"),
   service("echo-v2", "ECHO_V2"),
   // `echo`, `echo-re` and `echo-rs` front the versions; their own endpoint is used only with no
@@ -583,10 +673,22 @@ const WORKERD_MICRO_CASES = [
   ["rs-auto-timeout", "auto per-try timeout: read the estimate, feed one latency", 150_000],
   ["retry-layer-none", "retry layer, 1 try → 200, mesh rule (no retry; async)", 15_000],
   ["retry-layer-spec", "retry layer, 1 try → 200, echo-rs rule (retry spec; async)", 15_000],
-  // Whole calls through the router's entry, backends answering at once: the A/B of the policy.
-  ["pipeline-mesh", "whole call, routing only: echo (handleMeshCall; async)", 10_000],
-  ["pipeline-resilient", "whole call, resilience policy: echo-rs (handleMeshCall; async)", 10_000],
+  // What the mesh lane's identity and authorization add per warm call.
+  ["id-verify-warm", "SVID: cached verification + revocation and certificate checks", 200_000],
+  ["id-authorize", "authorization: echo's 4 policies (DENY, DENY, ALLOW + when, AUDIT)", 200_000],
+  ["id-forward", "X-Mesh-Caller, XFCC and the shared passport (cached)", 100_000],
+  // Whole calls through the router's entry, backends answering at once: the A/Bs of identity
+  // (mesh − open) and of the resilience policy (resilient − mesh).
+  ["pipeline-open", "whole call, identity off: echo-open (handleMeshCall; async)", 10_000],
+  ["pipeline-mesh", "whole call, identity + authorization: echo (handleMeshCall; async)", 10_000],
+  [
+    "pipeline-resilient",
+    "whole call, + resilience policy: echo-rs (handleMeshCall; async)",
+    10_000,
+  ],
 ];
+/** The cases whose sum is what identity and authorization add to a warm call. */
+const IDENTITY_MICRO_CASES = ["id-verify-warm", "id-authorize", "id-forward"];
 /** The cases whose sum is the resilience bookkeeping per call. */
 const RESILIENCE_MICRO_CASES = [
   "rs-breaker",
@@ -640,6 +742,11 @@ async function runWorkerdMicro() {
       // The whole router, end to end in one isolate: what the resilience policy adds per call.
       pipelineResilientOverMeshNs: ns("pipeline-resilient") - ns("pipeline-mesh"),
       resilienceBudgetNs: RESILIENCE_BUDGET_US * 1000,
+      // Identity and authorization on a warm call: the pieces, and the whole router's A/B.
+      identityPiecesNs: IDENTITY_MICRO_CASES.reduce((t, name) => t + ns(name), 0),
+      identityCases: IDENTITY_MICRO_CASES,
+      pipelineMeshOverOpenNs: ns("pipeline-mesh") - ns("pipeline-open"),
+      identityBudgetNs: IDENTITY_BUDGET_US * 1000,
     },
   };
 }
@@ -677,6 +784,10 @@ function printWorkerdMicro(micro) {
   console.log(
     `whole call through the router (instant backends), resilience policy − routing only: ${signed(s.pipelineResilientOverMeshNs / 1000, 2)} µs per call (${us("pipeline-resilient")} vs ${us("pipeline-mesh")}): ${verdict(s.pipelineResilientOverMeshNs)} the budget of ${RESILIENCE_BUDGET_US} µs`,
   );
+  const idVerdict = (ns) => (ns <= s.identityBudgetNs ? "within" : "OVER");
+  console.log(
+    `identity + authorization per warm call on workerd: ${fixed(s.identityPiecesNs / 1000, 2)} µs (token ${us("id-verify-warm")} + authorization ${us("id-authorize")} + headers and passport ${us("id-forward")}); whole call, identity on − off: ${signed(s.pipelineMeshOverOpenNs / 1000, 2)} µs (${us("pipeline-mesh")} vs ${us("pipeline-open")}): ${idVerdict(s.pipelineMeshOverOpenNs)} the budget of ${IDENTITY_BUDGET_US} µs`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -691,6 +802,7 @@ const WORKERS = [
   { name: "bench-hop", config: "bench/workers/hop.toml", main: "hop.js" },
   { name: "bench-kv", config: "bench/workers/kv.toml", main: "snapshot-kv.js" },
   { name: "bench-micro", config: "bench/workers/micro.toml", main: "micro.js" },
+  { name: "identity", config: "workers/identity/wrangler.toml", main: "index.js" },
 ];
 
 function run(command, args) {
@@ -758,6 +870,8 @@ const SOCKETS = [
   { name: "mesh-path", port: PORTS["mesh-path"], service: "client-mesh" },
   { name: "micro", port: PORTS.micro, service: "bench-micro" },
   { name: "mesh-resilient", port: PORTS["mesh-resilient"], service: "client-mesh-resilient" },
+  { name: "identity", port: PORTS.identity, service: "meshwork-identity" },
+  { name: "mesh-open", port: PORTS["mesh-open"], service: "client-mesh-open" },
 ];
 
 function writeBenchConfig() {
@@ -770,7 +884,8 @@ function writeBenchConfig() {
   const meshBinding = (target) =>
     binding.service("ECHO", "router", "Mesh", { caller: CALLER, target });
   const services = [
-    routerService(modules("router"), { kv: "bench-kv" }),
+    routerService(modules("router"), { kv: "bench-kv", identity: "meshwork-identity" }),
+    identityService(modules("identity"), { kv: "bench-kv" }),
     echo(1),
     echo(2),
     {
@@ -793,6 +908,8 @@ function writeBenchConfig() {
     client("client-mesh", meshBinding(TARGET)),
     client("client-mesh-regex", meshBinding(REGEX_TARGET)),
     client("client-mesh-resilient", meshBinding(RESILIENT_TARGET)),
+    // No caller in its props: the call is unauthenticated (echo-open takes it, PERMISSIVE).
+    client("client-mesh-open", binding.service("ECHO", "router", "Mesh", { target: OPEN_TARGET })),
   ];
   return writeWorkerdConfig(RUN, services, SOCKETS);
 }
@@ -885,7 +1002,32 @@ function get(port, path, headers = {}) {
   });
 }
 
-const routerStatus = async () => (await get(PORTS.router, "/.mesh/status")).json;
+const ADMIN = { authorization: `Bearer ${LOCAL_ADMIN_TOKEN}` };
+const routerStatus = async () => (await get(PORTS.router, "/.mesh/status", ADMIN)).json;
+
+/**
+ * The bench caller's JWT-SVID, from the identity Worker (its bootstrap secret), for an hour:
+ * every lane sends it but mesh-open's, and the router verifies it (once; then from its cache).
+ */
+async function benchSvid() {
+  const response = await fetch(`http://127.0.0.1:${PORTS.identity}/v1/svid`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${BENCH_SECRET}`, "content-type": "application/json" },
+    body: JSON.stringify({ ttlSeconds: 3600 }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (response.status !== 200 || typeof body.token !== "string") {
+    throw new Error(`the identity Worker gave no SVID: ${response.status} ${JSON.stringify(body)}`);
+  }
+  return body.token;
+}
+
+/** The headers a lane's load sends: the same on every lane, but no token on mesh-open. */
+function headersFor(scenario) {
+  if (!scenario.open) return LOAD_HEADERS;
+  const { "x-mesh-svid": _token, ...rest } = LOAD_HEADERS;
+  return rest;
+}
 const kvServed = async () => (await get(PORTS.kv, "/.bench/reads")).json.reads;
 
 /** One request per lane before any load: each path must work, and the mesh must route. */
@@ -920,6 +1062,13 @@ async function smokeTest() {
       if (!h[name]) problems.push(`${lane}: echo saw no ${name} header`);
     }
     if ("x-debug" in h) problems.push(`${lane}: RequestHeaderModifier did not remove x-debug`);
+    // Identity: the verified caller, Envoy's XFCC and a passport; the caller's token goes no further.
+    const xfcc = `By=spiffe://meshwork.local/${route === "echo-canary" ? TARGET : route};URI=spiffe://meshwork.local/${CALLER}`;
+    if (h["x-forwarded-client-cert"] !== xfcc) {
+      problems.push(`${lane}: echo saw XFCC ${h["x-forwarded-client-cert"]}, expected ${xfcc}`);
+    }
+    if (!h["x-mesh-passport"]?.startsWith("ey")) problems.push(`${lane}: echo saw no passport`);
+    if ("x-mesh-svid" in h) problems.push(`${lane}: the caller's X-Mesh-SVID reached echo`);
     if (r.json.path !== path)
       problems.push(`${lane}: echo saw path ${r.json.path}, expected ${path}`);
     if (r.json.query?.id !== "42") {
@@ -960,9 +1109,34 @@ async function smokeTest() {
   if (regexCanary.json?.service !== "echo-v2") {
     problems.push(`mesh-regex: x-canary: yes should reach echo-v2, got ${describe(regexCanary)}`);
   }
-  const noTenant = await get(PORTS["mesh-regex"], REQUEST_PATH);
+  // A tenant the authorization policy lets through (tenant-*) but the route's regex does not
+  // match (tenant-[0-9]+): nothing matches.
+  const noTenant = await get(PORTS["mesh-regex"], REQUEST_PATH, {
+    ...LOAD_HEADERS,
+    "x-tenant": "tenant-x",
+  });
   if (noTenant.status !== 404 || noTenant.header("x-mesh-error") !== "no_route") {
-    problems.push(`mesh-regex: without x-tenant expected 404 no_route, got ${describe(noTenant)}`);
+    problems.push(
+      `mesh-regex: x-tenant: tenant-x expected 404 no_route, got ${describe(noTenant)}`,
+    );
+  }
+
+  // Identity on the mesh lanes: a token that does not verify is refused, and without x-tenant
+  // the ALLOW rule's condition fails; mesh-open's calls carry no caller and reach echo.
+  const badToken = await get(PORTS.mesh, REQUEST_PATH, { ...LOAD_HEADERS, "x-mesh-svid": "x.y.z" });
+  if (badToken.status !== 401) problems.push(`mesh: a bad token got ${describe(badToken)}`);
+  const { "x-tenant": _tenant, ...noTenantHeaders } = LOAD_HEADERS;
+  const untenanted = await get(PORTS.mesh, REQUEST_PATH, noTenantHeaders);
+  if (untenanted.status !== 403) {
+    problems.push(`mesh: without x-tenant expected 403 forbidden, got ${describe(untenanted)}`);
+  }
+  const open = await get(PORTS["mesh-open"], REQUEST_PATH, headersFor({ open: true }));
+  if (open.status !== 200 || !["echo-v1", "echo-v2"].includes(open.json?.service)) {
+    problems.push(`mesh-open: expected 200 from echo-v1/v2, got ${describe(open)}`);
+  } else {
+    for (const name of ["x-mesh-caller", "x-forwarded-client-cert", "x-mesh-passport"]) {
+      if (name in (open.json.headers ?? {})) problems.push(`mesh-open: echo saw ${name}`);
+    }
   }
 
   // mesh-path: echo must receive the normalised path.
@@ -1080,8 +1254,9 @@ function runLoad(scenario, seconds, connections, latencyFile) {
     let err = "";
     const args = [LOAD, url(PORTS[scenario.name]), String(connections), String(seconds)];
     if (latencyFile) args.push(latencyFile);
-    // Every lane sends its path raw and the same headers; only what is behind the port differs.
-    args.push("--path", scenario.requestPath, "--headers", JSON.stringify(LOAD_HEADERS));
+    // Every lane sends its path raw and the same headers (mesh-open no token); only what is
+    // behind the port differs.
+    args.push("--path", scenario.requestPath, "--headers", JSON.stringify(headersFor(scenario)));
     loadChild = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     loadChild.stdout.on("data", (d) => (out += d));
     loadChild.stderr.on("data", (d) => (err += d));
@@ -1133,6 +1308,13 @@ async function runPhase(label, connections, seconds, rounds) {
       rmSync(latencyFile);
       a.latencies.push(new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8));
       const reads = (s) => s?.kvReads ?? { awaited: NaN, background: NaN };
+      // Calls to the identity Worker: JWKS fetches a request waited for, background ones, and
+      // passport-key certificates; and SVID signature checks (a warm caller's token is cached).
+      const identity = (s, f) => {
+        const id = s?.identity;
+        return id ? f(id) : NaN;
+      };
+      const delta = (f) => identity(after.status, f) - identity(before.status, f);
       a.rounds.push({
         requests: load.requests,
         seconds: load.seconds,
@@ -1159,6 +1341,11 @@ async function runPhase(label, connections, seconds, rounds) {
                 (before.status?.backendSync?.reports ?? NaN),
               counterWindowSeconds,
               configVersion: after.status?.version ?? null,
+              identityAwaitedCalls: delta((id) => id.jwks.awaitedFetches),
+              identityBackgroundCalls: delta(
+                (id) => id.jwks.backgroundFetches + id.passports.certificates,
+              ),
+              tokenVerifications: delta((id) => id.tokens.verifications),
             }
           : undefined,
       });
@@ -1192,6 +1379,9 @@ function summarize({ scenario, rounds, latencies }) {
         durableObjectReports: sum((r) => r.hotPath.durableObjectReports),
         counterWindowSeconds: sum((r) => r.hotPath.counterWindowSeconds),
         configVersion: rounds.at(-1).hotPath.configVersion,
+        identityAwaitedCalls: sum((r) => r.hotPath.identityAwaitedCalls),
+        identityBackgroundCalls: sum((r) => r.hotPath.identityBackgroundCalls),
+        tokenVerifications: sum((r) => r.hotPath.tokenVerifications),
       }
     : undefined;
   return {
@@ -1382,6 +1572,7 @@ async function main() {
   const configPath = writeBenchConfig();
   console.log(`▶ starting workerd (${relative(ROOT, configPath)}) …`);
   workerd = await startWorkerd(RUN, SOCKETS);
+  LOAD_HEADERS["x-mesh-svid"] = await benchSvid();
 
   const smoke = await smokeTest();
   if (smoke.split) {
@@ -1391,7 +1582,7 @@ async function main() {
     );
   }
   console.log(
-    `▶ smoke test: mesh-path sent ${smoke.meshPath.sent}, echo saw ${smoke.meshPath.echoSaw}; mesh-regex matched ${smoke.meshRegex.route}, x-canary → ${smoke.meshRegex.canary}, no x-tenant → ${smoke.meshRegex.withoutTenant}`,
+    `▶ smoke test: mesh-path sent ${smoke.meshPath.sent}, echo saw ${smoke.meshPath.echoSaw}; mesh-regex matched ${smoke.meshRegex.route}, x-canary → ${smoke.meshRegex.canary}, x-tenant: tenant-x → ${smoke.meshRegex.withoutTenant}`,
   );
   console.log(
     `▶ smoke test: mesh-resilient matched ${smoke.meshResilient.route}, retry marks ${JSON.stringify(smoke.meshResilient.retryMarks)}, x-canary → ${smoke.meshResilient.canary}; breakers ${JSON.stringify(Object.fromEntries(Object.entries(smoke.meshResilient.breakers ?? {}).map(([name, b]) => [name, b.state])))}`,
@@ -1472,6 +1663,12 @@ async function main() {
     // (backendSync.reports, one per backend per report), by lane over the lane's time:
     durableObjectReports: total((r) => phases(r, "durableObjectReports")),
     durableObjectsByLane,
+    // The identity Worker: calls a request waited for (0 once warm), background ones (a JWKS
+    // refresh after its max-age, a certificate renewal), and SVID signature checks (0 once the
+    // bench caller's token is cached).
+    identityAwaitedCalls: total((r) => phases(r, "identityAwaitedCalls")),
+    identityBackgroundCalls: total((r) => phases(r, "identityBackgroundCalls")),
+    tokenVerifications: total((r) => phases(r, "tokenVerifications")),
     durableObjects:
       "reports go out through waitUntil; that no request waits for one is what test/backend-state.test.ts shows (a hanging object delays no response)",
   };
@@ -1488,6 +1685,7 @@ async function main() {
     hopUsPerRequestOverDirect: by.hop.cpuUsPerRequest - by.direct.cpuUsPerRequest,
   };
   const meshVariants = {
+    "mesh-open": againstMesh(by["mesh-open"], mesh),
     "mesh-resilient": againstMesh(by["mesh-resilient"], mesh),
     "mesh-regex": againstMesh(by["mesh-regex"], mesh),
     "mesh-path": againstMesh(by["mesh-path"], mesh),
@@ -1497,6 +1695,9 @@ async function main() {
     pathNormalisationSlowPathCpuUsPerRequest: meshVariants["mesh-path"].overMesh.cpuUsPerRequest,
     resilienceCpuUsPerRequest: meshVariants["mesh-resilient"].overMesh.cpuUsPerRequest,
     resilienceBudgetUs: RESILIENCE_BUDGET_US,
+    // mesh − mesh-open: what identity and authorization add (mesh-open has them off).
+    identityCpuUsPerRequest: -meshVariants["mesh-open"].overMesh.cpuUsPerRequest,
+    identityBudgetUs: IDENTITY_BUDGET_US,
     note:
       "µs of workerd CPU per request over the mesh lane in the same run; a few µs are below this " +
       "bench's noise (compare the by-round figures), so read them with micro, which times the " +
@@ -1532,6 +1733,28 @@ async function main() {
       backendSync: statusAfterLoad?.backendSync ?? null,
     },
     problems: resilienceProblems(statusAfterLoad, { afterLoad: true }),
+  };
+
+  // Identity and authorization: the mesh lane (token verified — once, then cached — props and
+  // token agreeing, the several-rule policy, XFCC, a shared passport) against mesh-open (none).
+  const identity = {
+    lane: "mesh",
+    offLane: "mesh-open",
+    policies: IDENTITY_POLICY.filter(
+      (r) => r.kind === "AuthorizationPolicy" && r.spec.targetRefs === guarded,
+    ).map((r) => `${r.metadata.name} (${r.spec.action ?? "ALLOW"})`),
+    budgetUs: IDENTITY_BUDGET_US,
+    cpuUsPerRequestOverOpen: overMesh.identityCpuUsPerRequest,
+    cpuUsPerRequestOverOpenByRound: meshVariants["mesh-open"].overMesh.cpuUsPerRequestByRound.map(
+      (x) => -x,
+    ),
+    unloadedCpuUsPerRequestOverOpen: -meshVariants["mesh-open"].overMesh.unloadedCpuUsPerRequest,
+    microWorkerdPiecesUs: microWorkerd.summary.identityPiecesNs / 1000,
+    microWorkerdPipelineOverOpenUs: microWorkerd.summary.pipelineMeshOverOpenNs / 1000,
+    identityAwaitedCalls: hotPath.identityAwaitedCalls,
+    identityBackgroundCalls: hotPath.identityBackgroundCalls,
+    tokenVerifications: hotPath.tokenVerifications,
+    statusAfterLoad: statusAfterLoad?.identity ?? null,
   };
 
   const noisy = results.filter(
@@ -1578,6 +1801,7 @@ async function main() {
     meshVariants,
     overMesh,
     resilience,
+    identity,
     micro,
     microWorkerd,
     hotPath,
@@ -1652,6 +1876,9 @@ async function main() {
     `mesh-resilient: Durable Object reports ${resilience.durableObjectReports} in ${fixed(resilience.laneSeconds, 1)} s of lane time (${fixed(resilience.loadSeconds, 1)} s of load, plus start-up and a ${fixed(REPORT_SETTLE_MS / 1000, 1)} s settle after each phase so its last report counts) = ${fixed(resilience.durableObjectReportsPerSecond, 2)}/s (at most ${resilience.durableObjectReportsPerSecondBound}/s: each of ${REPORTING_SERVICES.join(", ")} once a second), sent through waitUntil, awaited by no request; status after the load: ${RESILIENT_BACKENDS.map((b) => `${b} ${resilience.statusAfterLoad.breakers?.[b]?.state ?? "absent"}`).join(", ")}, backendSync.reports ${resilience.statusAfterLoad.backendSync?.reports}, lastError ${JSON.stringify(resilience.statusAfterLoad.backendSync?.lastError ?? null)}`,
   );
   for (const problem of resilience.problems) console.log(`  ✗ ${problem}`);
+  console.log(
+    `identity CPU/req (mesh − mesh-open: token, authorization by ${identity.policies.length} policies, XFCC, passport) ≈ ${signed(identity.cpuUsPerRequestOverOpen)} µs (by round ${identity.cpuUsPerRequestOverOpenByRound.map((x) => signed(x, 0)).join(" / ")}; at 1 connection ${signed(identity.unloadedCpuUsPerRequestOverOpen)}) against a budget of ${IDENTITY_BUDGET_US} µs (within the lanes' noise; the micro on workerd below times it: ${fixed(identity.microWorkerdPiecesUs, 2)} µs of pieces, ${signed(identity.microWorkerdPipelineOverOpenUs, 2)} µs whole call); calls to the identity Worker during the load: ${identity.identityAwaitedCalls} awaited, ${identity.identityBackgroundCalls} in the background; SVID signature checks ${identity.tokenVerifications}`,
+  );
   console.log(
     `hot path (${hotPath.lanes.join(", ")}: ${hotPath.phases} phases): awaited KV reads ${hotPath.awaitedKvReads} (${fixed(hotPath.awaitedKvReadsPerRequest, 6)}/req), background KV reads ${hotPath.backgroundKvReads}, KV reads served ${hotPath.kvReadsServed}; Durable Object reports ${hotPath.durableObjectReports} (by lane: ${Object.entries(
       hotPath.durableObjectsByLane,

@@ -15,6 +15,14 @@
  * snapshot, with backends that answer at once, so their difference is what the resilience
  * policy adds to the router's CPU per call, end to end, without the network's noise.
  *
+ * The `id-*` cases time what identity and authorization add to a warm call: the cached SVID's
+ * lookup and per-request checks (revocation, certificate binding), the authorization decision on
+ * the echo destination's several-rule policy, and the identity headers with a shared passport.
+ * `pipeline-mesh` calls echo as the mesh lane does — the bench caller by its binding's props and
+ * a JWT-SVID, both checked — and `pipeline-open` calls echo-open with neither: their difference
+ * is identity and authorization end to end. The identity Worker is a stand-in here (a key made
+ * in this isolate, serving the JWKS and certifying the router's passport key).
+ *
  *   GET /?case=<name>&n=<calls>   → the number of calls that returned true
  */
 import { parseEntry } from "../../core/config/snapshot.ts";
@@ -30,7 +38,17 @@ import {
   type RouteTable,
 } from "../../core/routing/route-table.ts";
 import type { MeshCall } from "../../workers/router/call.ts";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { authorize } from "../../core/authz/authorization.ts";
+import { identityIssuer, ROUTER_KEY_TYPE, routerId } from "../../core/identity/names.ts";
 import { handleMeshCall } from "../../workers/router/app.ts";
+import {
+  Authenticator,
+  refusal,
+  RevocationList,
+} from "../../workers/router/identity/authenticator.ts";
+import { JwksCache } from "../../workers/router/identity/jwks.ts";
+import { PassportSigner } from "../../workers/router/identity/passports.ts";
 import { retry } from "../../workers/router/layers/retry.ts";
 import { ServiceStates } from "../../workers/router/service-state.ts";
 
@@ -57,6 +75,7 @@ function table(env: MicroEnv, destination: string): RouteTable {
 
 /** The destination, split rule and backends of the mesh-resilient lane. */
 const RESILIENT = "echo-rs";
+const OPEN = "echo-open";
 const RESILIENT_RULE = "echo-rs/split";
 /** The mesh lane's split rule (no retry, no BackendPolicy on its backends). */
 const ROUTING_RULE = "echo-canary/split";
@@ -126,9 +145,53 @@ const instantBackend = {
   },
 };
 
+/** The identity Worker's stand-in: one mesh key, its JWKS, router keys certified with it. */
+interface MicroIdentity {
+  binding: {
+    fetch(input: RequestInfo | URL): Promise<Response>;
+    certifyRouterKey(jwk: JsonWebKey): Promise<{ certificate: string; expiresAt: string }>;
+  };
+  /** The bench caller's JWT-SVID (an hour). */
+  token: string;
+}
+
+let microIdentity: Promise<MicroIdentity> | undefined;
+function identity(): Promise<MicroIdentity> {
+  microIdentity ??= (async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    const jwk = { ...(await exportJWK(publicKey)), kid: "micro-1", alg: "ES256", use: "sig" };
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (claims: Record<string, unknown>, typ: string) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: "ES256", kid: "micro-1", typ })
+        .setIssuer(identityIssuer("meshwork.local"))
+        .setIssuedAt(now)
+        .setExpirationTime(now + 3600)
+        .setJti(crypto.randomUUID())
+        .sign(privateKey);
+    return {
+      binding: {
+        fetch: async () => Response.json({ keys: [jwk] }),
+        certifyRouterKey: async (key: JsonWebKey) => ({
+          certificate: await sign(
+            { sub: routerId("meshwork.local"), cnf: { jwk: key } },
+            ROUTER_KEY_TYPE,
+          ),
+          expiresAt: new Date((now + 3600) * 1000).toISOString(),
+        }),
+      },
+      token: await sign(
+        { sub: "spiffe://meshwork.local/bench", aud: routerId("meshwork.local") },
+        "JWT",
+      ),
+    };
+  })();
+  return microIdentity;
+}
+
 /** The router's environment over the SNAPSHOT, with instant backends (one per MicroEnv). */
 const routerEnvs = new WeakMap<object, Env>();
-function routerEnv(env: MicroEnv): Env {
+function routerEnv(env: MicroEnv, id: MicroIdentity): Env {
   let routed = routerEnvs.get(env);
   if (!routed) {
     const kv = {
@@ -143,6 +206,8 @@ function routerEnv(env: MicroEnv): Env {
       ECHO_V1: instantBackend,
       ECHO_V2: instantBackend,
       BACKEND_STATE: backendState,
+      IDENTITY: id.binding,
+      TRUST_DOMAIN: "meshwork.local",
     } as unknown as Env;
     routerEnvs.set(env, routed);
   }
@@ -265,19 +330,83 @@ export default {
         runAsync = async () => (await layer(retryCall(request, callRule), next)).status === 200;
         break;
       }
+      case "id-verify-warm": {
+        // A token this isolate has verified: the cache lookup and the per-request checks.
+        const id = await identity();
+        const jwks = new JwksCache(() => id.binding.fetch("https://identity/"), {
+          now: Date.now,
+          minRefreshMs: 30_000,
+          defaultMaxAgeMs: 300_000,
+        });
+        const authenticator = new Authenticator(jwks, {
+          trustDomain: "meshwork.local",
+          now: Date.now,
+        });
+        await authenticator.verify(id.token, (p) => ctx.waitUntil(p));
+        const revocations = new RevocationList({ tokens: [{ jti: "revoked" }], subjects: [] });
+        run = () => {
+          const svid = authenticator.cached(id.token, Date.now());
+          return svid !== undefined && refusal(svid, request, revocations) === undefined;
+        };
+        break;
+      }
+      case "id-authorize": {
+        // The echo destination's policies (DENY, DENY, ALLOW with a condition, AUDIT).
+        const authorization = table(env, "echo").security.authorization;
+        const call = {
+          principal: "spiffe://meshwork.local/bench",
+          method: "GET",
+          path: "/bench/orders",
+          headers: request.headers,
+        };
+        run = () => authorize(authorization, call).allowed;
+        break;
+      }
+      case "id-forward": {
+        // What the destination is told: X-Mesh-Caller, XFCC, and the shared passport (cached).
+        const id = await identity();
+        const passports = new PassportSigner(() => id.binding, {
+          trustDomain: "meshwork.local",
+          now: Date.now,
+        });
+        const key = "spiffe://meshwork.local/bench\necho\necho-v1";
+        const audience = ["spiffe://meshwork.local/echo", "spiffe://meshwork.local/echo-v1"];
+        await passports.sign({ subject: "spiffe://meshwork.local/bench", audience }, key, (p) =>
+          ctx.waitUntil(p),
+        );
+        const headers = new Headers(request.headers);
+        run = () => {
+          const passport = passports.cachedShared(key, Date.now());
+          headers.set("x-mesh-caller", "spiffe://meshwork.local/bench");
+          headers.set(
+            "x-forwarded-client-cert",
+            `By=spiffe://meshwork.local/echo;URI=spiffe://meshwork.local/bench`,
+          );
+          if (passport !== undefined) headers.set("x-mesh-passport", passport);
+          return passport !== undefined;
+        };
+        break;
+      }
+      case "pipeline-open":
       case "pipeline-mesh":
       case "pipeline-resilient": {
-        // A whole call through the router's entry, as the Mesh entrypoint makes it, to echo
-        // (routing only) or echo-rs (the resilience policy), each answered by an instant backend.
-        const target = url.searchParams.get("case") === "pipeline-mesh" ? "echo" : RESILIENT;
-        const props = { caller: "bench", target };
+        // A whole call through the router's entry, as the Mesh entrypoint makes it, each
+        // answered by an instant backend: to echo (the mesh lane: caller by props and token,
+        // authorization, passport), echo-rs (the same, and the resilience policy) or echo-open
+        // (no caller, no token, PERMISSIVE, allow-all).
+        const which = url.searchParams.get("case");
+        const target =
+          which === "pipeline-mesh" ? "echo" : which === "pipeline-open" ? OPEN : RESILIENT;
+        const id = await identity();
+        const props = which === "pipeline-open" ? { target } : { caller: "bench", target };
         const callCtx = {
           props,
           waitUntil: (promise: Promise<unknown>) => ctx.waitUntil(promise),
           passThroughOnException: () => ctx.passThroughOnException(),
         } as unknown as ExecutionContext;
-        const routed = routerEnv(env);
-        const headers = { "x-tenant": "tenant-42" };
+        const routed = routerEnv(env, id);
+        const headers: Record<string, string> = { "x-tenant": "tenant-42" };
+        if (which !== "pipeline-open") headers["x-mesh-svid"] = id.token;
         runAsync = async () => {
           const response = await handleMeshCall(
             new Request(`https://${target}/bench/orders?id=42`, { headers }),
