@@ -12,6 +12,7 @@ import {
   currentKey,
   effectivePeriodMs,
   keyRole,
+  latestExpiryMs,
   leadTimeMs,
   plan,
   publishedKeys,
@@ -29,11 +30,14 @@ const SETTINGS: RotationSettings = {
   rotationPeriodMs: DAY,
   maxTokenLifetimeMs: HOUR,
   jwksMaxAgeMs: 5 * MINUTE,
-  clockSkewMs: MINUTE,
+  verifierSkewMs: 30_000,
+  issuerSkewMs: 5_000,
 };
-// Published 61 minutes before signing; kept 61 minutes after the last signature.
-const LEAD = HOUR + MINUTE;
-const AFTERLIFE = HOUR + MINUTE;
+// Both skews: the issuer's (5 s) and the verifiers' (30 s).
+const SKEW = 35_000;
+// Published an hour and 35 s before signing; kept an hour and 35 s after the last signature.
+const LEAD = HOUR + SKEW;
+const AFTERLIFE = HOUR + SKEW;
 
 /** Steps the ring as the Durable Object does, naming generated keys k1, k2, … */
 function stepper(settings: RotationSettings = SETTINGS) {
@@ -71,14 +75,29 @@ const roles = (ring: KeyRing, now: number) =>
   Object.fromEntries(publishedKeys(ring, now).map((key) => [key.kid, keyRole(ring, key, now)]));
 
 describe("the lead time", () => {
-  it("is the longer of the token lifetime and the JWKS max-age, plus skew", () => {
+  it("is the longer of the token lifetime and the JWKS max-age, plus both skews", () => {
     expect(leadTimeMs(SETTINGS)).toBe(LEAD);
-    expect(leadTimeMs({ ...SETTINGS, jwksMaxAgeMs: 2 * HOUR })).toBe(2 * HOUR + MINUTE);
+    expect(leadTimeMs({ ...SETTINGS, jwksMaxAgeMs: 2 * HOUR })).toBe(2 * HOUR + SKEW);
   });
 
   it("stretches a rotation period shorter than itself", () => {
     expect(effectivePeriodMs(SETTINGS)).toBe(DAY);
     expect(effectivePeriodMs({ ...SETTINGS, rotationPeriodMs: 10 * MINUTE })).toBe(LEAD);
+  });
+});
+
+describe("the signer's cap and a key's stay", () => {
+  it("caps exp at the longest lifetime plus the issuer's skew only", () => {
+    expect(latestExpiryMs(T0, SETTINGS)).toBe(T0 + HOUR + 5_000);
+  });
+
+  it("keeps a key published past the latest exp it may have signed, by the verifiers' skew", () => {
+    const { ring } = stepper()({ keys: [] }, T0);
+    const [k1] = ring.keys;
+    // The last instant k1 signs, with the latest exp the signer accepts then.
+    const lastExp = latestExpiryMs(k1!.retiresAt - 1, SETTINGS);
+    expect(k1!.expiresAt - lastExp).toBeGreaterThanOrEqual(SETTINGS.verifierSkewMs);
+    expect(k1!.expiresAt).toBe(k1!.retiresAt + HOUR + 5_000 + 30_000);
   });
 });
 
@@ -243,9 +262,9 @@ describe("settings changes", () => {
     const longTokens = { ...SETTINGS, maxTokenLifetimeMs: 2 * DAY };
     const replanned = plan(boot.ring, T0 + HOUR, longTokens);
     const successor = replanned.keep.find((k) => k.kid === "k2");
-    expect(successor?.activatesAt).toBe(T0 + 2 * DAY + MINUTE);
+    expect(successor?.activatesAt).toBe(T0 + 2 * DAY + SKEW);
     // The current key now signs two-day tokens: it stays published for two days after it stops.
-    expect(replanned.keep[0]?.expiresAt).toBe(T0 + 4 * DAY + 2 * MINUTE);
+    expect(replanned.keep[0]?.expiresAt).toBe(T0 + 4 * DAY + 2 * SKEW);
   });
 
   it("never shortens the current key's stay when the token lifetime shrinks", () => {
@@ -278,7 +297,7 @@ describe("the JWKS over time", () => {
 describe("tokens across rotations", () => {
   // A short period, so a day holds several hand-overs.
   const settings: RotationSettings = { ...SETTINGS, rotationPeriodMs: 3 * HOUR };
-  const skewSeconds = settings.clockSkewMs / 1000;
+  const skewSeconds = settings.verifierSkewMs / 1000;
 
   it("every token verifies against the JWKS of its verification time until it expires, and no longer", async () => {
     const step = stepper(settings);
@@ -319,6 +338,7 @@ describe("tokens across rotations", () => {
     let expired = 0;
     let keyGone = 0;
     let outlived = 0;
+    let staleChecks = 0;
     for (let t = T0; t <= T0 + 24 * HOUR; t += 5 * MINUTE) {
       state = runAlarms(step, state, t);
       await materialise(state.ring);
@@ -327,10 +347,11 @@ describe("tokens across rotations", () => {
       const verifier = createLocalJWKSet(jwks);
 
       // Every ten minutes, sign as the identity Worker would: with the key current now, for the
-      // longest lifetime (every half hour) or a short one.
+      // longest lifetime the signer accepts (every half hour) or a short one.
       if ((t - T0) % (10 * MINUTE) === 0) {
         const signer = currentKey(state.ring, t)!;
-        const lifetime = (t - T0) % (30 * MINUTE) === 0 ? settings.maxTokenLifetimeMs : 5 * MINUTE;
+        const lifetime =
+          (t - T0) % (30 * MINUTE) === 0 ? latestExpiryMs(t, settings) - t : 5 * MINUTE;
         const iat = Math.floor(t / 1000);
         const exp = iat + lifetime / 1000;
         const jwt = await new SignJWT({ sub: "spiffe://meshwork.local/orders" })
@@ -340,17 +361,18 @@ describe("tokens across rotations", () => {
           .sign(material.get(signer.kid)!.privateKey);
         tokens.push({ jwt, kid: signer.kid, exp });
 
-        // A verifier whose JWKS is as old as the max-age allows (and skewed) knows the key already.
-        const stale = published.get(t - settings.jwksMaxAgeMs - settings.clockSkewMs);
+        // A verifier whose JWKS is as old as the max-age allows knows the key already.
+        const stale = published.get(t - settings.jwksMaxAgeMs);
         if (stale) {
           await expect(
             jwtVerify(jwt, createLocalJWKSet(stale), { currentDate: new Date(t) }),
           ).resolves.toBeDefined();
+          staleChecks++;
         }
       }
 
-      // Every token that expired less than 70 minutes ago (its key leaves at most 61 minutes
-      // after the token expired), against the JWKS published now.
+      // Every token that expired less than 70 minutes ago (a key leaves an hour and 35 s after it
+      // stops signing), against the JWKS published now.
       for (const token of tokens.filter((tk) => tk.exp * 1000 > t - 70 * MINUTE)) {
         const alive = t < (token.exp + skewSeconds) * 1000;
         const inJwks = jwks.keys.some((key) => key.kid === token.kid);
@@ -381,6 +403,7 @@ describe("tokens across rotations", () => {
     expect(outlived).toBeGreaterThan(20);
     expect(expired).toBeGreaterThan(1000);
     expect(keyGone).toBeGreaterThan(30);
+    expect(staleChecks).toBe(tokens.length - 1);
   });
 
   it("a retired key's token verifies after its key stopped signing, and fails once the key left the JWKS", async () => {

@@ -12,7 +12,12 @@
  *    JWKS (so every verifier has the key before it meets the key's first token) and longer than
  *    a token lives (so a verifier that refetches keys only once per token it holds has it too);
  *  - a retired key stays published until the last token it signed has expired, with the clock
- *    skew verifiers tolerate on top.
+ *    skew verifiers tolerate on top. The signer caps every token's `exp` (`latestExpiryMs`), so
+ *    "the last token it signed" is bounded by the key's retirement, not by what a caller asked.
+ *
+ * Two clock differences are allowed for, once each: the issuer's (the Worker that sets `iat`
+ * and `exp` reads another clock than the signer; `issuerSkewMs`, in the signer's cap) and the
+ * verifiers' (they accept a token `verifierSkewMs` past its `exp`; in the key's stay).
  *
  * Which key signs at `now` is a property of the times alone: the key with the latest
  * `activatesAt` ≤ `now`. So a successor takes over exactly on time even when the alarm that
@@ -31,7 +36,7 @@ export interface KeyTimes {
   readonly activatesAt: number;
   /** Stops signing (its successor's `activatesAt`; planned, while it has none). */
   readonly retiresAt: number;
-  /** Leaves the JWKS: the last token it signed has expired, plus clock skew. */
+  /** Leaves the JWKS: the last token it signed has expired, plus the verifiers' clock skew. */
   readonly expiresAt: number;
 }
 
@@ -53,12 +58,25 @@ export interface RotationSettings {
   readonly maxTokenLifetimeMs: number;
   /** The JWKS answer's `Cache-Control: max-age`. */
   readonly jwksMaxAgeMs: number;
-  /** Clock difference tolerated between the signer and verifiers. */
-  readonly clockSkewMs: number;
+  /** How long past a token's `exp` verifiers still accept it (their clocks may run behind). */
+  readonly verifierSkewMs: number;
+  /**
+   * How far past signing time plus `maxTokenLifetimeMs` the signer accepts a token's `exp`: the
+   * issuer sets `exp` by its own clock, which may run a little ahead of the signer's.
+   */
+  readonly issuerSkewMs: number;
 }
 
-/** The clock skew verifiers are assumed to tolerate (the router's SVID check allows as much). */
-export const DEFAULT_CLOCK_SKEW_MS = 60_000;
+/**
+ * The clock skew verifiers tolerate: the router's CLOCK_SKEW_SECONDS
+ * (workers/router/identity/authenticator.ts) and sdk/passport.ts's default, 30 s.
+ */
+export const VERIFIER_CLOCK_SKEW_MS = 30_000;
+/**
+ * How far the issuing Worker's clock may run ahead of the signing Durable Object's. Both are
+ * Cloudflare machines' synchronised clocks, and `exp` is rounded down to whole seconds.
+ */
+export const ISSUER_CLOCK_SKEW_MS = 5_000;
 
 /** The role of a key at an instant. */
 export type KeyRole = "next" | "current" | "previous";
@@ -79,10 +97,22 @@ export interface RotationPlan {
 
 /**
  * How long before it signs a key is published: longer than a JWKS is cached and longer than a
- * token lives, with the skew on top so a verifier whose clock runs behind is covered too.
+ * token lives, with both skews on top so a verifier whose clock runs behind is covered too.
  */
 export function leadTimeMs(settings: RotationSettings): number {
-  return Math.max(settings.maxTokenLifetimeMs, settings.jwksMaxAgeMs) + settings.clockSkewMs;
+  return (
+    Math.max(settings.maxTokenLifetimeMs, settings.jwksMaxAgeMs) +
+    settings.verifierSkewMs +
+    settings.issuerSkewMs
+  );
+}
+
+/**
+ * The latest `exp` (in ms) the signer accepts for a token signed at `now`: the longest lifetime,
+ * plus the issuer's skew. A key's stay in the JWKS is planned from this bound.
+ */
+export function latestExpiryMs(now: number, settings: RotationSettings): number {
+  return now + settings.maxTokenLifetimeMs + settings.issuerSkewMs;
 }
 
 /**
@@ -93,9 +123,12 @@ export function effectivePeriodMs(settings: RotationSettings): number {
   return Math.max(settings.rotationPeriodMs, leadTimeMs(settings));
 }
 
-/** When a key that stops signing at `retiresAt` may leave the JWKS. */
+/**
+ * When a key that stops signing at `retiresAt` may leave the JWKS: the last token it signed
+ * expires by `latestExpiryMs(retiresAt)`, and verifiers accept it for their skew after that.
+ */
 function expiryAfter(retiresAt: number, settings: RotationSettings): number {
-  return retiresAt + settings.maxTokenLifetimeMs + settings.clockSkewMs;
+  return latestExpiryMs(retiresAt, settings) + settings.verifierSkewMs;
 }
 
 const byActivation = (a: RingKey, b: RingKey) => a.activatesAt - b.activatesAt;

@@ -40,7 +40,11 @@ export function identityAs(props: IdentityProps): IdentityStub {
   };
 }
 
-/** A request to the identity Worker's HTTP entry. */
+/**
+ * A request to the identity Worker's HTTP entry (its default export). A `cf` in `init` arrives
+ * as `request.cf`, standing for what Cloudflare's edge sets on a request from the internet (a
+ * client certificate it verified, say); through the Identity entrypoint, it would be a caller's.
+ */
 export function callHttp(path: string, init: RequestInit = {}): Promise<Response> {
   return loopback.default.fetch(new Request(`https://identity.example${path}`, init));
 }

@@ -1,20 +1,41 @@
 // The mesh's signing keys as verifiers see them: the JWKS (with its cache headers), the health
 // endpoint, and the SigningKeys Durable Object rotating on its alarm as core/identity/key-ring.ts
-// plans. Time is not waited for: the test moves the object's stored schedule back, which is what
-// the passing of that much time looks like to it, then runs its alarm.
+// plans. Time is not waited for: the test sets the object's clock (its `now` field, through
+// runInDurableObject) and runs its alarm when the schedule says it is due.
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { calculateJwkThumbprint, decodeProtectedHeader } from "jose";
+import {
+  calculateJwkThumbprint,
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  type JSONWebKeySet,
+} from "jose";
 import { describe, expect, it } from "vitest";
-import { SIGNING_KEYS_NAME } from "../../durable-objects/signing-keys.ts";
+import { VERIFIER_CLOCK_SKEW_MS } from "../../core/identity/key-ring.ts";
+import {
+  identityIssuer,
+  PASSPORT_TYPE,
+  ROUTER_KEY_TYPE,
+  SVID_TYPE,
+} from "../../core/identity/names.ts";
+import { SIGNING_KEYS_NAME, SigningKeys } from "../../durable-objects/signing-keys.ts";
+import { CLOCK_SKEW_SECONDS } from "../../workers/router/identity/authenticator.ts";
 import { readSettings } from "../../workers/identity/settings.ts";
-import { callHttp, fetchJwks, identityAs, verifyWithJwks } from "./helpers.ts";
+import { callHttp, fetchJwks, identityAs, TRUST_DOMAIN } from "./helpers.ts";
 
-const MINUTE = 60_000;
-const DAY = 86_400_000;
-// With the defaults (tokens of at most an hour, a 5-minute max-age, a minute of skew), a key is
-// published 61 minutes before it signs and kept 61 minutes after it stops.
-const LEAD = 61 * MINUTE;
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+// With the defaults (tokens of at most an hour, a 5-minute max-age, 30 s of verifiers' skew and
+// 5 s of the issuer's), a key is published an hour and 35 s before it signs and kept an hour and
+// 35 s after it stops; the signer takes an `exp` at most an hour and 5 s ahead.
+const LEAD = HOUR + 35 * SECOND;
+const AFTERLIFE = HOUR + 35 * SECOND;
+const LONGEST = HOUR + 5 * SECOND;
+const ISSUER = identityIssuer(TRUST_DOMAIN);
 
 type StoredKey = {
   kid: string;
@@ -38,13 +59,31 @@ function stored(stub = signingKeys()) {
   }));
 }
 
-/** Makes `ms` pass for the object's schedule: every stored instant moves back by `ms`. */
-function elapse(ms: number) {
-  return runInDurableObject(signingKeys(), (_instance, state) => {
-    state.storage.sql.exec(
-      "UPDATE signing_keys SET created_at = created_at - ?1, activates_at = activates_at - ?1, retires_at = retires_at - ?1, expires_at = expires_at - ?1",
-      ms,
-    );
+/**
+ * Gives the object a clock the test moves, starting at a whole second of real time (so its
+ * alarms are all ahead of the real clock and none fires on its own).
+ */
+async function injectClock(stub: ReturnType<typeof signingKeys>) {
+  const clock = { now: Math.ceil(Date.now() / SECOND) * SECOND };
+  await runInDurableObject(stub, (instance: SigningKeys) => {
+    instance.now = () => clock.now;
+  });
+  return clock;
+}
+
+/** Claims the identity Worker would sign at `now` (ms), living `lifetimeMs`. */
+function claimsAt(now: number, lifetimeMs: number, sub = "spiffe://meshwork.local/orders") {
+  const iat = now / SECOND;
+  return { iss: ISSUER, sub, iat, exp: iat + lifetimeMs / SECOND };
+}
+
+/** Verifies `token` as a verifier would at `now`: against `jwks`, with the router's skew. */
+function verifyAt(token: string, jwks: JSONWebKeySet, now: number) {
+  return jwtVerify(token, createLocalJWKSet(jwks), {
+    algorithms: ["ES256"],
+    issuer: ISSUER,
+    currentDate: new Date(now),
+    clockTolerance: CLOCK_SKEW_SECONDS,
   });
 }
 
@@ -108,19 +147,26 @@ describe("settings", () => {
     expect(settings.problems).toEqual([
       "SVID_TTL_SECONDS=900 is more than SVID_MAX_TTL_SECONDS=600; using 600",
       expect.stringMatching(
-        /^KEY_ROTATION_SECONDS=600 is shorter than .* keys rotate every 3660 s$/,
+        new RegExp(
+          `^KEY_ROTATION_SECONDS=600 is shorter than .* keys rotate every ${LEAD / SECOND} s$`,
+        ),
       ),
     ]);
   });
 });
 
 describe("health and unknown paths", () => {
-  it("says it is up, with the trust domain and no problems, and nothing secret", async () => {
+  it("says it is up, with the trust domain, the config held, no problems, and nothing secret", async () => {
+    // An SVID makes this isolate load the config; nothing is published in this file.
+    await identityAs({ service: "orders" }).svid();
     const response = await callHttp("/health");
     expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
     expect(await response.json()).toEqual({
       ok: true,
       trustDomain: "meshwork.local",
+      config:
+        "nothing published: KV holds no snapshot index, so no WorkloadCredential is registered and nothing is revoked",
       problems: [],
     });
   });
@@ -150,60 +196,152 @@ describe("the SigningKeys Durable Object", () => {
     expect(await stored(fresh)).toEqual({ keys, alarm });
   });
 
-  it("refuses to sign a token without exp, or one outliving what the ring keeps keys for", async () => {
-    const keys = signingKeys();
-    const now = Math.floor(Date.now() / 1000);
-    const attempt = async (claims: Record<string, unknown>) => await keys.sign("JWT", claims);
-    await expect(attempt({ sub: "x" })).rejects.toThrow(/claims.exp must be a number/);
-    await expect(attempt({ sub: "x", exp: now + 7200 })).rejects.toThrow(
+  it("signs only SVIDs and router key certificates of the identity issuer, expiring within the ring's plan", async () => {
+    const keys = signingKeys("sign-limits");
+    const clock = await injectClock(keys);
+    const attempt = async (typ: string, claims: Record<string, unknown>) =>
+      await keys.sign(typ, claims);
+    const claims = claimsAt(clock.now, HOUR);
+    await expect(attempt(SVID_TYPE, { ...claims, exp: undefined })).rejects.toThrow(
+      /claims.exp must be a number/,
+    );
+    // The longest lifetime plus the issuer's 5 s of skew, and not a second more.
+    await expect(attempt(SVID_TYPE, claimsAt(clock.now, LONGEST + SECOND))).rejects.toThrow(
       /keeps keys for tokens of at most 3600 s/,
     );
-    await expect(async () => await keys.sign("", { exp: now + 60 })).rejects.toThrow(/typ/);
-    const token = await keys.sign("mesh-test+jwt", { sub: "x", exp: now + 60 });
-    expect(decodeProtectedHeader(token)).toEqual({
+    await expect(attempt("", claims)).rejects.toThrow(
+      /typ must be one of "JWT", "mesh-router-key\+jwt"/,
+    );
+    // A passport is the router's to sign, never the mesh keys'.
+    await expect(attempt(PASSPORT_TYPE, claims)).rejects.toThrow(/typ must be one of/);
+    await expect(attempt(SVID_TYPE, { ...claims, iss: undefined })).rejects.toThrow(
+      /claims.iss must be "spiffe:\/\/meshwork.local\/meshwork-identity"/,
+    );
+    await expect(
+      attempt(SVID_TYPE, { ...claims, iss: "spiffe://meshwork.local/orders" }),
+    ).rejects.toThrow(/claims.iss must be/);
+
+    const longest = await attempt(SVID_TYPE, claimsAt(clock.now, LONGEST));
+    expect(decodeProtectedHeader(longest)).toEqual({
       alg: "ES256",
       kid: expect.any(String),
-      typ: "mesh-test+jwt",
+      typ: "JWT",
     });
+    const certificate = await attempt(ROUTER_KEY_TYPE, claims);
+    expect(decodeProtectedHeader(certificate).typ).toBe("mesh-router-key+jwt");
   });
 
-  it("rotates on its alarm as the key ring says: hand-over, a new successor, the old key kept then dropped", async () => {
-    const before = (await fetchJwks()).keys.map((key) => key.kid);
-    expect(before).toHaveLength(2);
-    const [next, current] = before;
-    const { token: oldToken } = await identityAs({ service: "orders" }).svid();
-    expect(decodeProtectedHeader(oldToken).kid).toBe(current);
+  it("exposes only jwks(), sign() and alarm() to RPC: not its clock, not its internals", async () => {
+    const keys = signingKeys("rpc-surface");
+    await keys.jwks();
+    const call = async (method: string) =>
+      await (keys as unknown as Record<string, () => Promise<unknown>>)[method]!();
+    for (const method of ["now", "loadRing", "ringNow", "signerFor", "rotation"]) {
+      await expect(call(method)).rejects.toThrow(/does not implement/);
+    }
+  });
 
-    // A day later, the successor's hand-over is due: the alarm publishes the next one.
-    await elapse(DAY);
-    expect(await runDurableObjectAlarm(signingKeys())).toBe(true);
-    const rotated = await stored();
-    expect(rotated.keys.map((key) => key.kid).slice(0, 2)).toEqual([current, next]);
-    expect(rotated.keys).toHaveLength(3);
-    const [old, signing, successor] = rotated.keys;
-    expect(old!.retires_at).toBe(signing!.activates_at);
-    expect(old!.expires_at - old!.retires_at).toBe(LEAD);
-    // Published now, signing a period after the key it succeeds started.
-    expect(successor!.activates_at).toBe(signing!.activates_at + DAY);
-    expect(successor!.activates_at - successor!.created_at).toBeGreaterThanOrEqual(LEAD);
-    // The next alarm is when the old key's last token has expired.
-    expect(rotated.alarm).toBe(old!.expires_at);
+  it("rotates on its alarm: tokens signed before, during and after a hand-over verify until they expire; a retired key's tokens fail once it leaves", async () => {
+    const keys = signingKeys("rotation");
+    const clock = await injectClock(keys);
+    const t0 = clock.now;
+    const jwks = async () => (await keys.jwks()) as JSONWebKeySet;
 
-    const during = (await fetchJwks()).keys.map((key) => key.kid);
-    expect(during).toEqual([successor!.kid, next, current]);
-    const { token: newToken } = await identityAs({ service: "orders" }).svid();
-    expect(decodeProtectedHeader(newToken).kid).toBe(next);
-    // Tokens of the old key still verify while it is published.
-    await expect(verifyWithJwks(oldToken)).resolves.toBeDefined();
+    // Bootstrap at t0: k1 signs, k2 is published ahead of it; the alarm is at the hand-over.
+    const [k2, k1] = (await jwks()).keys.map((key) => key.kid!);
+    const booted = await stored(keys);
+    expect(booted.alarm).toBe(t0 + DAY);
 
-    // Past that instant, the alarm drops the old key: it leaves the JWKS and storage.
-    await elapse(LEAD);
-    expect(await runDurableObjectAlarm(signingKeys())).toBe(true);
-    const cleaned = await stored();
-    expect(cleaned.keys.map((key) => key.kid)).toEqual([next, successor!.kid]);
-    // Next, the successor's hand-over (its stored time moved back with the rest).
-    expect(cleaned.alarm).toBe(cleaned.keys[1]!.activates_at);
-    expect(cleaned.keys[1]!.activates_at).toBe(successor!.activates_at - LEAD);
-    expect((await fetchJwks()).keys.map((key) => key.kid)).toEqual([successor!.kid, next]);
+    // Before: ten minutes ahead of the hand-over, k1 signs A, as long-lived as allowed.
+    clock.now = t0 + DAY - 10 * MINUTE;
+    const signedA = clock.now;
+    const tokenA = await keys.sign(SVID_TYPE, claimsAt(signedA, LONGEST));
+    expect(decodeProtectedHeader(tokenA).kid).toBe(k1);
+    await expect(verifyAt(tokenA, await jwks(), clock.now)).resolves.toBeDefined();
+
+    // The hand-over: the alarm publishes k3 and keeps k1 for A's sake; it is re-armed for when
+    // k1's last token has expired.
+    clock.now = t0 + DAY;
+    const handOver = clock.now;
+    expect(await runDurableObjectAlarm(keys)).toBe(true);
+    const rotated = await stored(keys);
+    const k3 = rotated.keys[2]!.kid;
+    expect(rotated.keys.map((key) => key.kid)).toEqual([k1, k2, k3]);
+    expect(rotated.keys[0]).toMatchObject({
+      retires_at: handOver,
+      expires_at: handOver + AFTERLIFE,
+    });
+    expect(rotated.keys[2]).toMatchObject({ created_at: handOver, activates_at: handOver + DAY });
+    expect(rotated.alarm).toBe(handOver + AFTERLIFE);
+    expect((await jwks()).keys.map((key) => key.kid)).toEqual([k3, k2, k1]);
+
+    // During: at the hand-over instant k2 signs B.
+    const tokenB = await keys.sign(SVID_TYPE, claimsAt(handOver, LONGEST));
+    expect(decodeProtectedHeader(tokenB).kid).toBe(k2);
+    // After: half an hour on, k2 signs C.
+    clock.now = handOver + 30 * MINUTE;
+    const signedC = clock.now;
+    const tokenC = await keys.sign(SVID_TYPE, claimsAt(signedC, LONGEST));
+    expect(decodeProtectedHeader(tokenC).kid).toBe(k2);
+    for (const token of [tokenA, tokenB, tokenC]) {
+      await expect(verifyAt(token, await jwks(), clock.now)).resolves.toBeDefined();
+    }
+
+    // A verifies, against the JWKS served then, until its exp (and the verifiers' skew)...
+    const lastOfA = signedA + LONGEST + VERIFIER_CLOCK_SKEW_MS - SECOND;
+    clock.now = lastOfA;
+    await expect(verifyAt(tokenA, await jwks(), clock.now)).resolves.toBeDefined();
+    clock.now = lastOfA + 2 * SECOND;
+    await expect(verifyAt(tokenA, await jwks(), clock.now)).rejects.toBeInstanceOf(
+      joseErrors.JWTExpired,
+    );
+    // ... and so does B, signed at the hand-over, until the very end of k1's stay.
+    clock.now = handOver + LONGEST + VERIFIER_CLOCK_SKEW_MS - SECOND;
+    await expect(verifyAt(tokenB, await jwks(), clock.now)).resolves.toBeDefined();
+    expect((await jwks()).keys.map((key) => key.kid)).toContain(k1);
+
+    // k1's stay is over: the alarm drops it, from the JWKS and from storage, and A fails for
+    // want of its key; C, of the current key, still verifies. The alarm is re-armed for k3.
+    clock.now = handOver + AFTERLIFE;
+    expect(await runDurableObjectAlarm(keys)).toBe(true);
+    const cleaned = await stored(keys);
+    expect(cleaned.keys.map((key) => key.kid)).toEqual([k2, k3]);
+    expect(cleaned.alarm).toBe(handOver + DAY);
+    const after = await jwks();
+    expect(after.keys.map((key) => key.kid)).toEqual([k3, k2]);
+    await expect(verifyAt(tokenA, after, clock.now)).rejects.toBeInstanceOf(
+      joseErrors.JWKSNoMatchingKey,
+    );
+    await expect(verifyAt(tokenC, after, clock.now)).resolves.toBeDefined();
+  });
+
+  it("signs with the right key when the alarm is late, and re-arms it", async () => {
+    const keys = signingKeys("late-alarm");
+    const clock = await injectClock(keys);
+    const t0 = clock.now;
+    const [k2, k1] = (await keys.jwks()).keys.map((key) => key.kid);
+    expect((await stored(keys)).alarm).toBe(t0 + DAY);
+
+    // Two hours past the hand-over, and the alarm has not run: k2 signs all the same.
+    clock.now = t0 + DAY + 2 * HOUR;
+    const token = await keys.sign(SVID_TYPE, claimsAt(clock.now, HOUR));
+    expect(decodeProtectedHeader(token).kid).toBe(k2);
+    // That call stepped the ring: k1 is gone (its tokens all expired), k3 published, and the
+    // alarm moved to k3's hand-over.
+    const stepped = await stored(keys);
+    expect(stepped.keys.map((key) => key.kid)).not.toContain(k1);
+    expect(stepped.keys).toHaveLength(2);
+    expect(stepped.alarm).toBe(t0 + 2 * DAY);
+    const jwks = (await keys.jwks()) as JSONWebKeySet;
+    expect(jwks.keys.map((key) => key.kid)).toEqual([stepped.keys[1]!.kid, k2]);
+    await expect(verifyAt(token, jwks, clock.now)).resolves.toBeDefined();
+
+    // The late alarm then runs: nothing left to do, and it is re-armed all the same.
+    expect(await runDurableObjectAlarm(keys)).toBe(true);
+    expect(await stored(keys)).toEqual(stepped);
+  });
+
+  it("plans for the skew the router's verifier allows", () => {
+    expect(VERIFIER_CLOCK_SKEW_MS).toBe(CLOCK_SKEW_SECONDS * 1000);
   });
 });

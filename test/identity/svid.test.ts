@@ -64,7 +64,9 @@ beforeAll(async () => {
 });
 
 /** A request for an SVID over HTTP. */
-function requestSvid(init: { headers?: Record<string, string>; body?: string; cf?: object } = {}) {
+function requestSvid(
+  init: { headers?: Record<string, string>; body?: BodyInit; cf?: object } = {},
+) {
   return callHttp("/v1/svid", { method: "POST", ...init } as RequestInit);
 }
 
@@ -145,10 +147,47 @@ describe("SVIDs for Workers (Identity entrypoint)", () => {
   });
 
   it("issues nothing to a revoked subject, nor to one whose revocation's issuedBefore is ahead", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     await expect(identityAs({ service: "retired-worker" }).svid()).rejects.toThrow(
-      /^forbidden: spiffe:\/\/meshwork.local\/retired-worker is revoked/,
+      /^forbidden: the identity Worker issues no token to this caller$/,
     );
     await expect(identityAs({ service: "rotating" }).svid()).rejects.toThrow(/^forbidden: /);
+    const reasons = warn.mock.calls.map(([line]) => JSON.parse(String(line)).reason as string);
+    warn.mockRestore();
+    // Which Revocation refused it is the operator's to know, in the log.
+    expect(reasons).toEqual([
+      "spiffe://meshwork.local/retired-worker is revoked by Revocation 'ban-worker'",
+      "spiffe://meshwork.local/rotating is revoked by Revocation 'rotating-soon'",
+    ]);
+  });
+
+  it("serves only the JWKS and health through the binding's fetch: no POST /v1/svid, whatever request.cf says", async () => {
+    const orders = identityAs({ service: "orders" });
+    const jwks = await orders.fetch(new Request("https://identity.example/.well-known/jwks.json"));
+    expect(jwks.status).toBe(200);
+    expect(((await jwks.json()) as { keys: unknown[] }).keys.length).toBeGreaterThanOrEqual(2);
+    expect((await orders.fetch(new Request("https://identity.example/health"))).status).toBe(200);
+
+    // A Worker writes request.cf itself over a binding: a "verified" certificate of another
+    // service's must get it nothing (the same request is honoured on the HTTP entry).
+    const forged = () =>
+      new Request("https://identity.example/v1/svid", {
+        method: "POST",
+        cf: clientCert({ fingerprint: BATCH_FINGERPRINT, subject: "CN=batch" }),
+      } as RequestInit);
+    const refused = await orders.fetch(forged());
+    expect(refused.status).toBe(404);
+    expect(refused.headers.get("x-mesh-error")).toBe("no_route");
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(
+      /^no endpoint POST \/v1\/svid: .*serves GET \/\.well-known\/jwks\.json and GET \/health; a Worker's SVID comes from the Identity entrypoint's svid\(\) RPC method/,
+    );
+    const bootstrap = await orders.fetch(
+      new Request("https://identity.example/v1/svid", {
+        method: "POST",
+        headers: { authorization: "Bearer billing-secret" },
+      }),
+    );
+    expect(bootstrap.status).toBe(404);
   });
 });
 
@@ -303,16 +342,64 @@ describe("SVIDs for workloads outside Workers (POST /v1/svid)", () => {
     );
   });
 
-  it("answers 403 to a revoked subject with a valid credential", async () => {
+  it("answers 403 to a revoked subject with a valid credential, the reason only in the log", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     const response = await requestSvid({ headers: { authorization: "Bearer banned-secret" } });
+    const logged = warn.mock.calls.map(([line]) => JSON.parse(String(line)) as object);
+    warn.mockRestore();
     expect(response.status).toBe(403);
     expect(response.headers.get("x-mesh-error")).toBe("forbidden");
     expect(await response.json()).toEqual({
-      error: {
-        code: "forbidden",
-        message: expect.stringMatching(/meshwork.local\/banned is revoked/),
-      },
+      error: { code: "forbidden", message: "the identity Worker issues no token to this caller" },
     });
+    expect(logged).toEqual([
+      expect.objectContaining({
+        event: "identity_refused",
+        code: "forbidden",
+        reason: "spiffe://meshwork.local/banned is revoked by Revocation 'ban'",
+      }),
+    ]);
+  });
+
+  it("reads at most 4 KiB of body, counting bytes, and stops reading there", async () => {
+    const headers = { authorization: "Bearer billing-secret" };
+    const message = async (response: Response) =>
+      ((await response.json()) as { error: { message: string } }).error.message;
+    // 2,100 characters of 'é' are 4,200 bytes: over the limit though under 4,096 characters.
+    // Streamed, so no Content-Length says so up front.
+    const accents = new TextEncoder().encode(JSON.stringify({ audience: "é".repeat(2100) }));
+    const streamed = await requestSvid({
+      headers,
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(accents);
+          controller.close();
+        },
+      }),
+    });
+    expect(streamed.status).toBe(400);
+    expect(await message(streamed)).toBe("the body is over 4096 bytes");
+
+    // An endless body is refused once it passes the limit, not read to its end.
+    let pulled = 0;
+    const endless = await requestSvid({
+      headers,
+      body: new ReadableStream({
+        pull(controller) {
+          pulled++;
+          controller.enqueue(new Uint8Array(1024).fill(0x20));
+        },
+      }),
+    });
+    expect(endless.status).toBe(400);
+    expect(await message(endless)).toBe("the body is over 4096 bytes");
+    expect(pulled).toBeLessThan(64);
+
+    const declared = await requestSvid({ headers, body: " ".repeat(4097) });
+    expect(await message(declared)).toBe("the body is over 4096 bytes");
+    // Exactly the limit is fine.
+    const padded = JSON.stringify({ ttlSeconds: 60 }).padEnd(4096, " ");
+    expect((await requestSvid({ headers, body: padded })).status).toBe(200);
   });
 
   it("binds the token to a verified client certificate registered by fingerprint (RFC 8705 cnf)", async () => {

@@ -1,16 +1,18 @@
 /**
  * Identity Worker entry: wires the two ways in to the same issuing code.
- *  - `fetch` (HTTP): the JWKS, health, and SVIDs for workloads outside Workers (app.ts).
+ *  - `fetch` (HTTP): the JWKS, health, and SVIDs for workloads outside Workers (app.ts), whose
+ *    client certificates Cloudflare verified and reports in `request.cf`.
  *  - `Identity` (entrypoint for Workers' service bindings): SVIDs for Workers of the same
- *    account, attested by their binding's props, key certificates for the router, and the same
- *    HTTP app (so the router fetches the JWKS through its binding).
+ *    account, attested by their binding's props, key certificates for the router, and a `fetch`
+ *    serving the JWKS and health only (the router fetches the JWKS through its binding). Over a
+ *    binding the caller writes `request.cf` itself, so no certificate is believed there.
  * The SigningKeys Durable Object holds the keys; it is exported here because this Worker binds it.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { ResourceName } from "../../core/config/schema.ts";
 import { MeshError } from "../../core/errors.ts";
 import { routerId, serviceOf } from "../../core/identity/names.ts";
-import { identityApp, identityFor, issueContext, logFailure } from "./app.ts";
+import { bindingApp, httpApp, identityFor, issueContext, logFailure } from "./app.ts";
 import {
   certifyRouterKey,
   issueSvid,
@@ -86,8 +88,9 @@ export class Identity extends WorkerEntrypoint<IdentityEnv, IdentityProps> {
     });
   }
 
+  /** The JWKS and health; anything else (`POST /v1/svid` above all) is 404 `no_route`. */
   override fetch(request: Request): Promise<Response> {
-    return Promise.resolve(identityApp.fetch(request, this.env, this.ctx));
+    return Promise.resolve(bindingApp.fetch(request, this.env, this.ctx));
   }
 
   /** The service the binding's props name; throws when they name none, or not a service. */
@@ -111,6 +114,6 @@ export class Identity extends WorkerEntrypoint<IdentityEnv, IdentityProps> {
 
 export default {
   fetch(request, env, ctx) {
-    return identityApp.fetch(request, env, ctx);
+    return httpApp.fetch(request, env, ctx);
   },
 } satisfies ExportedHandler<IdentityEnv>;

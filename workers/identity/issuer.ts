@@ -78,7 +78,8 @@ function newJti(): string {
 /**
  * Refuses to issue to `subject` while a Revocation covers every token it could get now: one
  * without `issuedBefore`, or with an `issuedBefore` still ahead (a token issued now would be
- * refused on arrival anyway).
+ * refused on arrival anyway). The caller is told only `forbidden`; which Revocation, and that
+ * there is one, goes to the log (the error's cause).
  */
 function checkNotRevoked(
   subject: string,
@@ -89,10 +90,9 @@ function checkNotRevoked(
     const { subject: revoked, issuedBefore } = revocation.spec;
     if (revoked !== subject) continue;
     if (issuedBefore === undefined || Date.parse(issuedBefore) > now) {
-      throw new MeshError(
-        "forbidden",
-        `${subject} is revoked (Revocation '${revocation.metadata.name}'): no token is issued to it`,
-      );
+      throw new MeshError("forbidden", "the identity Worker issues no token to this caller", {
+        cause: `${subject} is revoked by Revocation '${revocation.metadata.name}'`,
+      });
     }
   }
 }

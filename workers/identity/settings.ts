@@ -5,8 +5,9 @@
  * its key ring is planned for the longest token the Worker can sign.
  */
 import {
-  DEFAULT_CLOCK_SKEW_MS,
+  ISSUER_CLOCK_SKEW_MS,
   leadTimeMs,
+  VERIFIER_CLOCK_SKEW_MS,
   type RotationSettings,
 } from "../../core/identity/key-ring.ts";
 
@@ -139,6 +140,7 @@ export function rotationSettings(settings: IdentitySettings): RotationSettings {
     // Anything the keys sign: SVIDs and router key certificates.
     maxTokenLifetimeMs: Math.max(settings.svidMaxTtlSeconds, settings.routerKeyTtlSeconds) * 1000,
     jwksMaxAgeMs: settings.jwksMaxAgeSeconds * 1000,
-    clockSkewMs: DEFAULT_CLOCK_SKEW_MS,
+    verifierSkewMs: VERIFIER_CLOCK_SKEW_MS,
+    issuerSkewMs: ISSUER_CLOCK_SKEW_MS,
   };
 }
