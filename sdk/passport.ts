@@ -20,10 +20,15 @@ import { decodeProtectedHeader, importJWK, jwtVerify, type JWTPayload } from "jo
 export interface PassportOptions {
   /** Where the mesh's JWKS comes from: a service binding to the identity Worker, or its URL. */
   identity: { fetch(input: string): Promise<Response> } | string;
-  /** This service's SPIFFE ID (the passport's audience must hold it). */
-  audience: string;
-  /** The mesh's trust domain; default: the audience's. */
+  /**
+   * This service's SPIFFE ID — the Service the mesh routes to it as — or several (a Worker that
+   * serves as more than one Service); the passport's audience must hold one of them.
+   */
+  audience: string | readonly string[];
+  /** The mesh's trust domain; default: the (first) audience's. */
   trustDomain?: string;
+  /** Take only per-request passports (bound to the method, path and one use). */
+  requirePerRequest?: boolean;
   /** Clock skew tolerated, in seconds (default 30). */
   skewSeconds?: number;
 }
@@ -63,8 +68,10 @@ export async function verifyPassport(
   if (token.length > MAX_LENGTH || token.includes(",")) {
     throw new PassportError("not one passport of a sane size");
   }
-  const trustDomain = options.trustDomain ?? /^spiffe:\/\/([^/]+)\//.exec(options.audience)?.[1];
-  if (!trustDomain) throw new PassportError(`audience '${options.audience}' is not a SPIFFE ID`);
+  const audiences =
+    typeof options.audience === "string" ? [options.audience] : [...options.audience];
+  const trustDomain = options.trustDomain ?? /^spiffe:\/\/([^/]+)\//.exec(audiences[0] ?? "")?.[1];
+  if (!trustDomain) throw new PassportError(`audience '${audiences[0]}' is not a SPIFFE ID`);
   const skew = options.skewSeconds ?? 30;
   const router = `spiffe://${trustDomain}/meshwork-router`;
 
@@ -87,7 +94,7 @@ export async function verifyPassport(
       algorithms: ["ES256"],
       typ: PASSPORT_TYPE,
       issuer: router,
-      audience: options.audience,
+      audience: audiences,
       clockTolerance: skew,
       requiredClaims: ["sub", "exp", "iat", "jti"],
     }));
@@ -101,6 +108,9 @@ export async function verifyPassport(
   if (service === "") throw new PassportError("the subject is not of this trust domain");
 
   const perRequest = payload.htm !== undefined || payload.path !== undefined;
+  if (!perRequest && options.requirePerRequest) {
+    throw new PassportError("a shared passport, and this service takes per-request ones only");
+  }
   if (perRequest) {
     if (payload.htm !== request.method.toUpperCase()) {
       throw new PassportError("the passport was issued for another method");
@@ -126,19 +136,22 @@ export async function verifyPassport(
 
 let jwks: Map<string, CryptoKey> | undefined;
 let jwksFetchedAt = -Infinity;
+/** Until when the keys are fresh (the JWKS answer's max-age); after it they are fetched again. */
+let jwksFreshUntil = -Infinity;
 let jwksLoad: Promise<void> | undefined;
 const certified = new Map<string, { key: CryptoKey; until: number }>();
-const seen = new Map<string, number>();
 
 async function meshKey(
   kid: string,
   identity: PassportOptions["identity"],
 ): Promise<CryptoKey | undefined> {
+  const now = Date.now();
   const known = jwks?.get(kid);
-  if (known) return known;
-  if (!jwksLoad && Date.now() - jwksFetchedAt < JWKS_MIN_REFETCH_MS) return undefined;
+  // Keys past their max-age are fetched again, so a key the mesh withdrew stops verifying.
+  if (known && now < jwksFreshUntil) return known;
+  if (!jwksLoad && now - jwksFetchedAt < JWKS_MIN_REFETCH_MS) return known;
   jwksLoad ??= loadJwks(identity).finally(() => (jwksLoad = undefined));
-  await jwksLoad;
+  await jwksLoad.catch(() => undefined);
   return jwks?.get(kid);
 }
 
@@ -165,6 +178,10 @@ async function loadJwks(identity: PassportOptions["identity"]): Promise<void> {
     );
   }
   jwks = keys;
+  const maxAge = /max-age=(\d+)/i.exec(response.headers.get("cache-control") ?? "")?.[1];
+  jwksFreshUntil = Date.now() + Math.min(Number(maxAge ?? 300), 86_400) * 1000;
+  // Certificates signed by keys the mesh no longer publishes are not trusted any more.
+  certified.clear();
 }
 
 async function certifiedKey(
@@ -195,6 +212,7 @@ async function certifiedKey(
       issuer: `spiffe://${trustDomain}/meshwork-identity`,
       subject: router,
       clockTolerance: skew,
+      requiredClaims: ["exp"],
     }));
   } catch (error) {
     throw new PassportError(
@@ -214,13 +232,35 @@ async function certifiedKey(
   return routerKey;
 }
 
-/** True the first time this isolate sees `jti` (kept until `until`). */
+/**
+ * The per-request passports' jtis this isolate has seen, in buckets by the minute they expire
+ * in: a bucket is dropped whole once its minute has passed, so the work per call is a few set
+ * lookups and memory is what a minute or two of calls holds (per-request passports live a
+ * minute). Past MAX_SEEN, passports are refused rather than forgotten, which fails closed.
+ */
+const seenByMinute = new Map<number, Set<string>>();
+let seenCount = 0;
+const MAX_SEEN = 200_000;
+
+/** True the first time this isolate sees `jti` (remembered until `until`). */
 function firstUse(jti: string, until: number): boolean {
-  const now = Date.now();
-  if (seen.size > 10_000) {
-    for (const [id, expiry] of seen) if (expiry <= now) seen.delete(id);
+  const minute = Math.floor(Date.now() / 60_000);
+  // A handful of buckets at most: per-request passports live a minute (plus the skew).
+  for (const [bucket, ids] of seenByMinute) {
+    if (bucket < minute) {
+      seenCount -= ids.size;
+      seenByMinute.delete(bucket);
+    } else if (ids.has(jti)) {
+      return false;
+    }
   }
-  if (seen.has(jti)) return false;
-  seen.set(jti, until);
+  if (seenCount >= MAX_SEEN) {
+    throw new PassportError("too many passports in flight to track replays");
+  }
+  const expires = Math.floor(until / 60_000);
+  let ids = seenByMinute.get(expires);
+  if (!ids) seenByMinute.set(expires, (ids = new Set()));
+  ids.add(jti);
+  seenCount++;
   return true;
 }

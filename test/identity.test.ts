@@ -10,7 +10,7 @@ import { thumbprintFromHex } from "../core/identity/svid.ts";
 import { PassportError, verifyPassport } from "../sdk/passport.ts";
 import { routerFetch } from "../workers/router/app.ts";
 import { FakeIdentity } from "./helpers/fake-identity.ts";
-import { service } from "./helpers/mesh.ts";
+import { httpRoute, service } from "./helpers/mesh.ts";
 import { TEST_ADMIN_TOKEN } from "./helpers/open-mesh.ts";
 import { isolatedRouter, type IsolatedRouter } from "./helpers/router.ts";
 
@@ -191,6 +191,37 @@ describe("attacks on the caller's token, each refused unauthenticated", () => {
     );
   });
 
+  it("attack: a token signed by a key the mesh has withdrawn, even one this isolate cached", async () => {
+    const rotating = await FakeIdentity.create(TD);
+    const router = isolatedRouter(zeroTrust(), { identity: rotating.binding(), zeroTrust: true });
+    const token = await rotating.svid("orders");
+    expect((await router.call("echo", "/", withSvid(token))).status).toBe(200);
+    await rotating.addKey("key-2");
+    rotating.removeKey("key-1");
+    // A token under the new key makes the isolate fetch the JWKS (an unknown kid): key-1 is gone.
+    expect((await router.call("echo", "/", withSvid(await rotating.svid("orders")))).status).toBe(
+      200,
+    );
+    await refused(router, withSvid(token), /unknown kid/);
+  });
+
+  it("attack: a token valid for longer than a day", async () => {
+    await refused(
+      routerWith(zeroTrust()),
+      withSvid(await identity.svid("orders", { ttlSeconds: 7 * 86_400 })),
+      /at most 86400/,
+    );
+  });
+
+  it("attack: a Worker whose subject is revoked calls through its binding", async () => {
+    const router = routerWith(
+      zeroTrust(resource("Revocation", "retire-orders", { subject: `spiffe://${TD}/orders` })),
+    );
+    const answer = await router.call("payments", "/", {}, "orders");
+    expect(answer).toMatchObject({ status: 401, error: "unauthenticated" });
+    expect(answer.outcome.refusal).toMatch(/'spiffe:\/\/meshwork.local\/orders' is revoked/);
+  });
+
   it("attack: the binding's props and the token disagree", async () => {
     const router = routerWith(zeroTrust());
     const answer = await router.call(
@@ -333,6 +364,88 @@ describe("authorization", () => {
     expect(answer.outcome.authorization?.dryRun).toEqual([
       expect.objectContaining({ policy: "would-deny", matched: true, wouldDeny: true }),
     ]);
+  });
+});
+
+describe("authorization where routing changes the call", () => {
+  it("attack: a rewrite does not walk a path past a DENY (/v1/admin → /admin)", async () => {
+    const router = routerWith(
+      zeroTrust(
+        resource("AuthorizationPolicy", "no-admin", {
+          targetRefs: [{ kind: "Service", name: "echo" }],
+          action: "DENY",
+          rules: [{ to: [{ operation: { paths: ["/admin", "/admin/*"] } }] }],
+        }),
+        httpRoute("v1", "echo", [
+          {
+            matches: [{ path: { type: "PathPrefix", value: "/v1" } }],
+            filters: [
+              {
+                type: "URLRewrite",
+                urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/" } },
+              },
+            ],
+            backendRefs: [{ name: "echo" }],
+          },
+        ]),
+      ),
+    );
+    const answer = await router.call("echo", "/v1/admin", {}, "orders");
+    expect(answer).toMatchObject({ status: 403, error: "forbidden" });
+    expect(answer.outcome.refusal).toMatch(/after the rewrite to \/admin/);
+    const fine = await router.call("echo", "/v1/hello", {}, "orders");
+    expect(fine.status).toBe(200);
+    expect(fine.echo!.path).toBe("/hello");
+  });
+
+  it("a backend's own policies apply when a split sends it a call addressed to another Service", async () => {
+    const router = routerWith([
+      ...zeroTrust(
+        service("echo-v2", "ECHO_V2"),
+        allow("v2-from-orders-only", {
+          targetRefs: [{ kind: "Service", name: "echo-v2" }],
+          rules: [{ from: [{ source: { principals: [`spiffe://${TD}/orders`] } }] }],
+        }),
+        httpRoute("canary", "echo", [{ backendRefs: [{ name: "echo-v2" }] }]),
+      ),
+    ]);
+    expect((await router.call("echo", "/", {}, "orders")).status).toBe(200);
+    const reports = await router.call("echo", "/", {}, "reports");
+    expect(reports).toMatchObject({ status: 403, error: "forbidden" });
+    expect(reports.outcome.refusal).toMatch(/backend 'echo-v2'/);
+  });
+
+  it("a CORS preflight with no credentials is answered by the route's CORS filter, and nothing else gets through", async () => {
+    const router = routerWith(
+      zeroTrust(
+        httpRoute("browser", "payments", [
+          {
+            filters: [
+              {
+                type: "CORS",
+                cors: { allowOrigins: ["https://app.example.com"], allowMethods: ["POST"] },
+              },
+            ],
+            backendRefs: [{ name: "payments" }],
+          },
+        ]),
+      ),
+    );
+    const preflight = await router.call("payments", "/charge", {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example.com", "access-control-request-method": "POST" },
+    });
+    expect(preflight.status).toBe(200);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    expect(preflight.echo).toBeUndefined();
+    // The same OPTIONS without the preflight's headers is an ordinary call: refused.
+    expect((await router.call("payments", "/charge", { method: "OPTIONS" })).status).toBe(401);
+    // A preflight to a destination with no CORS filter is refused after all.
+    const echoPreflight = await router.call("echo", "/", {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example.com", "access-control-request-method": "GET" },
+    });
+    expect(echoPreflight.status).toBe(401);
   });
 });
 

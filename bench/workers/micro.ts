@@ -346,7 +346,7 @@ export default {
         const revocations = new RevocationList({ tokens: [{ jti: "revoked" }], subjects: [] });
         run = () => {
           const svid = authenticator.cached(id.token, Date.now());
-          return svid !== undefined && refusal(svid, request, revocations) === undefined;
+          return svid !== undefined && refusal(svid, undefined, revocations) === undefined;
         };
         break;
       }

@@ -97,9 +97,9 @@ export const DestinationEntry = z
     policies: z.array(BackendPolicyResource).default([]),
     /** FaultInjections the routes' filters refer to. */
     faults: z.array(FaultInjectionResource).default([]),
-    /** AuthorizationPolicies that target the destination, and the mesh-wide ones. */
+    /** AuthorizationPolicies that target the destination or one of its backends, and the mesh-wide ones. */
     authorization: z.array(AuthorizationPolicyResource).default([]),
-    /** PeerAuthentications that target the destination, and the mesh-wide ones. */
+    /** PeerAuthentications that target the destination or one of its backends, and the mesh-wide ones. */
     peerAuthentication: z.array(PeerAuthenticationResource).default([]),
     /** The mesh's MeshSettings (copied into each entry, so a change recompiles every table). */
     settings: MeshSettingsResource.optional(),
@@ -134,13 +134,14 @@ function byName<T extends { metadata: { name: string } }>(a: T, b: T): number {
   return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
 }
 
-/** The resources that apply to `name`: those targeting it, and those with no targetRefs. */
+/** The resources that apply to any of `names`: those targeting one, and those with no targetRefs. */
 function applying<T extends { spec: { targetRefs?: { name: string }[] | undefined } }>(
   resources: readonly T[],
-  name: string,
+  names: readonly string[],
 ): T[] {
   return resources.filter(
-    (r) => r.spec.targetRefs === undefined || r.spec.targetRefs.some((ref) => ref.name === name),
+    (r) =>
+      r.spec.targetRefs === undefined || r.spec.targetRefs.some((ref) => names.includes(ref.name)),
   );
 }
 
@@ -269,8 +270,11 @@ export function buildSnapshot(
       ]),
     ].sort(byName);
     const faults = [...referencedFaults(routes)].sort().flatMap((n) => faultsByName.get(n) ?? []);
-    const authorization = applying(config.authorization, name).sort(byName);
-    const peerAuthentication = applying(config.peerAuthentication, name).sort(byName);
+    // The destination's policies, the mesh-wide ones, and those of the Services it sends to
+    // (a backend's own policies apply to calls the split sends it).
+    const served = [name, ...backends.map((b) => b.metadata.name)];
+    const authorization = applying(config.authorization, served).sort(byName);
+    const peerAuthentication = applying(config.peerAuthentication, served).sort(byName);
     // No key for what a destination does not have: an entry's content (and key) stays what it
     // was before these fields existed.
     const entry: z.input<typeof DestinationEntry> = {

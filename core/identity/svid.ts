@@ -26,6 +26,8 @@ export interface VerifiedSvid {
   /** The service it names inside the trust domain. */
   readonly service: string;
   readonly jti: string;
+  /** The signing key's id (a cached token is dropped when its key leaves the JWKS). */
+  readonly kid: string;
   /** `iat` and `exp`, in ms since the epoch. */
   readonly issuedAt: number;
   readonly expiresAt: number;
@@ -43,6 +45,11 @@ export interface SvidCheck {
 }
 
 const ALLOWED_HEADER = new Set(["alg", "kid", "typ"]);
+/**
+ * The longest-lived SVID the router takes (a day): the identity Worker issues at most its
+ * SVID_MAX_TTL_SECONDS (an hour by default), so anything longer was not minted as configured.
+ */
+export const MAX_SVID_LIFETIME_SECONDS = 86_400;
 // SPIFFE's JWT-SVID allows `typ` JWT or JOSE, or none; anything else is another kind of token.
 const SVID_TYPES = new Set([undefined, "JWT", "JOSE"]);
 const BASE64URL_PART = /^[A-Za-z0-9_-]+$/;
@@ -80,10 +87,17 @@ export async function verifySvid(token: string, check: SvidCheck): Promise<Verif
   ) {
     throw new SvidError("issued in the future");
   }
+  const lifetime = (payload.exp as number) - payload.iat;
+  if (lifetime > MAX_SVID_LIFETIME_SECONDS) {
+    throw new SvidError(
+      `valid for ${lifetime} s; the mesh takes at most ${MAX_SVID_LIFETIME_SECONDS}`,
+    );
+  }
   return {
     subject,
     service,
     jti: payload.jti,
+    kid,
     issuedAt: payload.iat * 1000,
     expiresAt: (payload.exp as number) * 1000,
     certificateThumbprint: thumbprintOf(payload.cnf),

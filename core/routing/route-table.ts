@@ -65,6 +65,21 @@ export interface CompiledService {
   readonly policy: ServicePolicy;
   /** The passports calls to it carry: one per caller (Shared) or one per call (PerRequest). */
   readonly passport: "Shared" | "PerRequest";
+  /**
+   * Its own peer authentication and authorization — the resources that target it by name —
+   * checked when a split (or failover, or mirror) sends a call to it that was addressed to
+   * another Service; undefined when it has none. Mesh-wide ones were checked for the call's
+   * destination already.
+   */
+  readonly own: BackendSecurity | undefined;
+}
+
+/** A backend Service's own peer authentication and authorization. */
+export interface BackendSecurity {
+  /** Its PeerAuthentication's mode, when one targets it. */
+  readonly peerMode: "STRICT" | "PERMISSIVE" | undefined;
+  /** Its AuthorizationPolicies, with ALLOW as the default: no ALLOW policy of its own, no veto. */
+  readonly authorization: CompiledAuthorization | undefined;
 }
 
 /** Who may call the destination: peer authentication and authorization, compiled. */
@@ -226,6 +241,7 @@ function compileService(
   service: ServiceResource,
   policy: ServicePolicy,
   options: CompileOptions,
+  own: BackendSecurity | undefined,
 ): CompiledService {
   const problems: string[] = [];
   const endpoints: CompiledEndpoint[] = [];
@@ -256,6 +272,7 @@ function compileService(
     problems,
     policy,
     passport: service.spec.passport?.mode ?? "Shared",
+    own,
   };
 }
 
@@ -465,7 +482,12 @@ export function compileRouteTable(entry: DestinationEntry, options: CompileOptio
   for (const service of [entry.service, ...entry.backends]) {
     const name = service.metadata.name;
     const { knobs, names } = effectiveKnobs(entry.policies, { kind: "Service", name });
-    const compiled = compileService(service, compileServicePolicy(knobs, names), options);
+    const compiled = compileService(
+      service,
+      compileServicePolicy(knobs, names),
+      options,
+      ownSecurity(entry, name),
+    );
     services.set(name, compiled);
     serviceKnobs.set(name, knobs);
     warnings.push(...compiled.problems);
@@ -632,13 +654,30 @@ function oldestFirst<
   return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
 }
 
+const targets = (r: { spec: { targetRefs?: { name: string }[] | undefined } }, name: string) =>
+  r.spec.targetRefs?.some((ref) => ref.name === name) ?? false;
+
+/** What targets `name` by name: its own peer authentication and authorization, if any. */
+function ownSecurity(entry: DestinationEntry, name: string): BackendSecurity | undefined {
+  const peer = entry.peerAuthentication.filter((p) => targets(p, name)).sort(oldestFirst)[0];
+  const policies = entry.authorization.filter((p) => targets(p, name));
+  if (!peer && policies.length === 0) return undefined;
+  return {
+    peerMode: peer?.spec.mode,
+    authorization: policies.length > 0 ? compileAuthorization(policies, "ALLOW") : undefined,
+  };
+}
+
 /**
  * The destination's peer authentication — a PeerAuthentication that targets it, else a
  * mesh-wide one (the oldest wins in each), else STRICT — and its authorization policies with the
  * mesh's default action (MeshSettings; DENY when unset).
  */
 function compileSecurity(entry: DestinationEntry): DestinationSecurity {
-  const peers = [...entry.peerAuthentication].sort(oldestFirst);
+  const name = entry.service.metadata.name;
+  const applies = (r: { spec: { targetRefs?: { name: string }[] | undefined } }) =>
+    r.spec.targetRefs === undefined || targets(r, name);
+  const peers = entry.peerAuthentication.filter(applies).sort(oldestFirst);
   const peer =
     peers.find((p) => p.spec.targetRefs !== undefined) ??
     peers.find((p) => p.spec.targetRefs === undefined);
@@ -646,7 +685,7 @@ function compileSecurity(entry: DestinationEntry): DestinationSecurity {
     peerMode: peer?.spec.mode ?? "STRICT",
     peerPolicy: peer?.metadata.name,
     authorization: compileAuthorization(
-      entry.authorization,
+      entry.authorization.filter(applies),
       entry.settings?.spec.authorization?.defaultAction ?? "DENY",
     ),
   };

@@ -26,7 +26,7 @@ import { recordOutcome, type CallOutcome } from "./outcome.ts";
 import { ServiceStates, type ServiceView } from "./service-state.ts";
 import { readSettings, type RouterSettings } from "./settings.ts";
 import { createRouterIdentity, type RouterIdentity } from "./identity/router-identity.ts";
-import { constantTimeEqual, refusal } from "./identity/authenticator.ts";
+import { clientCertificate, refusal, sameSecret } from "./identity/authenticator.ts";
 import { SVID_HEADER } from "./layers/authenticate.ts";
 
 // Placeholder until requestContext builds the call's outgoing headers (its first act).
@@ -127,6 +127,8 @@ export async function handleMeshCall(
     svid: undefined,
     authorization: undefined,
     refusal: undefined,
+    authorizedPath: undefined,
+    deferredRefusal: undefined,
     destination: "",
     requestId: "",
     trace: undefined,
@@ -196,7 +198,11 @@ meshEndpoints.get("/.mesh/status", async (c) => {
   const { config, settings, services, sync, identity } = state;
   // Revocations come with the config: an isolate that has none loaded loads it first.
   if (!config.loaded) await config.refreshNow();
-  const admin = await adminOf(c.req.raw, state, (p) => c.executionCtx.waitUntil(p));
+  // The admin endpoints answer on both entries; a client certificate counts only over HTTP (a
+  // Mesh binding's caller builds `cf` itself).
+  const props = propsOf(c.executionCtx as ExecutionContext);
+  const overHttp = props.caller === undefined && props.target === undefined;
+  const admin = await adminOf(c.req.raw, state, (p) => c.executionCtx.waitUntil(p), overHttp);
   if (admin === undefined) {
     return errorResponse(
       new MeshError(
@@ -241,12 +247,13 @@ async function adminOf(
   request: Request,
   state: RouterState,
   waitUntil: (promise: Promise<unknown>) => void,
+  overHttp: boolean,
 ): Promise<string | undefined> {
   const { settings, identity, config } = state;
   const authorization = request.headers.get("authorization");
   if (authorization !== null && settings.adminToken !== undefined) {
     const match = /^Bearer ([^\s]+)$/.exec(authorization);
-    if (match && constantTimeEqual(match[1]!, settings.adminToken)) return "token";
+    if (match && (await sameSecret(match[1]!, settings.adminToken))) return "token";
   }
   const token = request.headers.get(SVID_HEADER);
   if (token === null || settings.adminServices.length === 0) return undefined;
@@ -254,7 +261,9 @@ async function adminOf(
     const svid =
       identity.authenticator.cached(token, Date.now()) ??
       (await identity.authenticator.verify(token, waitUntil));
-    if (refusal(svid, request, config.revocations) !== undefined) return undefined;
+    if (refusal(svid, clientCertificate(request, overHttp), config.revocations) !== undefined) {
+      return undefined;
+    }
     return settings.adminServices.includes(svid.service) ? svid.service : undefined;
   } catch {
     return undefined;

@@ -13,6 +13,7 @@ import type {
 } from "../../core/routing/route-table.ts";
 import type { TraceContext } from "../../core/trace-context.ts";
 import type { AuthorizationDecision } from "../../core/authz/authorization.ts";
+import type { MeshError } from "../../core/errors.ts";
 import type { VerifiedSvid } from "../../core/identity/svid.ts";
 import type { BackendSync } from "./backend-sync.ts";
 import type { RouterIdentity } from "./identity/router-identity.ts";
@@ -60,6 +61,10 @@ export interface MeshCall {
   authorization: AuthorizationDecision | undefined;
   /** Why the call was refused `unauthenticated` or `forbidden` (logs and outcome only). */
   refusal: string | undefined;
+  /** The path authorization allowed (a rewrite after it is checked again). */
+  authorizedPath: string | undefined;
+  /** A CORS preflight's refusal, held for the CORS filter to answer it first. */
+  deferredRefusal: MeshError | undefined;
   /** The destination Service (from props or Host); "" until resolved. */
   destination: string;
   requestId: string;

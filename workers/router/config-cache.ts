@@ -348,6 +348,9 @@ export class ConfigCache {
         throw new LoadFailure(`${INDEX_KEY} failed validation`, parsed.issues);
       }
       const next = parsed.value;
+      // Revocations take effect as soon as a valid index carries them, even while its entries
+      // are still being read (or are refused): they only ever refuse more.
+      this.revoked = next.revocations ? new RevocationList(next.revocations) : RevocationList.EMPTY;
       refusedVersion = next.version;
       const changed = new Map<string, LoadedDestination>();
       for (const [name, loaded] of this.destinations) {
@@ -377,7 +380,6 @@ export class ConfigCache {
       for (const [name, loaded] of changed) this.destinations.set(name, loaded);
       if (this.index) this.previousIndex = this.index;
       this.index = next;
-      this.revoked = next.revocations ? new RevocationList(next.revocations) : RevocationList.EMPTY;
       this.indexText = text;
       this.indexLoadedAt = this.options.now();
       this.lastError = undefined;

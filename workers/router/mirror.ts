@@ -7,12 +7,18 @@ import type { MirrorSpec } from "../../core/routing/route-table.ts";
 import { pickWeighted } from "../../core/split/pick-backend.ts";
 import type { MeshCall } from "./call.ts";
 import { endpointUrl, sendToEndpoint } from "./endpoint.ts";
+import { backendRefusal } from "./layers/authorize-backend.ts";
 
-/** Sends the mirrors whose share this request falls in. */
+/**
+ * Sends the mirrors whose share this request falls in — not for a call authorization has held
+ * back (a preflight), nor to a Service whose own policies refuse this caller.
+ */
 export function sendMirrors(call: MeshCall, mirrors: readonly MirrorSpec[]): void {
+  if (call.deferredRefusal) return;
   for (const mirror of mirrors) {
     const endpoints = mirror.service?.endpoints;
     if (!endpoints || endpoints.total <= 0) continue;
+    if (backendRefusal(call, mirror.service!) !== undefined) continue;
     if (call.random() * mirror.denominator >= mirror.numerator) continue;
     const endpoint = pickWeighted(endpoints, call.random);
     if (!endpoint) continue;

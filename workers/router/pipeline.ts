@@ -9,6 +9,7 @@
 import type { Attempt, AttemptLayer, Layer, MeshCall } from "./call.ts";
 import { authenticate } from "./layers/authenticate.ts";
 import { authorize } from "./layers/authorize.ts";
+import { authorizeBackend } from "./layers/authorize-backend.ts";
 import { circuitBreaker } from "./layers/circuit-breaker.ts";
 import { deadline } from "./layers/deadline.ts";
 import { forward } from "./layers/forward.ts";
@@ -36,13 +37,14 @@ export const PIPELINE: readonly Layer[] = [
   // Request id, trace context and identity-header stripping first, so every outcome below
   // (mesh errors included) is correlated and no forged identity header gets past.
   requestContext,
-  // The destination's compiled routes, from isolate memory (KV only on a cold isolate) — and
-  // with them the applied version's revocations, which authenticate needs.
-  resolveDestination,
-  // Who is calling: the binding's props, or a verified JWT-SVID (cached once verified).
+  // Who is calling: the binding's props, or a verified JWT-SVID (cached once verified); a bad
+  // token is refused before the destination is looked up.
   authenticate,
-  // Peer authentication (STRICT or PERMISSIVE), then DENY, ALLOW and the mesh's default; the
-  // destination is told who called (X-Mesh-Caller, X-Forwarded-Client-Cert).
+  // The destination's compiled routes, from isolate memory (KV only on a cold isolate), with
+  // its policies and the applied version's revocations.
+  resolveDestination,
+  // Revocation and certificate binding, peer authentication (STRICT or PERMISSIVE), then DENY,
+  // ALLOW and the mesh's default; the destination is told who called (X-Mesh-Caller, XFCC).
   authorize,
   // The destination's rate limits (per caller, then in total), before any other work.
   rateLimit,
@@ -54,6 +56,9 @@ export const PIPELINE: readonly Layer[] = [
   // Weighted, pinned or sticky choice of backend — open breakers ejected or failed over — then
   // that backend's own filters.
   trafficSplit,
+  // Authorization again where routing changed the call: a rewritten path, a backend Service
+  // with policies of its own; a preflight no CORS filter answered is refused here.
+  authorizeBackend,
   // The caller's passport for the chosen backend, signed in the isolate (reused by default).
   passport,
   // The whole call's deadline (timeouts.request), around every try and backoff below it.

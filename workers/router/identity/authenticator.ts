@@ -32,6 +32,15 @@ export class RevocationList {
     this.size = this.tokens.size + subjects.size;
   }
 
+  /**
+   * Why a caller with no token (a Worker attested by its binding's props) is revoked: only an
+   * outright subject revocation applies (there is no issue time to compare).
+   */
+  checkSubject(subject: string): string | undefined {
+    if (this.subjects.get(subject) === Infinity) return `'${subject}' is revoked`;
+    return undefined;
+  }
+
   /** Why `svid` is revoked, or undefined when it is not. */
   check(svid: VerifiedSvid): string | undefined {
     if (this.size === 0) return undefined;
@@ -44,13 +53,37 @@ export class RevocationList {
   }
 }
 
-/** The client certificate Cloudflare verified on this connection, as RFC 8705 thumbprints it. */
-export function clientCertificateThumbprint(request: Request): string | undefined {
+/** What Cloudflare says of the connection's client certificate, when it verified one. */
+export interface ClientCertificate {
+  /** SHA-256 of the certificate, lower-case hex (as XFCC's Hash). */
+  readonly hash: string;
+  /** RFC 8705's thumbprint of it (base64url of the SHA-256), as `cnf["x5t#S256"]`. */
+  readonly thumbprint: string;
+  /** Its subject DN, or "". */
+  readonly subject: string;
+}
+
+/**
+ * The client certificate Cloudflare verified on this request's connection. Only for a request
+ * that arrived over HTTP: through a service binding the calling Worker builds `request.cf`
+ * itself, so there it proves nothing.
+ */
+export function clientCertificate(
+  request: Request,
+  overHttp: boolean,
+): ClientCertificate | undefined {
+  if (!overHttp) return undefined;
   const auth = (request as Request & { cf?: { tlsClientAuth?: Record<string, unknown> } }).cf
     ?.tlsClientAuth;
   if (!auth || auth.certPresented !== "1" || auth.certVerified !== "SUCCESS") return undefined;
   const fingerprint = auth.certFingerprintSHA256;
-  return typeof fingerprint === "string" ? thumbprintFromHex(fingerprint) : undefined;
+  const thumbprint = typeof fingerprint === "string" ? thumbprintFromHex(fingerprint) : undefined;
+  if (thumbprint === undefined) return undefined;
+  return {
+    hash: (fingerprint as string).toLowerCase(),
+    thumbprint,
+    subject: typeof auth.certSubjectDN === "string" ? auth.certSubjectDN : "",
+  };
 }
 
 export interface AuthenticatorOptions {
@@ -71,11 +104,15 @@ export class Authenticator {
     this.options = options;
   }
 
-  /** The token's verified claims when this isolate has verified it and it has not expired. */
+  /**
+   * The token's verified claims when this isolate has verified it, it has not expired, and the
+   * key that signed it is still the mesh's (a key withdrawn from the JWKS takes its tokens with
+   * it at the next refresh).
+   */
   cached(token: string, now: number): VerifiedSvid | undefined {
     const svid = this.verified.get(token);
     if (svid === undefined) return undefined;
-    if (now < svid.expiresAt + CLOCK_SKEW_SECONDS * 1000) return svid;
+    if (now < svid.expiresAt + CLOCK_SKEW_SECONDS * 1000 && this.jwks.get(svid.kid)) return svid;
     this.verified.delete(token);
     return undefined;
   }
@@ -119,13 +156,13 @@ export class Authenticator {
  */
 export function refusal(
   svid: VerifiedSvid,
-  request: Request,
+  certificate: ClientCertificate | undefined,
   revocations: RevocationList,
 ): string | undefined {
   const revoked = revocations.check(svid);
   if (revoked) return revoked;
   if (svid.certificateThumbprint !== undefined) {
-    const presented = clientCertificateThumbprint(request);
+    const presented = certificate?.thumbprint;
     if (presented === undefined)
       return "the token is bound to a client certificate, and none was verified";
     if (!constantTimeEqual(presented, svid.certificateThumbprint)) {
@@ -135,11 +172,28 @@ export function refusal(
   return undefined;
 }
 
-/** Compares two strings without an early exit (secrets: admin tokens, thumbprints). */
+/** Compares two strings without an early exit (thumbprints; both of a fixed length). */
 export function constantTimeEqual(a: string, b: string): boolean {
   const x = new TextEncoder().encode(a);
   const y = new TextEncoder().encode(b);
   let diff = x.length ^ y.length;
   for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/**
+ * Compares a presented secret with the expected one in time that depends on neither — not
+ * even the secret's length: both are hashed first (SHA-256) and the digests compared.
+ */
+export async function sameSecret(presented: string, expected: string): Promise<boolean> {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encode(presented)),
+    crypto.subtle.digest("SHA-256", encode(expected)),
+  ]);
+  const x = new Uint8Array(a);
+  const y = new Uint8Array(b);
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
   return diff === 0;
 }

@@ -9,6 +9,7 @@
  */
 import { importJWK } from "jose";
 import { ALGORITHM } from "../../../core/identity/names.ts";
+import { withDeadline } from "../../../core/timeout.ts";
 
 export interface JwksOptions {
   readonly now: () => number;
@@ -29,6 +30,8 @@ export interface JwksView {
 }
 
 const MAX_KEYS = 16;
+/** How long a fetch of the JWKS may take (a request may be waiting for it). */
+const FETCH_TIMEOUT_MS = 2_000;
 /** With no keys yet, least time between two fetches after one failed. */
 const COLD_RETRY_MS = 1000;
 
@@ -107,7 +110,11 @@ export class JwksCache {
   }
 
   private async load(): Promise<void> {
-    const response = await this.fetchJwks();
+    const response = await withDeadline(
+      FETCH_TIMEOUT_MS,
+      () => this.fetchJwks(),
+      () => new Error(`no answer within ${FETCH_TIMEOUT_MS} ms`),
+    );
     if (!response.ok) {
       await response.body?.cancel();
       throw new Error(`the identity Worker answered ${response.status}`);

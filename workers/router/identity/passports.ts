@@ -10,16 +10,22 @@
  * protected header (`mesh_router_cert`); a destination verifies the certificate against the
  * mesh's JWKS and the passport against the certified key (sdk/passport.ts).
  *
- * Only an isolate's first passport waits for the certificate; it is renewed in the background at
- * half its lifetime. By default one passport per caller → destination → backend is reused until
- * a minute before it expires, so signing costs nearly nothing per request; a Service with
- * `passport.mode: PerRequest` gets one per call, bound to its method, path and request id.
+ * Only an isolate's first passport waits for the certificate (2 s at most); it is renewed in the
+ * background at half its lifetime. By default one passport per caller and backend Service is
+ * reused until a minute before it expires, so signing costs nearly nothing per request; a
+ * Service with `passport.mode: PerRequest` gets one per try, valid a minute, bound to its
+ * method, path and request id.
  */
 import { calculateJwkThumbprint, exportJWK, SignJWT } from "jose";
 import { ALGORITHM, PASSPORT_TYPE, routerId } from "../../../core/identity/names.ts";
+import { withDeadline } from "../../../core/timeout.ts";
 
-/** How long a passport is valid. */
+/** How long a Shared passport is valid. */
 export const PASSPORT_LIFETIME_MS = 5 * 60_000;
+/** How long a PerRequest passport is valid: it is used at once, by one try. */
+export const PER_REQUEST_LIFETIME_MS = 60_000;
+/** How long a call may wait for the identity Worker to certify the isolate's key. */
+const CERTIFY_TIMEOUT_MS = 2_000;
 /** A shared passport is replaced when less than this is left of it. */
 const RENEW_BEFORE_MS = 60_000;
 /** Least time between two attempts to get a certificate when the identity Worker fails. */
@@ -97,7 +103,8 @@ export class PassportSigner {
     const key = await this.certifiedKey(waitUntil);
     if (!key) return undefined;
     const now = this.options.now();
-    const expiresAt = Math.min(now + PASSPORT_LIFETIME_MS, key.certifiedUntil);
+    const lifetime = claims.request ? PER_REQUEST_LIFETIME_MS : PASSPORT_LIFETIME_MS;
+    const expiresAt = Math.min(now + lifetime, key.certifiedUntil);
     const payload: Record<string, unknown> = claims.request
       ? { htm: claims.request.method, path: claims.request.path, rid: claims.request.requestId }
       : {};
@@ -165,7 +172,11 @@ export class PassportSigner {
       ])) as CryptoKeyPair;
       const jwk = await exportJWK(pair.publicKey);
       const publicJwk = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } as JsonWebKey;
-      const { certificate, expiresAt } = await certifier.certifyRouterKey(publicJwk);
+      const { certificate, expiresAt } = await withDeadline(
+        CERTIFY_TIMEOUT_MS,
+        () => certifier.certifyRouterKey(publicJwk),
+        () => new Error(`no answer within ${CERTIFY_TIMEOUT_MS} ms`),
+      );
       const until = Date.parse(expiresAt);
       if (typeof certificate !== "string" || !Number.isFinite(until)) {
         throw new Error("the identity Worker answered no certificate");

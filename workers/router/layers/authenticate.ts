@@ -3,16 +3,17 @@
  * props name — the account's own deploy config attests it. Over HTTP it is the one a JWT-SVID in
  * `X-Mesh-SVID` names, verified against the mesh's keys (identity/authenticator.ts); through the
  * entrypoint a token may be sent too, and then it must name the same caller. A token that is
- * present and fails is `unauthenticated` whatever the destination's mode; a call with no caller
- * at all goes on, and the destination's peer authentication (authorize.ts) decides.
+ * present and fails is `unauthenticated` whatever the destination's mode — refused here, before
+ * the destination is looked up, so a bad token learns nothing about which Services exist. What
+ * can change while a verified token is cached (revocation, the client certificate) is checked
+ * by authorize.ts once the config is loaded; a call with no caller at all goes on, and the
+ * destination's peer authentication decides there.
  *
- * Warm, this layer is synchronous: a token this isolate verified before is a map lookup plus the
- * checks that can change while it is cached (revocation, the client certificate).
+ * Warm, this layer is synchronous: a token this isolate verified before is a map lookup.
  */
 import { spiffeId } from "../../../core/identity/names.ts";
 import { SvidError, type VerifiedSvid } from "../../../core/identity/svid.ts";
 import type { Layer, MeshCall } from "../call.ts";
-import { refusal } from "../identity/authenticator.ts";
 import { refuse } from "../identity/refuse.ts";
 
 /** The request header that carries a caller's JWT-SVID. */
@@ -51,8 +52,6 @@ export const authenticate: Layer = (call, next) => {
 };
 
 function accept(call: MeshCall, svid: VerifiedSvid): void {
-  const reason = refusal(svid, call.request, call.config.revocations);
-  if (reason) throw refuse(call, "unauthenticated", reason);
   if (call.caller !== undefined && call.caller !== svid.service) {
     throw refuse(
       call,

@@ -1,24 +1,56 @@
 /**
- * May this caller make this call? First the destination's peer authentication: STRICT (the
- * default) refuses a call with no verified caller (`unauthenticated`), PERMISSIVE lets it on,
- * with no principal. Then its authorization policies, compiled with its routes: DENY policies,
- * then ALLOW ones, then the mesh's default action (`forbidden` when refused; core/authz). The
- * path they match is the normalised one the routes match, so no spelling of a path gets past a
- * DENY.
+ * May this caller make this call? In order:
+ *  1. what may have changed since the caller's token was verified and cached: revoked (by
+ *     `jti` or subject, from the applied config), or bound to a client certificate this
+ *     connection does not have — `unauthenticated`; a Worker attested by its binding whose
+ *     subject is revoked outright, likewise;
+ *  2. the destination's peer authentication: STRICT (the default) refuses a call with no
+ *     verified caller (`unauthenticated`), PERMISSIVE lets it on, with no principal;
+ *  3. its authorization policies, compiled with its routes: DENY, then ALLOW, then the mesh's
+ *     default action (`forbidden`; core/authz). The path they match is the normalised one the
+ *     routes match, so no spelling of a path gets past a DENY; a rewrite is checked again, and
+ *     the backend's own policies too, once the backend is chosen (authorize-backend.ts).
+ *
+ * A CORS preflight carries no credentials: a refusal of one is held back, so the route's CORS
+ * filter can answer it; if none does, authorize-backend.ts refuses it after all.
  *
  * Once allowed, the destination is told who called: `X-Mesh-Caller` (the verified SPIFFE ID) and
  * `X-Forwarded-Client-Cert` in Envoy's form — both stripped from what the caller sent
  * (request-context.ts), so only the mesh sets them.
  */
 import { authorize as decide } from "../../../core/authz/authorization.ts";
+import type { MeshError } from "../../../core/errors.ts";
 import { spiffeId } from "../../../core/identity/names.ts";
+import { isPreflight } from "../../../core/routing/cors.ts";
 import type { Layer, MeshCall } from "../call.ts";
+import { clientCertificate, refusal, type ClientCertificate } from "../identity/authenticator.ts";
 import { refuse } from "../identity/refuse.ts";
 
 export const authorize: Layer = (call, next) => {
+  const certificate = clientCertificate(call.request, call.entry === "http");
+  const refused = check(call, certificate);
+  if (refused) {
+    if (!isPreflight(call.request.method, call.request.headers)) throw refused;
+    call.deferredRefusal = refused;
+    return next();
+  }
+  forwardIdentity(call, certificate);
+  return next();
+};
+
+/** The refusal of this call, or undefined when it may go on. */
+function check(call: MeshCall, certificate: ClientCertificate | undefined): MeshError | undefined {
+  const { revocations } = call.config;
+  if (call.svid) {
+    const reason = refusal(call.svid, certificate, revocations);
+    if (reason) return refuse(call, "unauthenticated", reason);
+  } else if (call.principal !== undefined) {
+    const reason = revocations.checkSubject(call.principal);
+    if (reason) return refuse(call, "unauthenticated", reason);
+  }
   const { security } = call.table!;
   if (call.principal === undefined && security.peerMode === "STRICT") {
-    throw refuse(
+    return refuse(
       call,
       "unauthenticated",
       `no verified caller, and '${call.destination}' takes only authenticated calls (peer authentication ${security.peerPolicy ?? "default"}: STRICT)`,
@@ -32,14 +64,12 @@ export const authorize: Layer = (call, next) => {
     headers: call.request.headers,
   });
   call.authorization = decision;
-  if (!decision.allowed) throw refuse(call, "forbidden", decision.reason);
-  forwardIdentity(call);
-  return next();
-};
+  call.authorizedPath = call.url.pathname;
+  return decision.allowed ? undefined : refuse(call, "forbidden", decision.reason);
+}
 
 /** `X-Mesh-Caller` and `X-Forwarded-Client-Cert` for the destination. */
-function forwardIdentity(call: MeshCall): void {
-  const certificate = clientCertificate(call.request);
+function forwardIdentity(call: MeshCall, certificate: ClientCertificate | undefined): void {
   if (call.principal === undefined && !certificate) return;
   if (call.principal !== undefined) call.headers.set("x-mesh-caller", call.principal);
   let xfcc = `By=${spiffeId(call.identity.trustDomain, call.destination)}`;
@@ -49,15 +79,4 @@ function forwardIdentity(call: MeshCall): void {
   }
   if (call.principal !== undefined) xfcc += `;URI=${call.principal}`;
   call.headers.set("x-forwarded-client-cert", xfcc);
-}
-
-/** The verified client certificate of the connection, as XFCC describes it. */
-function clientCertificate(request: Request): { hash: string; subject: string } | undefined {
-  const auth = (request as Request & { cf?: { tlsClientAuth?: Record<string, unknown> } }).cf
-    ?.tlsClientAuth;
-  if (!auth || auth.certPresented !== "1" || auth.certVerified !== "SUCCESS") return undefined;
-  const hash = auth.certFingerprintSHA256;
-  if (typeof hash !== "string" || !/^[0-9a-fA-F]{64}$/.test(hash)) return undefined;
-  const subject = typeof auth.certSubjectDN === "string" ? auth.certSubjectDN : "";
-  return { hash: hash.toLowerCase(), subject };
 }

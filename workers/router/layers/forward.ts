@@ -9,6 +9,7 @@ import { MeshError } from "../../../core/errors.ts";
 import { hasHopByHop, stripHopByHop } from "../../../core/http-headers.ts";
 import type { AttemptLayer, MeshCall } from "../call.ts";
 import { endpointUrl, sendToEndpoint } from "../endpoint.ts";
+import { perTryPassport } from "./passport.ts";
 
 export const forward: AttemptLayer = async (call, attempt) => {
   const service = call.backend!.service!;
@@ -31,7 +32,9 @@ export const forward: AttemptLayer = async (call, attempt) => {
     );
   }
   attempt.record.endpoint = endpoint.name;
-  const request = new Request(endpointUrl(endpoint, call.url), {
+  const url = endpointUrl(endpoint, call.url);
+  if (service.passport === "PerRequest") await perTryPassport(call, url);
+  const request = new Request(url, {
     method: call.request.method,
     headers: call.headers,
     body: attempt.body,
