@@ -1,35 +1,13 @@
 // Regenerates the `Env` types of every Worker with `wrangler types` (run after editing any
 // wrangler config). With `--check`, fails when a generated file is out of date.
 import { execFileSync } from "node:child_process";
+import { WORKERS } from "./workers.mjs";
 
 /** Each Worker's config, its generated types file and the name of its Env interface. */
-export const WORKERS = [
-  { config: "wrangler.toml", out: "worker-configuration.d.ts", iface: "Env", runtime: true },
-  {
-    config: "examples/echo/wrangler.v1.toml",
-    out: "examples/echo/worker-configuration.d.ts",
-    iface: "EchoEnv",
-  },
-  {
-    config: "examples/payments/wrangler.v1.toml",
-    out: "examples/payments/worker-configuration.d.ts",
-    iface: "PaymentsEnv",
-  },
-  {
-    config: "examples/orders/wrangler.toml",
-    out: "examples/orders/worker-configuration.d.ts",
-    iface: "OrdersEnv",
-  },
-  {
-    config: "workers/identity/wrangler.toml",
-    out: "workers/identity/worker-configuration.d.ts",
-    iface: "IdentityEnv",
-    runtime: false,
-  },
-];
+const TYPED = WORKERS.filter((w) => w.types).map((w) => ({ config: w.config, ...w.types }));
 
 const check = process.argv.includes("--check");
-for (const w of WORKERS) {
+for (const w of TYPED) {
   const args = ["wrangler", "types", w.out, "-c", w.config, "--env-interface", w.iface];
   // Vars are knobs users change per deployment: type them as strings, not as today's literals.
   args.push("--strict-vars=false");

@@ -1,0 +1,218 @@
+// Property: whatever arrives at the write endpoints — valid resources from a small generator,
+// then mutated (wrong types, missing and extra fields, huge strings, unicode, nested junk), as
+// JSON or YAML, or a body that is not a config at all — the answer is 200 or a contract error
+// (400 invalid_config / bad_request), never a 500 or a crash, and a refusal never changes the
+// version. The seed is fixed, so a run is repeatable; fast-check prints it with any failure.
+import fc from "fast-check";
+import { dump } from "js-yaml";
+import { describe, expect, it } from "vitest";
+import { ADMIN, call, currentVersion, route, service, type ErrorAnswer } from "./helpers.ts";
+
+const SEED = 20261101;
+const NAMES = ["alpha", "beta", "gamma", "delta"];
+const BINDINGS = ["ECHO_V1", "ECHO_V2", "PAYMENTS_V1"];
+
+/** Valid resources: Services and the HTTPRoutes between them, plus a FaultInjection now and then. */
+const validResource = fc.oneof(
+  fc
+    .record({
+      name: fc.constantFrom(...NAMES),
+      binding: fc.constantFrom(...BINDINGS),
+      weight: fc.option(fc.integer({ min: 0, max: 1_000_000 }), { nil: undefined }),
+    })
+    .map(({ name, binding, weight }) => service(name, binding, weight)),
+  fc
+    .record({
+      name: fc.constantFrom("r1", "r2"),
+      parent: fc.constantFrom(...NAMES),
+      backends: fc.array(fc.constantFrom(...NAMES, "missing"), { minLength: 1, maxLength: 3 }),
+    })
+    .map(({ name, parent, backends }) => route(name, parent, backends)),
+  fc.constant({
+    apiVersion: "meshwork.dev/v1",
+    kind: "FaultInjection",
+    metadata: { name: "slow" },
+    spec: { delay: { fixedDelay: "10ms", percentage: 5 } },
+  }),
+);
+
+/** Junk to put somewhere a resource has a value. */
+const junk = fc.oneof(
+  fc.jsonValue({ maxDepth: 4 }),
+  fc.string({ unit: "binary", maxLength: 64 }),
+  fc.string({ unit: fc.constantFrom("\ud800", "\udfff", "\u0000", "\u202e", "é", "𝄞", "\n") }),
+  fc.constantFrom("x".repeat(200_000), "é".repeat(70_000)),
+  fc.integer({ min: 1, max: 90 }).map((depth) => {
+    let value: unknown = "bottom";
+    for (let i = 0; i < depth; i++) value = i % 2 === 0 ? [value] : { nested: value };
+    return value;
+  }),
+  fc.constantFrom(-1, 1.5, 1e308, Number.MAX_SAFE_INTEGER + 2, true, null, [], {}),
+);
+
+type Mutation =
+  | { kind: "replace"; at: number; value: unknown }
+  | { kind: "remove"; at: number }
+  | { kind: "add"; at: number; key: string; value: unknown };
+
+const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ kind: fc.constant("replace" as const), at: fc.nat(), value: junk }),
+  fc.record({ kind: fc.constant("remove" as const), at: fc.nat() }),
+  fc.record({
+    kind: fc.constant("add" as const),
+    at: fc.nat(),
+    key: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("__proto__", "constructor", "")),
+    value: junk,
+  }),
+);
+
+/** Every place in `value` that holds a value: [container, key] pairs, the root first. */
+function places(value: unknown): [Record<string, unknown> | unknown[], string | number][] {
+  const found: [Record<string, unknown> | unknown[], string | number][] = [];
+  const walk = (node: unknown) => {
+    if (Array.isArray(node)) {
+      node.forEach((child, i) => {
+        found.push([node, i]);
+        walk(child);
+      });
+    } else if (node !== null && typeof node === "object") {
+      for (const [key, child] of Object.entries(node)) {
+        found.push([node as Record<string, unknown>, key]);
+        walk(child);
+      }
+    }
+  };
+  walk(value);
+  return found;
+}
+
+/** `resource` with `mutation` applied (a copy). */
+function mutate(resource: unknown, change: Mutation): unknown {
+  const copy = structuredClone(resource) as Record<string, unknown>;
+  const all = places(copy);
+  if (all.length === 0) return change.kind === "replace" ? change.value : copy;
+  const [container, key] = all[change.at % all.length]!;
+  if (change.kind === "replace")
+    (container as Record<string | number, unknown>)[key] = change.value;
+  else if (change.kind === "remove") {
+    if (Array.isArray(container)) container.splice(key as number, 1);
+    else delete container[key as string];
+  } else {
+    const target = (container as Record<string | number, unknown>)[key];
+    if (target !== null && typeof target === "object" && !Array.isArray(target)) {
+      Object.defineProperty(target, change.key, {
+        value: change.value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else (container as Record<string | number, unknown>)[key] = { [change.key]: change.value };
+  }
+  return copy;
+}
+
+/** A resource, maybe mutated (a few times). */
+const maybeMutated = fc
+  .tuple(validResource, fc.array(mutation, { maxLength: 3 }))
+  .map(([resource, changes]) => changes.reduce<unknown>(mutate, resource));
+
+/** The body: JSON, or YAML (one document per resource) when it can be written as YAML. */
+function encode(resources: unknown[], yaml: boolean): { body: string; yaml: boolean } {
+  if (yaml) {
+    try {
+      return { body: resources.map((r) => dump(r)).join("---\n"), yaml: true };
+    } catch {
+      // Not every value has a YAML form (undefined, say): send it as JSON.
+    }
+  }
+  return { body: JSON.stringify({ resources }), yaml: false };
+}
+
+/** Sends one write and checks the answer is the contract's; returns whether it was refused. */
+async function checkWrite(method: string, path: string, body: string, yaml: boolean) {
+  const before = await currentVersion();
+  const response = await call(method, path, { body, yaml, headers: ADMIN });
+  const text = await response.text();
+  expect([200, 400], `${response.status}: ${text.slice(0, 500)}`).toContain(response.status);
+  const json = JSON.parse(text) as ErrorAnswer & { version?: number };
+  const after = await currentVersion();
+  if (response.status === 400) {
+    expect(["invalid_config", "bad_request"]).toContain(json.error.code);
+    if (json.error.code === "invalid_config") {
+      expect(json.error.issues!.length).toBeGreaterThan(0);
+      for (const issue of json.error.issues!) {
+        expect(typeof issue.path).toBe("string");
+        expect(typeof issue.message).toBe("string");
+      }
+    }
+    expect(after).toBe(before);
+  } else {
+    expect(json.version).toBe(after);
+    expect(after).toBeGreaterThanOrEqual(before);
+  }
+}
+
+describe("hostile input to the write endpoints", () => {
+  it("POST /v1/apply: never a 500, never a version on a refusal", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(maybeMutated, { maxLength: 4 }),
+        fc.boolean(),
+        fc.boolean(),
+        async (resources, yaml, prune) => {
+          const { body, yaml: asYaml } = encode(resources, yaml);
+          if (asYaml && resources.length === 0) return;
+          await checkWrite("POST", `/v1/apply${prune ? "?prune=true" : ""}`, body, asYaml);
+        },
+      ),
+      { seed: SEED, numRuns: 80 },
+    );
+  });
+
+  it("PUT /v1/resources/{kind}/{name}: never a 500, never a version on a refusal", async () => {
+    await fc.assert(
+      fc.asyncProperty(maybeMutated, fc.boolean(), async (resource, yaml) => {
+        const r = resource as { kind?: unknown; metadata?: { name?: unknown } } | null;
+        const kind = typeof r?.kind === "string" && r.kind !== "" ? r.kind : "Service";
+        const name =
+          typeof r?.metadata?.name === "string" && r.metadata.name !== "" ? r.metadata.name : "x";
+        // A lone surrogate has no URL form: such a name goes as "x" (and is refused as a mismatch).
+        const segment = (text: string) => {
+          try {
+            return encodeURIComponent(text);
+          } catch {
+            return "x";
+          }
+        };
+        const path = `/v1/resources/${segment(kind)}/${segment(name)}`;
+        let body = JSON.stringify(resource);
+        if (yaml) {
+          try {
+            body = dump(resource);
+          } catch {
+            yaml = false;
+          }
+        }
+        await checkWrite("PUT", path, body, yaml);
+      }),
+      { seed: SEED, numRuns: 70 },
+    );
+  });
+
+  it("bodies that are not a config at all: 400 bad_request, nothing changed", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string({ unit: "binary", maxLength: 200 }),
+          fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+        ),
+        fc.boolean(),
+        async (body, yaml) => {
+          await checkWrite("POST", "/v1/apply", body, yaml);
+          await checkWrite("POST", "/v1/rollback", body, yaml);
+        },
+      ),
+      { seed: SEED, numRuns: 40 },
+    );
+  });
+});

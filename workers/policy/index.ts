@@ -1,0 +1,45 @@
+/**
+ * Policy Worker entry: wires its two ways in to the PolicyStore.
+ *  - `fetch` (HTTP): the admin API (app.ts).
+ *  - `RouterReports` (entrypoint for the router's `POLICY` service binding): each router isolate
+ *    reports the config version it has applied, from `waitUntil`, never on a request's path.
+ * The PolicyStore Durable Object is exported here because this Worker binds it.
+ */
+import { WorkerEntrypoint } from "cloudflare:workers";
+import { app, policyStore } from "./app.ts";
+import { parseRouterReport, type RouterReport } from "./router-report.ts";
+export { PolicyStore } from "../../durable-objects/policy-store.ts";
+
+export class RouterReports extends WorkerEntrypoint<PolicyEnv> {
+  /**
+   * Keeps a router isolate's report (`{ isolate, colo, version, appliedAt, error }`) for
+   * `GET /v1/status`. A malformed one is refused with an Error whose message starts with
+   * `bad_request:` (a thrown subclass would cross RPC as a plain Error anyway).
+   */
+  async report(report: RouterReport): Promise<{ ok: true }> {
+    const parsed = parseRouterReport(report);
+    if (!parsed.ok) throw new Error(`bad_request: ${parsed.message}`);
+    try {
+      await policyStore(this.env).reportRouter(parsed.report);
+    } catch (error) {
+      console.error(
+        JSON.stringify({
+          level: "error",
+          event: "internal_error",
+          where: "RouterReports.report",
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        }),
+      );
+      // No cause on purpose: a bug's details belong in this Worker's log, not the router's.
+      // eslint-disable-next-line preserve-caught-error
+      throw new Error("internal_error: keeping the report failed (see the policy Worker's log)");
+    }
+    return { ok: true };
+  }
+}
+
+export default {
+  fetch(request, env, ctx) {
+    return app.fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<PolicyEnv>;

@@ -1,0 +1,80 @@
+/**
+ * The policy Worker's settings, from its `[vars]` and the ADMIN_TOKEN secret: read once per
+ * isolate and checked, so a mistake (a short token, a misspelt service) is reported in
+ * `GET /v1/status` and the log instead of silently letting nobody — or somebody else — in.
+ */
+import { ResourceName } from "../../core/config/schema.ts";
+
+export interface PolicySettings {
+  /** SPIFFE trust domain of the admin SVIDs it accepts. */
+  readonly trustDomain: string;
+  /** The bearer token that makes an admin; unset (or too short): no token works. */
+  readonly adminToken: string | undefined;
+  /** Services whose JWT-SVID may read and write (ADMIN_SERVICES). */
+  readonly adminServices: readonly string[];
+  /** Services whose JWT-SVID may read only (VIEWER_SERVICES); an admin service is not one. */
+  readonly viewerServices: readonly string[];
+  /** What was wrong with the vars, and what was done instead. */
+  readonly problems: readonly string[];
+}
+
+/** The vars and secret the settings come from. */
+export interface PolicyVars {
+  TRUST_DOMAIN?: string;
+  ADMIN_SERVICES?: string;
+  VIEWER_SERVICES?: string;
+  ADMIN_TOKEN?: string;
+}
+
+export const DEFAULT_TRUST_DOMAIN = "meshwork.local";
+/** The shortest ADMIN_TOKEN taken: anything shorter is guessable. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+// A trust domain as SPIFFE IDs in the mesh's resources spell it (core/config/identity-schema.ts).
+const TRUST_DOMAIN = /^[a-z0-9._-]{1,255}$/;
+
+function serviceList(problems: string[], name: string, raw: string | undefined): string[] {
+  const services: string[] = [];
+  for (const entry of (raw ?? "").split(",")) {
+    const service = entry.trim();
+    if (service === "") continue;
+    if (ResourceName.safeParse(service).success) services.push(service);
+    else {
+      problems.push(
+        `${name} names ${JSON.stringify(service.slice(0, 80))}, which is not a service name (a DNS label); it is ignored`,
+      );
+    }
+  }
+  return services;
+}
+
+/** Reads and checks the policy Worker's vars and secret. */
+export function readSettings(env: PolicyVars): PolicySettings {
+  const problems: string[] = [];
+  let trustDomain = DEFAULT_TRUST_DOMAIN;
+  if (env.TRUST_DOMAIN !== undefined && env.TRUST_DOMAIN !== "") {
+    if (TRUST_DOMAIN.test(env.TRUST_DOMAIN)) trustDomain = env.TRUST_DOMAIN;
+    else {
+      problems.push(
+        `TRUST_DOMAIN=${JSON.stringify(env.TRUST_DOMAIN.slice(0, 80))} is not a trust domain (lower-case letters, digits, '.', '_' and '-'); using "${DEFAULT_TRUST_DOMAIN}"`,
+      );
+    }
+  }
+  let adminToken = env.ADMIN_TOKEN || undefined;
+  if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    problems.push(
+      `ADMIN_TOKEN is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters; it is ignored (set a random one with \`wrangler secret put ADMIN_TOKEN\`)`,
+    );
+    adminToken = undefined;
+  }
+  const adminServices = serviceList(problems, "ADMIN_SERVICES", env.ADMIN_SERVICES);
+  const viewerServices = serviceList(problems, "VIEWER_SERVICES", env.VIEWER_SERVICES).filter(
+    (service) => !adminServices.includes(service),
+  );
+  if (adminToken === undefined && adminServices.length === 0) {
+    problems.push(
+      "nobody can change the config: set ADMIN_TOKEN (`wrangler secret put ADMIN_TOKEN`) or ADMIN_SERVICES",
+    );
+  }
+  return { trustDomain, adminToken, adminServices, viewerServices, problems };
+}
