@@ -27,6 +27,7 @@ export default tseslint.config(
         URL: "readonly",
         fetch: "readonly",
         AbortController: "readonly",
+        AbortSignal: "readonly",
         setInterval: "readonly",
         clearInterval: "readonly",
       },

@@ -4,8 +4,14 @@
 // (wrangler dev and workerd as real processes, called over HTTP).
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { configDefaults, defineConfig } from "vitest/config";
-import { IDENTITY_VARS } from "./scripts/workerd.mjs";
+import { worker, workerVars } from "./scripts/workers.mjs";
 import { TEST_ADMIN_TOKEN } from "./test/helpers/open-mesh.ts";
+import {
+  ADMIN_SERVICE,
+  POLICY_ADMIN_TOKEN,
+  STRANGER_SERVICE,
+  VIEWER_SERVICE,
+} from "./test/policy/constants.ts";
 
 const COMPATIBILITY_DATE = "2026-11-01";
 // The name the plugin gives the Worker under test (the router) in the "workers" project.
@@ -20,6 +26,20 @@ function auxiliary(name: string, script: string, bindings: Record<string, string
     bindings,
   };
 }
+
+/** A Worker of scripts/workers.mjs as an auxiliary Worker: its test build and its vars. */
+function auxiliaryWorker(name: string, bindings: Record<string, string> = {}) {
+  const { build, config } = worker(name);
+  if (!build) throw new Error(`${name} has no test build in scripts/workers.mjs`);
+  return auxiliary(name, build, { ...workerVars(config), ...bindings });
+}
+
+/** The identity Worker, with its keys' object and the router's KV namespace. */
+const identityWorker = {
+  ...auxiliaryWorker("meshwork-identity"),
+  durableObjects: { SIGNING_KEYS: { className: "SigningKeys", useSQLite: true } },
+  kvNamespaces: { MESH_CONFIG: "meshwork-config" },
+};
 
 export default defineConfig({
   test: {
@@ -42,24 +62,25 @@ export default defineConfig({
               bindings: { ADMIN_TOKEN: TEST_ADMIN_TOKEN },
               kvNamespaces: { RECORDINGS: "recordings" },
               workers: [
-                // The identity Worker the router's IDENTITY binding names, with its keys' object
-                // and the router's KV namespace (credentials and revocations).
+                // The identity Worker the router's IDENTITY binding names (credentials and
+                // revocations from the router's KV namespace).
+                identityWorker,
+                // The policy Worker the router's POLICY binding names (its version reports).
                 {
-                  ...auxiliary("meshwork-identity", "identity", IDENTITY_VARS),
-                  durableObjects: { SIGNING_KEYS: "SigningKeys" },
+                  ...auxiliaryWorker("meshwork-policy", { ADMIN_TOKEN: TEST_ADMIN_TOKEN }),
+                  durableObjects: { POLICY_STORE: { className: "PolicyStore", useSQLite: true } },
                   kvNamespaces: { MESH_CONFIG: "meshwork-config" },
+                  serviceBindings: {
+                    IDENTITY: {
+                      name: "meshwork-identity",
+                      entrypoint: "Identity",
+                      props: { service: "meshwork-policy" },
+                    },
+                  },
                 },
-                auxiliary("echo-v1", "echo", { SERVICE_NAME: "echo-v1", VERSION: "v1" }),
-                auxiliary("echo-v2", "echo", { SERVICE_NAME: "echo-v2", VERSION: "v2" }),
-                auxiliary("echo-v3", "echo", { SERVICE_NAME: "echo-v3", VERSION: "v3" }),
-                auxiliary("payments-v1", "payments", {
-                  SERVICE_NAME: "payments-v1",
-                  VERSION: "v1",
-                }),
-                auxiliary("payments-v2", "payments", {
-                  SERVICE_NAME: "payments-v2",
-                  VERSION: "v2",
-                }),
+                ...["echo-v1", "echo-v2", "echo-v3", "payments-v1", "payments-v2"].map((name) =>
+                  auxiliaryWorker(name),
+                ),
                 {
                   ...auxiliary("recorder", "recorder"),
                   kvNamespaces: { RECORDINGS: "recordings" },
@@ -67,7 +88,7 @@ export default defineConfig({
                 // The demo caller, with its binding to the router's Mesh entrypoint exactly as in
                 // examples/orders/wrangler.toml (the router runs under the runner's name here).
                 {
-                  ...auxiliary("orders", "orders"),
+                  ...auxiliaryWorker("orders"),
                   serviceBindings: {
                     PAYMENTS: {
                       name: RUNNER_NAME,
@@ -83,7 +104,14 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/**/*.test.ts", "workers/**/*.test.ts"],
-          exclude: [...configDefaults.exclude, "test/e2e/**", "test/http/**", "test/identity/**"],
+          exclude: [
+            ...configDefaults.exclude,
+            "test/e2e/**",
+            "test/http/**",
+            "test/identity/**",
+            "test/policy/**",
+            "test/cli/**",
+          ],
           globalSetup: ["./test/global-setup.ts"],
         },
       },
@@ -93,6 +121,42 @@ export default defineConfig({
         test: {
           name: "identity",
           include: ["test/identity/**/*.test.ts"],
+        },
+      },
+      {
+        // The policy Worker as the Worker under test, with its PolicyStore Durable Object, the
+        // router's KV namespace, and the identity Worker its IDENTITY binding names (for admin
+        // SVIDs; the test-only bindings below get SVIDs for an admin, a viewer and a stranger).
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./workers/policy/wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ADMIN_TOKEN: POLICY_ADMIN_TOKEN,
+                ADMIN_SERVICES: ADMIN_SERVICE,
+                VIEWER_SERVICES: VIEWER_SERVICE,
+              },
+              serviceBindings: Object.fromEntries(
+                [ADMIN_SERVICE, VIEWER_SERVICE, STRANGER_SERVICE].map((service) => [
+                  `IDENTITY_AS_${service.toUpperCase()}`,
+                  { name: "meshwork-identity", entrypoint: "Identity", props: { service } },
+                ]),
+              ),
+              workers: [identityWorker],
+            },
+          }),
+        ],
+        test: {
+          name: "policy",
+          include: ["test/policy/**/*.test.ts"],
+          globalSetup: ["./test/global-setup.ts"],
+        },
+      },
+      {
+        test: {
+          name: "cli",
+          include: ["test/cli/**/*.test.ts"],
+          environment: "node",
         },
       },
       {

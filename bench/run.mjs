@@ -80,6 +80,7 @@ import {
   tail,
   writeWorkerdConfig,
 } from "../scripts/workerd.mjs";
+import { worker } from "../scripts/workers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = join(ROOT, "bench", ".build");
@@ -795,14 +796,16 @@ function printWorkerdMicro(micro) {
 
 // `main`: the bundle wrangler writes, named after the config's entry module.
 const WORKERS = [
-  { name: "router", config: "wrangler.toml", main: "index.js" },
-  { name: "echo-v1", config: "examples/echo/wrangler.v1.toml", main: "index.js" },
-  { name: "echo-v2", config: "examples/echo/wrangler.v2.toml", main: "index.js" },
+  // The mesh's own Workers, from the repository's one list of them (scripts/workers.mjs) …
+  { name: "router", config: worker("meshwork-router").config, main: "index.js" },
+  { name: "echo-v1", config: worker("echo-v1").config, main: "index.js" },
+  { name: "echo-v2", config: worker("echo-v2").config, main: "index.js" },
+  { name: "identity", config: worker("meshwork-identity").config, main: "index.js" },
+  // … and the bench's own.
   { name: "bench-client", config: "bench/workers/client.toml", main: "client.js" },
   { name: "bench-hop", config: "bench/workers/hop.toml", main: "hop.js" },
   { name: "bench-kv", config: "bench/workers/kv.toml", main: "snapshot-kv.js" },
   { name: "bench-micro", config: "bench/workers/micro.toml", main: "micro.js" },
-  { name: "identity", config: "workers/identity/wrangler.toml", main: "index.js" },
 ];
 
 function run(command, args) {

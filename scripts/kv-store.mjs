@@ -8,7 +8,6 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { ROOT, ROUTER_CONFIG, WRANGLER, wranglerEnv } from "./workers.mjs";
 
 /** A KV operation that failed, with what the backend said. */
@@ -48,6 +47,8 @@ export default {
 
 /** Opens the local state under `persistTo`; `close()` when done. */
 export async function openLocalStore(persistTo, namespaceId) {
+  // Loaded here, not at the top: commands that never open local state start without it.
+  const { Miniflare, convertV4MiniflareOptions } = await import("miniflare");
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       modules: true,

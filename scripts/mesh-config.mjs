@@ -104,7 +104,8 @@ export function readMeshConfig(file) {
 
 /**
  * The service bindings the router's wrangler.toml declares for destinations: all of them but
- * IDENTITY, the router's own way to the identity Worker (no mesh traffic goes there).
+ * IDENTITY and POLICY, the router's own ways to the identity and policy Workers (no mesh
+ * traffic goes there).
  */
 export function routerBindings() {
   let config;
@@ -116,7 +117,9 @@ export function routerBindings() {
   const services = Array.isArray(config.services) ? config.services : [];
   return {
     names: new Set(
-      services.map((s) => s?.binding).filter((b) => typeof b === "string" && b !== "IDENTITY"),
+      services
+        .map((s) => s?.binding)
+        .filter((b) => typeof b === "string" && b !== "IDENTITY" && b !== "POLICY"),
     ),
     file: display(ROUTER_CONFIG),
   };

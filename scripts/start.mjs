@@ -26,10 +26,12 @@ import {
   DEFAULT_PERSIST_DIR,
   DEV_ADMIN_TOKEN,
   IDENTITY_CONFIG,
+  POLICY_CONFIG,
   requireNode,
   ROOT,
   userPath,
-  WORKER_CONFIGS,
+  WORKERS,
+  worker,
   WRANGLER,
   wranglerEnv,
 } from "./workers.mjs";
@@ -55,6 +57,7 @@ config (examples/mesh.yaml) only when there is none. Change the running mesh wit
 Options:
   --config FILE          publish this mesh config (YAML or JSON) as the next version, then run
   --port N               router port on 127.0.0.1 (default 8787)
+  --policy-port N        policy Worker (admin API) port on 127.0.0.1 (default 8788)
   --identity-port N      identity Worker port on 127.0.0.1 (default 8789)
   --inspector-port N     devtools inspector port (default 9229, or a free one if that is taken)
   --persist-to DIR       local state directory (default .mesh-local/state)
@@ -77,7 +80,11 @@ function parseOptions() {
       options: {
         config: { type: "string" },
         port: { type: "string", default: "8787" },
-        "identity-port": { type: "string", default: "8789" },
+        "identity-port": {
+          type: "string",
+          default: String(worker("meshwork-identity").dev.port),
+        },
+        "policy-port": { type: "string", default: String(worker("meshwork-policy").dev.port) },
         "inspector-port": { type: "string" },
         "persist-to": { type: "string" },
         rate: { type: "string", default: "5" },
@@ -109,6 +116,7 @@ function parseOptions() {
     configFile: parsed.config ? userPath(parsed.config) : undefined,
     port: port("port", parsed.port),
     identityPort: port("identity-port", parsed["identity-port"]),
+    policyPort: port("policy-port", parsed["policy-port"]),
     inspectorPort:
       parsed["inspector-port"] === undefined
         ? undefined
@@ -136,12 +144,16 @@ function printConfigError(error, MeshConfigError) {
 }
 
 /**
- * Publishes `file` as the next version (validated first), or — with no file — leaves a config
- * already in the local state as it is and publishes the demo config only into an empty state.
- * Returns `{ version, services }` of what will run.
+ * What to run: with `file`, that file (validated here first, every issue printed) is applied
+ * through the policy Worker's admin API as the next version once it is up; without, a config
+ * already in the local state runs as it is (versions only move forward, so a config applied
+ * with meshctl or published with `npm run publish` survives a restart), and only an empty state
+ * gets the demo config (examples/mesh.yaml), applied the same way. Returns
+ * `{ version, services, apply }`: the version to wait for (0 until the apply), the Services, and
+ * the resources to apply, if any.
  */
 async function prepareConfig(file, persistTo) {
-  const { loadMeshConfig, MeshConfigError, openStore, publishMeshConfig } = await sharedConfig();
+  const { loadMeshConfig, MeshConfigError, openStore, readMeshConfig } = await sharedConfig();
   const { INDEX_KEY } = await import("../core/config/snapshot.ts");
   try {
     if (file === undefined) {
@@ -158,7 +170,7 @@ async function prepareConfig(file, persistTo) {
       if (Number.isInteger(index?.version) && index.version > 0) {
         console.log(
           `✓ running the config already in ${display(persistTo)}: version ${index.version}, ` +
-            `published ${index.publishedAt} (npm start -- --config FILE publishes another)`,
+            `published ${index.publishedAt} (npm start -- --config FILE applies another)`,
         );
         return { version: index.version, services: Object.keys(index.destinations ?? {}) };
       }
@@ -166,17 +178,37 @@ async function prepareConfig(file, persistTo) {
     const source = file ?? DEMO_CONFIG;
     const { config, warnings } = loadMeshConfig(source);
     for (const warning of warnings) console.warn(`⚠ ${warning}`);
-    const result = await publishMeshConfig(config, { persistTo });
-    console.log(
-      `✓ published ${display(source)} (${config.services.length} Services, ` +
-        `${config.routes.length} HTTPRoutes) as version ${result.version} to local KV in ` +
-        `${display(persistTo)}` +
-        (result.previousVersion > 0 ? `, replacing version ${result.previousVersion}` : ""),
-    );
-    return { version: result.version, services: config.services.map((s) => s.metadata.name) };
+    return {
+      version: 0,
+      services: config.services.map((s) => s.metadata.name),
+      apply: { source, resources: readMeshConfig(source).resources },
+    };
   } catch (error) {
     printConfigError(error, MeshConfigError);
   }
+}
+
+/** Applies `resources` through the admin API as the whole config (prune); returns the version. */
+async function applyThroughAdminApi(port, source, resources) {
+  const response = await fetch(`http://127.0.0.1:${port}/v1/apply?prune=true`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${DEV_ADMIN_TOKEN}`,
+      "content-type": "application/json",
+      "x-mesh-author": "npm start",
+    },
+    body: JSON.stringify({ resources }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (response.status !== 200 || !Number.isInteger(body.version)) {
+    const issues = (body.error?.issues ?? []).map((i) => `  ${i.path}: ${i.message}`);
+    throw new Error(
+      `the policy Worker refused ${display(source)}: ${response.status} ${body.error?.message ?? JSON.stringify(body)}` +
+        (issues.length > 0 ? `\n${issues.join("\n")}` : ""),
+    );
+  }
+  return body.version;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,15 +328,15 @@ class Wrangler {
   }
 }
 
-/** Polls the identity Worker's /health until it answers. */
-async function waitUntilIdentity(identity, port) {
+/** Polls a Worker's /health until it answers 200. */
+async function waitUntilHealthy(child, port, name) {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let exited;
-  identity.exited.then((result) => (exited = result));
+  child.exited.then((result) => (exited = result));
   let last = "no answer yet";
   while (Date.now() < deadline && !exited) {
     try {
-      const res = await call(port, "identity", "/health", { timeoutMs: 5_000 });
+      const res = await call(port, "localhost", "/health", { timeoutMs: 5_000 });
       if (res.status === 200) return true;
       last = `/health answered ${res.status}`;
     } catch (error) {
@@ -314,8 +346,8 @@ async function waitUntilIdentity(identity, port) {
   }
   console.error(
     exited
-      ? "✗ the identity Worker's wrangler dev stopped before it was ready."
-      : `✗ the identity Worker did not answer /health within ${READY_TIMEOUT_MS / 1000} s (last: ${last}).`,
+      ? `✗ ${name}'s wrangler dev stopped before it was ready.`
+      : `✗ ${name} did not answer /health within ${READY_TIMEOUT_MS / 1000} s (last: ${last}).`,
   );
   return false;
 }
@@ -471,6 +503,7 @@ function banner(options, running, logFile, inspectorPort) {
     "",
     `  router (data plane)  ${url}   the Host header names the destination Service`,
     `  status               ${url}/.mesh/status   (Authorization: Bearer ${DEV_ADMIN_TOKEN})`,
+    `  policy Worker        http://127.0.0.1:${options.policyPort}   admin API (npx meshctl …)`,
     `  identity Worker      http://127.0.0.1:${options.identityPort}   JWKS, SVIDs (POST /v1/svid)`,
     `  devtools inspector   127.0.0.1:${inspectorPort}`,
     `  wrangler output      ${display(logFile)}   (tail -f it to see every request)`,
@@ -494,11 +527,19 @@ async function main() {
         "Stop it, or pick another port: npm start -- --port 8800",
     );
   }
-  if (options.identityPort === options.port || !(await portFree(options.identityPort))) {
-    fail(
-      `port ${options.identityPort} on 127.0.0.1 (the identity Worker's) is in use: ` +
-        "stop what uses it, or pick another: npm start -- --identity-port 8790",
+  for (const [name, flag, value, other] of [
+    ["the identity Worker's", "--identity-port", options.identityPort, 8790],
+    ["the policy Worker's", "--policy-port", options.policyPort, 8791],
+  ]) {
+    const clash = [options.port, options.identityPort, options.policyPort].filter(
+      (p) => p === value,
     );
+    if (clash.length > 1 || !(await portFree(value))) {
+      fail(
+        `port ${value} on 127.0.0.1 (${name}) is in use: stop what uses it, or pick another: ` +
+          `npm start -- ${flag} ${other}`,
+      );
+    }
   }
   let inspectorPort = options.inspectorPort;
   if (inspectorPort === undefined) {
@@ -513,42 +554,63 @@ async function main() {
   const running = await prepareConfig(options.configFile, options.persistTo);
 
   const logFile = join(dirname(options.persistTo), "wrangler.log");
-  // The router finds the identity Worker (another process) through wrangler's dev registry: one
-  // per local state, so two meshes on one machine never bind to each other's Workers.
+  const logOf = (name) => join(dirname(options.persistTo), name);
+  // The router finds the identity and policy Workers (processes of their own) through wrangler's
+  // dev registry: one per local state, so two meshes on one machine never bind to each other's.
   const registry = { WRANGLER_REGISTRY_PATH: join(dirname(options.persistTo), "registry") };
-  const identity = new Wrangler(join(dirname(options.persistTo), "identity.log"), registry);
+  const identity = new Wrangler(logOf("identity.log"), registry);
+  const policy = new Wrangler(logOf("policy.log"), registry);
   const wrangler = new Wrangler(logFile, registry);
+  const children = [
+    { child: identity, name: "the identity Worker's wrangler dev", log: logOf("identity.log") },
+    { child: policy, name: "the policy Worker's wrangler dev", log: logOf("policy.log") },
+    { child: wrangler, name: "wrangler dev", log: logFile },
+  ];
+  const stopAll = () => Promise.all(children.map(({ child }) => child.stop()));
   let stopTraffic = () => {};
   let stopping = false;
   const shutdown = async (code, why) => {
     if (stopping) {
       // A second Ctrl-C: stop at once.
-      wrangler.signal("SIGKILL");
+      for (const { child } of children) child.signal("SIGKILL");
       process.exit(code);
     }
     stopping = true;
     stopTraffic();
     if (why) console.log(`\n${why}`);
-    await Promise.all([wrangler.stop(), identity.stop()]);
+    await stopAll();
     process.exit(code);
+  };
+  const giveUp = async () => {
+    for (const { child, log } of children) {
+      child.printTail();
+      console.error(`  full output: ${display(log)}`);
+    }
+    await stopAll();
+    process.exit(1);
   };
   process.on("SIGINT", () => shutdown(0, "stopping the mesh …"));
   process.on("SIGTERM", () => shutdown(0, "stopping the mesh …"));
   process.on("SIGHUP", () => shutdown(0));
   // Last resort if this process ends some other way: never leave workerd running.
   process.on("exit", () => {
-    if (wrangler.running) wrangler.signal("SIGKILL");
-    if (identity.running) identity.signal("SIGKILL");
+    for (const { child } of children) if (child.running) child.signal("SIGKILL");
   });
 
-  const identityArgs = ["dev", "-c", IDENTITY_CONFIG];
-  identityArgs.push("--ip", "127.0.0.1", "--port", String(options.identityPort));
-  identityArgs.push("--inspector-ip", "127.0.0.1", "--inspector-port", String(await freePort()));
-  identityArgs.push("--persist-to", options.persistTo, "--show-interactive-dev-session=false");
+  const common = async (port) => [
+    ...["--ip", "127.0.0.1", "--port", String(port)],
+    ...["--inspector-ip", "127.0.0.1", "--inspector-port", String(await freePort())],
+    ...["--persist-to", options.persistTo, "--show-interactive-dev-session=false"],
+  ];
   console.log(`… starting the identity Worker (wrangler dev, port ${options.identityPort})`);
-  identity.start(identityArgs);
+  identity.start(["dev", "-c", IDENTITY_CONFIG, ...(await common(options.identityPort))]);
+  console.log(`… starting the policy Worker (wrangler dev, port ${options.policyPort})`);
+  policy.start([
+    ...["dev", "-c", POLICY_CONFIG, ...(await common(options.policyPort))],
+    ...["--var", `ADMIN_TOKEN:${DEV_ADMIN_TOKEN}`],
+  ]);
 
-  const configs = WORKER_CONFIGS.filter((config) => config !== IDENTITY_CONFIG);
+  const configs = WORKERS.filter((w) => w.dev === "main").map((w) => w.config);
   const args = ["dev", ...configs.flatMap((config) => ["-c", config])];
   args.push("--ip", "127.0.0.1", "--port", String(options.port));
   args.push("--inspector-ip", "127.0.0.1", "--inspector-port", String(inspectorPort));
@@ -558,23 +620,28 @@ async function main() {
   wrangler.start(args);
   console.log(`  wrangler pid ${wrangler.child.pid} (its own process group)`);
 
-  const ready = await Promise.all([
-    waitUntilIdentity(identity, options.identityPort),
-    waitUntilReady(wrangler, options.port, running.version),
+  const up = await Promise.all([
+    waitUntilHealthy(identity, options.identityPort, "the identity Worker"),
+    waitUntilHealthy(policy, options.policyPort, "the policy Worker"),
   ]);
-  if (!ready.every(Boolean)) {
-    for (const [child, file] of [
-      [identity, "identity.log"],
-      [wrangler, logFile],
-    ]) {
-      child.printTail();
-      console.error(`  full output: ${display(join(dirname(options.persistTo), file))}`);
+  if (!up.every(Boolean)) await giveUp();
+  if (running.apply) {
+    try {
+      running.version = await applyThroughAdminApi(
+        options.policyPort,
+        running.apply.source,
+        running.apply.resources,
+      );
+    } catch (error) {
+      console.error(`✗ ${error.message}`);
+      await giveUp();
     }
-    await Promise.all([wrangler.stop(), identity.stop()]);
-    process.exit(1);
+    console.log(
+      `✓ applied ${display(running.apply.source)} through the policy Worker (127.0.0.1:${options.policyPort}) as version ${running.version}`,
+    );
   }
-  identity.echo = "errors";
-  wrangler.echo = "errors";
+  if (!(await waitUntilReady(wrangler, options.port, running.version))) await giveUp();
+  for (const { child } of children) child.echo = "errors";
   const lines = banner(options, running, logFile, inspectorPort);
   const hasOrders = running.services.includes("orders");
   if (options.traffic && hasOrders) {
@@ -591,14 +658,12 @@ async function main() {
   console.log(lines.join("\n"));
   if (options.traffic && hasOrders) stopTraffic = startTraffic(options.port, options.rate);
 
-  const [which, result] = await Promise.race([
-    wrangler.exited.then((r) => [wrangler, r]),
-    identity.exited.then((r) => [identity, r]),
-  ]);
+  const [which, result] = await Promise.race(
+    children.map((entry) => entry.child.exited.then((r) => [entry, r])),
+  );
   if (!stopping) {
-    const name = which === identity ? "the identity Worker's wrangler dev" : "wrangler dev";
-    console.error(`✗ ${name} exited unexpectedly (${result.code ?? result.signal}).`);
-    which.printTail();
+    console.error(`✗ ${which.name} exited unexpectedly (${result.code ?? result.signal}).`);
+    which.child.printTail();
     await shutdown(1);
   }
 }

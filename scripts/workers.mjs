@@ -1,7 +1,8 @@
 // The Workers of this repo and how wrangler is run here; shared by `npm start`, `npm test`
 // and `npm run publish`. Plain JavaScript with no TypeScript imports, so it loads on any Node
 // and can say clearly when the Node is too old for the rest.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { parse as parseToml } from "smol-toml";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -13,22 +14,90 @@ export const ROUTER_CONFIG = join(ROOT, "wrangler.toml");
 export const DEFAULT_PERSIST_DIR = join(ROOT, ".mesh-local", "state");
 
 /**
- * Every Worker's wrangler config. The router comes first: it is the Worker `wrangler dev`
- * serves when several configs run in one process.
+ * The repository's Workers — the one list that `npm start`, `npm test` (the dry-run deploys and
+ * the test setup), `npm run types`, the vitest config and the benchmark read. Per Worker:
+ *  - `name`: its Worker name (the wrangler config's `name`);
+ *  - `config`: its wrangler config; `source`: its entry module;
+ *  - `build`: the bundle the tests build of it (test/.build/<build>.js; versions share one);
+ *  - `types`: the Env types `npm run types` generates (`runtime`: with the Workers runtime's);
+ *  - `dev`: how `npm start` runs it — `"main"`, in the one `wrangler dev` whose first Worker (the
+ *    router) is served on --port, or a process of its own on `port` (option `flag`).
+ * The router comes first.
  */
-export const WORKER_CONFIGS = [
-  "wrangler.toml",
-  "examples/echo/wrangler.v1.toml",
-  "examples/echo/wrangler.v2.toml",
-  "examples/echo/wrangler.v3.toml",
-  "examples/payments/wrangler.v1.toml",
-  "examples/payments/wrangler.v2.toml",
-  "examples/orders/wrangler.toml",
-  "workers/identity/wrangler.toml",
+export const WORKERS = [
+  {
+    name: "meshwork-router",
+    config: "wrangler.toml",
+    source: "workers/router/index.ts",
+    types: { out: "worker-configuration.d.ts", iface: "Env", runtime: true },
+    dev: "main",
+  },
+  ...[1, 2, 3].map((v) => ({
+    name: `echo-v${v}`,
+    config: `examples/echo/wrangler.v${v}.toml`,
+    source: "examples/echo/index.ts",
+    build: "echo",
+    types:
+      v === 1 ? { out: "examples/echo/worker-configuration.d.ts", iface: "EchoEnv" } : undefined,
+    dev: "main",
+  })),
+  ...[1, 2].map((v) => ({
+    name: `payments-v${v}`,
+    config: `examples/payments/wrangler.v${v}.toml`,
+    source: "examples/payments/index.ts",
+    build: "payments",
+    types:
+      v === 1
+        ? { out: "examples/payments/worker-configuration.d.ts", iface: "PaymentsEnv" }
+        : undefined,
+    dev: "main",
+  })),
+  {
+    name: "orders",
+    config: "examples/orders/wrangler.toml",
+    source: "examples/orders/index.ts",
+    build: "orders",
+    types: { out: "examples/orders/worker-configuration.d.ts", iface: "OrdersEnv" },
+    dev: "main",
+  },
+  {
+    name: "meshwork-identity",
+    config: "workers/identity/wrangler.toml",
+    source: "workers/identity/index.ts",
+    build: "identity",
+    types: { out: "workers/identity/worker-configuration.d.ts", iface: "IdentityEnv" },
+    dev: { port: 8789, flag: "identity-port", what: "identity Worker" },
+  },
+  {
+    name: "meshwork-policy",
+    config: "workers/policy/wrangler.toml",
+    source: "workers/policy/index.ts",
+    build: "policy",
+    types: { out: "workers/policy/worker-configuration.d.ts", iface: "PolicyEnv" },
+    dev: { port: 8788, flag: "policy-port", what: "policy Worker" },
+  },
 ];
 
+/** The Worker named `name` in WORKERS (throws for an unknown one: a typo in a script). */
+export function worker(name) {
+  const found = WORKERS.find((w) => w.name === name);
+  if (!found) throw new Error(`no Worker '${name}' in scripts/workers.mjs`);
+  return found;
+}
+
+/** The `[vars]` of a Worker's wrangler config (for running its bundle outside wrangler). */
+export function workerVars(config) {
+  const vars = parseToml(readFileSync(join(ROOT, config), "utf8")).vars ?? {};
+  return Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, String(v)]));
+}
+
+/** Every Worker's wrangler config, the router's first. */
+export const WORKER_CONFIGS = WORKERS.map((w) => w.config);
+
 /** The identity Worker's config: `npm start` serves it in a process of its own (its port). */
-export const IDENTITY_CONFIG = "workers/identity/wrangler.toml";
+export const IDENTITY_CONFIG = worker("meshwork-identity").config;
+/** The policy Worker's config: `npm start` serves it in a process of its own (its port). */
+export const POLICY_CONFIG = worker("meshwork-policy").config;
 
 /**
  * The router's ADMIN_TOKEN under `npm start` (the bearer token of /.mesh/status). For local

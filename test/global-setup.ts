@@ -7,14 +7,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { build } from "esbuild";
 import type { TestProject } from "vitest/node";
+import { WORKERS } from "../scripts/workers.mjs";
 
-export const AUXILIARY_SOURCES = {
-  echo: "examples/echo/index.ts",
-  payments: "examples/payments/index.ts",
-  orders: "examples/orders/index.ts",
+/** What to bundle: each Worker's test build (scripts/workers.mjs), and the test fixtures. */
+export const AUXILIARY_SOURCES: Record<string, string> = {
+  ...Object.fromEntries(WORKERS.flatMap((w) => (w.build ? [[w.build, w.source]] : []))),
   recorder: "test/fixtures/recorder.ts",
-  identity: "workers/identity/index.ts",
-} as const;
+};
 
 function buildAuxiliaryWorkers(): Promise<unknown> {
   return Promise.all(

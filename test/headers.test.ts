@@ -60,7 +60,11 @@ describe("identity headers", () => {
     const response = await callAs("orders", "echo", "/", { headers: forged });
     const body = (await response.json()) as Echoed;
     expect(body.headers["x-mesh-caller"]).toBe("spiffe://meshwork.local/orders");
-    expect(body.headers["x-mesh-passport"]).toBeUndefined();
+    expect(body.headers["x-forwarded-client-cert"]).toBe(
+      "By=spiffe://meshwork.local/echo;URI=spiffe://meshwork.local/orders",
+    );
+    // The mesh's own passport (signed with a key the identity Worker certified), not the forgery.
+    expect(body.headers["x-mesh-passport"]).toMatch(/^eyJ/);
   });
 });
 

@@ -14,6 +14,8 @@ export interface RunningMesh {
   port: number;
   /** The identity Worker's port on 127.0.0.1. */
   identityPort: number;
+  /** The policy Worker's (admin API) port on 127.0.0.1. */
+  policyPort: number;
   /** The local state directory (`--persist-to`) this mesh runs on. */
   persistTo: string;
   inspectorPort: number;
@@ -51,4 +53,9 @@ export function nodeBinary(): string;
 export function runPublish(
   args: string[],
   options?: { cwd?: string },
+): Promise<{ code: number | null; output: string }>;
+/** Runs `meshctl ARGS` from `cwd` (env added to the process's). */
+export function runMeshctl(
+  args: string[],
+  options?: { cwd?: string; env?: Record<string, string> },
 ): Promise<{ code: number | null; output: string }>;

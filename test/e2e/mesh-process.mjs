@@ -88,8 +88,15 @@ export async function startMesh({
   const port = await freePort(preferredPort);
   let inspectorPort = await freePort(0);
   while (inspectorPort === port) inspectorPort = await freePort(0);
-  let identityPort = await freePort(0);
-  while (identityPort === port || identityPort === inspectorPort) identityPort = await freePort(0);
+  const taken = new Set([port, inspectorPort]);
+  const another = async () => {
+    let p = await freePort(0);
+    while (taken.has(p)) p = await freePort(0);
+    taken.add(p);
+    return p;
+  };
+  const identityPort = await another();
+  const policyPort = await another();
   // Local state (KV) in the caller's directory when given (kept), else in a temporary one.
   const dir = stateDir ?? mkdtempSync(join(tmpdir(), "meshwork-e2e-"));
 
@@ -98,7 +105,7 @@ export async function startMesh({
     [
       "scripts/start.mjs",
       ...["--port", String(port), "--inspector-port", String(inspectorPort)],
-      ...["--identity-port", String(identityPort)],
+      ...["--identity-port", String(identityPort), "--policy-port", String(policyPort)],
       ...["--persist-to", join(dir, "state"), "--no-traffic"],
       ...args,
     ],
@@ -159,6 +166,7 @@ export async function startMesh({
     port,
     inspectorPort,
     identityPort,
+    policyPort,
     persistTo: join(dir, "state"),
     output: () => output,
     exitStatus: () => exit,
@@ -190,6 +198,23 @@ export function runPublish(args, { cwd = ROOT } = {}) {
     const child = spawn("npm", ["--prefix", ROOT, "run", "--silent", "publish", "--", ...args], {
       cwd,
       env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => (output += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk) => (output += chunk));
+    child.once("error", (error) => done({ code: null, output: `${output}${error.message}` }));
+    child.once("exit", (code) => done({ code, output }));
+  });
+}
+
+/** Runs `meshctl ARGS` (the package's bin, with the project's Node) from `cwd`, as a user would. */
+export function runMeshctl(args, { cwd = ROOT, env = {} } = {}) {
+  return new Promise((done) => {
+    const child = spawn(nodeBinary(), [join(ROOT, "cli", "meshctl.mjs"), ...args], {
+      cwd,
+      // INIT_CWD is where npm was run (npm test's own): meshctl takes paths from there.
+      env: { ...process.env, NO_COLOR: "1", INIT_CWD: cwd, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";

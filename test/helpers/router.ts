@@ -55,6 +55,8 @@ export interface IsolatedRouterOptions {
   backendState?: unknown;
   /** The IDENTITY binding (default: the test environment's, if any). */
   identity?: unknown;
+  /** The POLICY binding (default: the test environment's, if any). */
+  policy?: unknown;
   /** Vars set on the router (ADMIN_SERVICES …). */
   vars?: Record<string, string>;
   /** Publish `resources` as they are, without opening the mesh (helpers/open-mesh.ts). */
@@ -71,6 +73,7 @@ export function isolatedRouter(
     ...env,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     ...("identity" in options ? { IDENTITY: options.identity } : {}),
+    ...("policy" in options ? { POLICY: options.policy } : {}),
     ...options.vars,
     MESH_CONFIG: kv as unknown as KVNamespace,
     BACKEND_STATE: ("backendState" in options

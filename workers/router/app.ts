@@ -28,6 +28,13 @@ import { readSettings, type RouterSettings } from "./settings.ts";
 import { createRouterIdentity, type RouterIdentity } from "./identity/router-identity.ts";
 import { clientCertificate, refusal, sameSecret } from "./identity/authenticator.ts";
 import { SVID_HEADER } from "./layers/authenticate.ts";
+import { VersionReporter, type RouterReports } from "./version-report.ts";
+
+/** The router's binding to the policy Worker's RouterReports entrypoint, when it has one. */
+function policyBinding(env: Env): RouterReports | undefined {
+  const binding = (env as unknown as { POLICY?: Partial<RouterReports> }).POLICY;
+  return typeof binding?.report === "function" ? (binding as RouterReports) : undefined;
+}
 
 // Placeholder until requestContext builds the call's outgoing headers (its first act).
 const EMPTY_HEADERS = new Headers();
@@ -40,6 +47,8 @@ export interface RouterState {
   readonly services: ServiceStates;
   readonly sync: BackendSync;
   readonly identity: RouterIdentity;
+  /** Tells the policy Worker which config version this isolate applied. */
+  readonly reporter: VersionReporter;
   /** When `/.mesh/status?refresh` last read KV (they are spaced REFRESH_SPACING_MS apart). */
   lastRefreshAt: number;
 }
@@ -62,9 +71,11 @@ export function routerFor(env: Env): RouterState {
     const config = new ConfigCache(env.MESH_CONFIG, {
       refreshMs: settings.refreshMs,
       now: Date.now,
-      // IDENTITY is the router's own way to the identity Worker, never a destination.
+      // IDENTITY and POLICY are the router's own ways to the identity and policy Workers, never
+      // destinations.
       hasBinding: (name) =>
         name !== "IDENTITY" &&
+        name !== "POLICY" &&
         typeof (env as unknown as Record<string, { fetch?: unknown } | undefined>)[name]?.fetch ===
           "function",
     });
@@ -74,6 +85,7 @@ export function routerFor(env: Env): RouterState {
       services: new ServiceStates(),
       sync: new BackendSync(),
       identity: createRouterIdentity(env, settings),
+      reporter: new VersionReporter(Date.now),
       lastRefreshAt: -Infinity,
     };
     states.set(env.MESH_CONFIG, state);
@@ -168,6 +180,8 @@ export async function handleMeshCall(
   }
   // The last stage: one outcome per call, whatever answered.
   recordOutcome(call, response, options.onOutcome);
+  state.reporter.seen(request);
+  state.reporter.maybeReport(policyBinding(env), state.config, (p) => ctx.waitUntil(p));
   return response;
 }
 
@@ -226,6 +240,7 @@ meshEndpoints.get("/.mesh/status", async (c) => {
     ...status,
     ...serviceViews(services, Date.now()),
     backendSync: sync.view(),
+    versionReports: state.reporter.view(policyBinding(c.env) !== undefined),
     identity: {
       jwks: identity.jwks.view(),
       tokens: identity.authenticator.view(),

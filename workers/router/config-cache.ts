@@ -407,6 +407,16 @@ export class ConfigCache {
   }
 
   /** The state `/.mesh/status` reports. */
+  /** The applied version, when it was applied, and the top-level error, for version reports. */
+  appliedVersion(): { version: number | null; appliedAt: string | null; error: string | null } {
+    const error = this.topError();
+    return {
+      version: this.index?.version ?? null,
+      appliedAt: this.index ? new Date(this.indexLoadedAt).toISOString() : null,
+      error: error ? error.message : null,
+    };
+  }
+
   status(): Record<string, unknown> {
     const now = this.options.now();
     return {
