@@ -121,6 +121,8 @@ export class AdminClient {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: abort.signal,
+        // A redirect would carry the credential elsewhere (fetch keeps X-Mesh-SVID across origins).
+        redirect: "error",
       });
       status = response.status;
       text = await response.text();

@@ -1,15 +1,17 @@
 // `npm start`: the whole demo mesh on this machine, on workerd through `wrangler dev`.
 //
-//  1. decides which config to run: with --config FILE, that file (validated, every issue printed
-//     as `path: message`) is published to the router's local KV as the next version; without,
-//     the config already in the local state runs as it is — versions only move forward, so a
-//     config published with `npm run publish` survives a restart — and only an empty state
-//     gets the demo config (examples/mesh.yaml);
-//  2. runs the identity Worker in a `wrangler dev` process of its own (served on
-//     --identity-port), then ONE `wrangler dev` process with the router first (it is the one
-//     served on --port) and every example Worker, reachable from the router through its service
-//     bindings; the router reaches the identity Worker through wrangler's dev registry, kept
-//     beside the local state so two meshes on one machine never bind to each other;
+//  1. decides which config to run: with --config FILE, that file (validated here, every issue
+//     printed as `path: message`); without, the config already in the local state runs as it is
+//     — versions only move forward, so a config applied with meshctl (or published with
+//     `npm run publish`) survives a restart — and only an empty state gets the demo config
+//     (examples/mesh.yaml);
+//  2. runs the identity and policy Workers in `wrangler dev` processes of their own (served on
+//     --identity-port and --policy-port), and ONE `wrangler dev` process with the router first
+//     (it is the one served on --port) and every example Worker, reachable from the router
+//     through its service bindings; the router reaches the identity and policy Workers through
+//     wrangler's dev registry, kept beside the local state so two meshes on one machine never
+//     bind to each other's; the config chosen in 1 is applied through the policy Worker's admin
+//     API, which publishes it to the local KV;
 //  3. waits until the router's /.mesh/status reports that version and prints where to look;
 //  4. unless --no-traffic, sends light demo traffic to `orders` (which calls `payments` through
 //     the mesh) and prints the observed payments split every 10 s.
@@ -50,12 +52,12 @@ const USAGE = `Usage: npm start -- [options]
 
 Runs the Meshwork router and the demo services locally (wrangler dev, one workerd).
 
-Runs the config already published to the local state (.mesh-local/state); publishes the demo
-config (examples/mesh.yaml) only when there is none. Change the running mesh with
-\`npm run publish -- --config FILE\`.
+Runs the config already in the local state (.mesh-local/state); applies the demo config
+(examples/mesh.yaml) through the policy Worker only when there is none. Change the running mesh
+with \`npx meshctl apply -f FILE\`.
 
 Options:
-  --config FILE          publish this mesh config (YAML or JSON) as the next version, then run
+  --config FILE          apply this mesh config (YAML or JSON) as the next version, then run
   --port N               router port on 127.0.0.1 (default 8787)
   --policy-port N        policy Worker (admin API) port on 127.0.0.1 (default 8788)
   --identity-port N      identity Worker port on 127.0.0.1 (default 8789)
@@ -512,7 +514,7 @@ function banner(options, running, logFile, inspectorPort) {
     ...tries.map(([command, what]) => `  ${command.padEnd(width)}   # ${what}`),
     "",
     "Change the running mesh: edit a config, then",
-    `  npm run publish -- --config examples/mesh.yaml${options.persistTo === DEFAULT_PERSIST_DIR ? "" : ` --persist-to ${display(options.persistTo)}`}`,
+    `  npx meshctl apply -f examples/mesh.yaml${options.policyPort === 8788 ? "" : ` --server http://127.0.0.1:${options.policyPort}`}`,
     "",
   ];
 }

@@ -70,9 +70,11 @@ YAML: \`-\` lines are the current version's, \`+\` lines the files'.`,
       if (error.code !== "version_conflict") throw error;
       throw new CliError("the config changed while diffing; run `meshctl diff` again");
     }
-    if (printStructured(io, output, answer)) return 0;
-
     const changes = changesOf(answer);
+    if (printStructured(io, output, answer)) {
+      return values["exit-code"] && hasChanges(changes) ? 1 : 0;
+    }
+
     if (!hasChanges(changes)) {
       io.print(`no changes: version ${current.version} already holds ${sources.label}`);
       return 0;

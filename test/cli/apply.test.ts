@@ -211,6 +211,13 @@ describe("meshctl diff", () => {
     });
   });
 
+  test("--exit-code holds with -o json too", async ({ fake, run }) => {
+    fake.seed(fixtureResources("mesh-v2.yaml"));
+    const result = await run("diff", "-f", MESH_DIR, "--prune", "--exit-code", "-o", "json");
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ diff: { removed: ["Service/echo-v3"] } });
+  });
+
   test("says there is nothing to change, exiting 0 even with --exit-code", async ({
     fake,
     run,
