@@ -407,6 +407,11 @@ export class ConfigCache {
   }
 
   /** The state `/.mesh/status` reports. */
+  /** The applied version (null: none yet). */
+  get currentVersion(): number | null {
+    return this.index?.version ?? null;
+  }
+
   /** The applied version, when it was applied, and the top-level error, for version reports. */
   appliedVersion(): { version: number | null; appliedAt: string | null; error: string | null } {
     const error = this.topError();

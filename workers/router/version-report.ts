@@ -47,8 +47,12 @@ export class VersionReporter {
     this.now = now;
   }
 
-  /** Notes the location of a call (from `request.cf.colo`, when Cloudflare set it). */
+  /**
+   * Notes the location of the isolate's calls (from `request.cf.colo`, when Cloudflare set it):
+   * once, since an isolate runs in one location.
+   */
   seen(request: Request): void {
+    if (this.colo !== null) return;
     const colo = (request as Request & { cf?: { colo?: unknown } }).cf?.colo;
     if (typeof colo === "string") this.colo = colo;
   }
@@ -61,10 +65,11 @@ export class VersionReporter {
   ): void {
     if (!binding || this.inFlight) return;
     const now = this.now();
-    const status = config.appliedVersion();
+    // The common case — reported, and not yet a minute ago — costs two comparisons.
     const due =
-      status.version !== this.reportedVersion || now - this.lastReportAt >= REPORT_EVERY_MS;
+      config.currentVersion !== this.reportedVersion || now - this.lastReportAt >= REPORT_EVERY_MS;
     if (!due || now - this.lastAttempt < (this.lastError ? RETRY_MS : 1_000)) return;
+    const status = config.appliedVersion();
     this.lastAttempt = now;
     this.inFlight = true;
     const report: RouterReport = {
