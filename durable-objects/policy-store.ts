@@ -14,7 +14,10 @@
  *    so without the chain a second write could read the same version and both would commit.
  *  - Publishing. A commit sets the alarm; the alarm publishes the latest version to the router's
  *    KV with core/config/publish.ts, at most once a second (versions committed in between are
- *    published together), retrying a failure with back-off. KV's version is the store's.
+ *    published together), retrying a failure with back-off. KV's version is the store's. A
+ *    publish counts once `mesh/index` is written; what fails after it is cleanup, reported.
+ *  - Import. A store with no version first takes over a config KV holds that it did not write,
+ *    as a version numbered as KV's, rebuilt from the snapshot.
  *  - Audit. Who did what, refused writes included; never a secret.
  *  - Router reports: which version each router isolate has applied.
  *
@@ -23,8 +26,16 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { RevocationResource } from "../core/config/identity-schema.ts";
-import { publishConfig, publishedVersion } from "../core/config/publish.ts";
-import { buildSnapshot, INDEX_KEY, type Revocations } from "../core/config/snapshot.ts";
+import { publishConfig, type SnapshotStore } from "../core/config/publish.ts";
+import {
+  buildSnapshot,
+  INDEX_KEY,
+  parseEntry,
+  parseIdentityEntry,
+  parseIndex,
+  type Revocations,
+  type SnapshotIndex,
+} from "../core/config/snapshot.ts";
 import { validateResources, type ConfigIssue } from "../core/config/validate.ts";
 import { withDeadline } from "../core/timeout.ts";
 import {
@@ -39,7 +50,7 @@ import {
   type ConfigChange,
   type ConfigDiff,
 } from "../workers/policy/changes.ts";
-import { driftOf, type Drift } from "../workers/policy/drift.ts";
+import { driftOf, isPropagating, PROPAGATION_MS, type Drift } from "../workers/policy/drift.ts";
 import { kvSnapshotStore } from "../workers/policy/kv-snapshot-store.ts";
 import { publishAt, retryDelayMs } from "../workers/policy/publish-schedule.ts";
 import type { RouterReport } from "../workers/policy/router-report.ts";
@@ -49,6 +60,14 @@ export const POLICY_STORE_NAME = "mesh";
 
 /** The author of versions the store makes itself (a renumbering above KV's version). */
 export const STORE_AUTHOR = "policy-store";
+/** The author of the version made from a config found in KV (published outside this store). */
+export const IMPORT_AUTHOR = "import from KV";
+/** Versions are whole numbers below this (13 digits at most); KV holding another is drift. */
+export const VERSION_LIMIT = 1e12;
+/** Indexes this store wrote, kept to recognise its own (at least this many, and the recent ones). */
+const PUBLISHED_INDEXES_KEPT = 100;
+/** KV reads at once while importing a config. */
+const IMPORT_CONCURRENCY = 16;
 /** Router isolates not heard from for this long are dropped from status. */
 export const ROUTER_REPORT_TTL_MS = 10 * 60_000;
 /** Most router isolates kept; the longest silent go first. */
@@ -157,6 +176,11 @@ export interface StoreStatus {
     nextAttemptAt: string | null;
     /** The last publish's failure, until one succeeds. */
     lastError: { message: string; at: string; failures: number } | null;
+    /**
+     * What failed after the last publish's index was written (the `mesh/gc` ledger, deleting old
+     * entries): the version is published all the same, and the next publish tries again.
+     */
+    cleanupError: { message: string; at: string } | null;
   };
   kv: { version: number | null; error: string | null };
   drift: Drift | null;
@@ -185,13 +209,30 @@ interface HeldConfig {
 interface PublishState extends Record<string, SqlStorageValue> {
   version: number | null;
   index_hash: string | null;
-  previous_hash: string | null;
   at: number | null;
   attempt_at: number | null;
   failures: number;
   last_error: string | null;
   last_error_at: number | null;
   kv_version: number | null;
+  cleanup_error: string | null;
+  cleanup_error_at: number | null;
+}
+
+/** What KV's `mesh/index` holds. */
+interface KvIndexRead {
+  text: string | null;
+  /** SHA-256 (hex) of the text. */
+  hash: string | null;
+  /** The index as the router reads it (parseIndex), or null. */
+  index: SnapshotIndex | null;
+  /** Its version (the router's reading, else the text's `version`), or null. */
+  version: number | null;
+}
+
+/** True for a version this store may number: a whole number from 0 below VERSION_LIMIT. */
+export function isUsableVersion(version: number): boolean {
+  return Number.isSafeInteger(version) && version >= 0 && version < VERSION_LIMIT;
 }
 
 interface VersionRow extends Record<string, SqlStorageValue> {
@@ -263,7 +304,6 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
       id INTEGER PRIMARY KEY CHECK (id = 1),
       version INTEGER,
       index_hash TEXT,
-      previous_hash TEXT,
       at INTEGER,
       attempt_at INTEGER,
       failures INTEGER NOT NULL DEFAULT 0,
@@ -272,6 +312,22 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
       kv_version INTEGER
     )`);
     sql.exec("INSERT OR IGNORE INTO publish_state (id) VALUES (1)");
+    for (const column of ["cleanup_error TEXT", "cleanup_error_at INTEGER"]) {
+      // Added later: a store created before has the table without them.
+      try {
+        sql.exec(`ALTER TABLE publish_state ADD COLUMN ${column}`);
+      } catch {
+        // Already there.
+      }
+    }
+    // Every index this store wrote that KV may still show: the current one (replaced_at NULL),
+    // and those its later publishes replaced (kept a while, to tell propagation from drift).
+    sql.exec(`CREATE TABLE IF NOT EXISTS published_indexes (
+      hash TEXT PRIMARY KEY,
+      version INTEGER NOT NULL,
+      at INTEGER NOT NULL,
+      replaced_at INTEGER
+    )`);
     sql.exec(`CREATE TABLE IF NOT EXISTS routers (
       isolate TEXT PRIMARY KEY,
       colo TEXT,
@@ -284,8 +340,13 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
 
   // ---- Reading ----
 
-  /** The current version and its resources (version 0 and none before the first write). */
-  current(): { version: number; resources: unknown[] } {
+  /**
+   * The current version and its resources (version 0 and none before the first write). A store
+   * with no version yet first imports the config KV holds, if any (a failed import is left to
+   * the first write to report).
+   */
+  async current(): Promise<{ version: number; resources: unknown[] }> {
+    await this.#importBeforeFirstRead();
     const held = this.#current();
     return {
       version: held.version,
@@ -294,7 +355,8 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
   }
 
   /** One resource of the current version, or null, with the current version. */
-  resource(kind: string, name: string): { version: number; resource: unknown } {
+  async resource(kind: string, name: string): Promise<{ version: number; resource: unknown }> {
+    await this.#importBeforeFirstRead();
     const held = this.#current();
     const found = held.resources.get(`${kind}/${name}`);
     return {
@@ -384,18 +446,21 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
     let kv: StoreStatus["kv"];
     let drift: Drift | null = null;
     try {
-      const text = await this.env.MESH_CONFIG.get(INDEX_KEY, "text");
-      kv = { version: indexVersion(text), error: null };
+      const read = await this.#readKvIndex();
+      kv = { version: read.version, error: null };
       drift = driftOf(
-        { hash: text === null ? null : await sha256Hex(text), version: kv.version },
+        { hash: read.hash, version: read.version },
         {
           version: state.version,
           hash: state.index_hash,
           at: state.at,
-          previousHash: state.previous_hash,
+          replaced: this.#replaced(),
         },
         now,
       );
+      if (drift !== null && read.version !== null && !isUsableVersion(read.version)) {
+        drift.message += ` Its version is not a whole number below ${VERSION_LIMIT}: this store will not number a version above it; replace or delete KV's mesh/index by hand.`;
+      }
     } catch (error) {
       kv = { version: null, error: `reading mesh/index failed: ${errorText(error)}` };
     }
@@ -434,6 +499,13 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
                 message: state.last_error,
                 at: new Date(state.last_error_at ?? now).toISOString(),
                 failures: state.failures,
+              },
+        cleanupError:
+          state.cleanup_error === null
+            ? null
+            : {
+                message: state.cleanup_error,
+                at: new Date(state.cleanup_error_at ?? now).toISOString(),
               },
       },
       kv,
@@ -483,8 +555,7 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
   }
 
   async #write(request: WriteRequest): Promise<WriteResult> {
-    const held = this.#current();
-    const audit = (outcome: string, detail: string, version = held.version) => {
+    const audit = (outcome: string, detail: string, version = this.#current().version) => {
       if (!request.dryRun) {
         this.#audit({
           actor: request.author,
@@ -495,6 +566,13 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
         });
       }
     };
+    const importIssues = await this.#importFromKv();
+    if (importIssues.length > 0) {
+      const message = `KV holds a config this store has not imported (published outside it), and it is not valid, so no write can build on it: ${issuesDetail(importIssues)}. Fix or delete KV's mesh/index, then retry.`;
+      audit("invalid_config", message);
+      return { ok: false, code: "invalid_config", message, version: 0, issues: importIssues };
+    }
+    const held = this.#current();
     if (request.ifMatch !== undefined && request.ifMatch !== held.version) {
       const message = `If-Match names version ${request.ifMatch}, but the current version is ${held.version}: read it again and retry`;
       audit("version_conflict", message);
@@ -538,7 +616,11 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
     }
     const diff = diffConfigs(new Map([...held.resources].map(([key, r]) => [key, r.json])), texts);
     if (isEmptyDiff(diff) || request.dryRun) {
-      if (!request.dryRun) audit("unchanged", summarize(change, diff));
+      if (!request.dryRun) {
+        audit("unchanged", summarize(change, diff));
+        // The alarm checks that KV still holds the latest version (a wiped KV gets it again).
+        if (held.version > 0) await this.#schedulePublish();
+      }
       return { ok: true, version: held.version, committed: false, warnings, diff };
     }
     for (const resource of next.values()) {
@@ -631,11 +713,15 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
     const known = this.#publishState().kv_version ?? 0;
     try {
       // Bounded: every write behind this one waits too.
-      const version = await withDeadline(
-        KV_READ_TIMEOUT_MS,
-        () => publishedVersion(kvSnapshotStore(this.env.MESH_CONFIG)),
-        () => new Error(`no answer within ${KV_READ_TIMEOUT_MS} ms`),
-      );
+      const read = await this.#readKvIndexWithin();
+      const version = read.version ?? 0;
+      if (!isUsableVersion(version)) {
+        // Never numbered above: status reports it as drift, and publishing says why it cannot.
+        console.warn(
+          JSON.stringify({ level: "warn", event: "kv_version_unusable", version, using: known }),
+        );
+        return known;
+      }
       if (version > known) {
         this.ctx.storage.sql.exec("UPDATE publish_state SET kv_version = ? WHERE id = 1", version);
       }
@@ -653,26 +739,283 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
     }
   }
 
+  /** KV's index, waiting at most KV_READ_TIMEOUT_MS (every write behind this one waits too). */
+  #readKvIndexWithin(): Promise<KvIndexRead> {
+    return withDeadline(
+      KV_READ_TIMEOUT_MS,
+      () => this.#readKvIndex(),
+      () => new Error(`no answer within ${KV_READ_TIMEOUT_MS} ms`),
+    );
+  }
+
+  /** What KV's `mesh/index` holds, read as the router reads it. */
+  async #readKvIndex(): Promise<KvIndexRead> {
+    const text = await this.env.MESH_CONFIG.get(INDEX_KEY, "text");
+    if (text === null) return { text, hash: null, index: null, version: null };
+    let index: SnapshotIndex | null = null;
+    try {
+      const parsed = parseIndex(JSON.parse(text));
+      if (parsed.ok) index = parsed.value;
+    } catch {
+      // Not JSON: no index, and its version is unreadable.
+    }
+    return {
+      text,
+      hash: await sha256Hex(text),
+      index,
+      version: index?.version ?? indexVersion(text),
+    };
+  }
+
+  /** Imports KV's config before a read, on the write chain; a failure is left to the writes. */
+  async #importBeforeFirstRead(): Promise<void> {
+    if (this.#current().version !== 0) return;
+    await this.#serially(() => this.#importFromKv());
+  }
+
+  /**
+   * When the store has no version yet and KV holds an index it did not write (`npm run publish`,
+   * an older checkout), commits that config as a version numbered as KV's, so writes build on
+   * it rather than replace it. Rebuilt from the snapshot: every resource some entry holds.
+   * Returns why it cannot (issues prefixed `kv:`), or none. Runs on the write chain.
+   */
+  async #importFromKv(): Promise<ConfigIssue[]> {
+    if (this.#current().version !== 0) return [];
+    let read: KvIndexRead;
+    try {
+      read = await this.#readKvIndexWithin();
+    } catch (error) {
+      // As when numbering a write: KV unreadable is not a reason to refuse it.
+      console.warn(
+        JSON.stringify({ level: "warn", event: "kv_import_unread", error: errorText(error) }),
+      );
+      return [];
+    }
+    if (read.text === null || read.hash === null || this.#wrote(read.hash)) return [];
+    const kvIssue = (path: string, message: string): ConfigIssue[] => [
+      { path: `kv:${path}`, message },
+    ];
+    if (read.index === null) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(read.text);
+      } catch (error) {
+        return kvIssue(INDEX_KEY, `not JSON: ${errorText(error)}`);
+      }
+      const result = parseIndex(parsed);
+      return result.ok ? [] : result.issues.map((i) => ({ ...i, path: `kv:${i.path}` }));
+    }
+    const index = read.index;
+    if (!isUsableVersion(index.version)) {
+      return kvIssue(
+        `${INDEX_KEY}.version`,
+        `${index.version} is not a version this store numbers (a whole number below ${VERSION_LIMIT})`,
+      );
+    }
+    const keys = [...new Set(Object.values(index.destinations))];
+    const texts = new Map<string, string | null>();
+    const all = index.identity === undefined ? keys : [...keys, index.identity];
+    for (let start = 0; start < all.length; start += IMPORT_CONCURRENCY) {
+      const batch = all.slice(start, start + IMPORT_CONCURRENCY);
+      const got = await Promise.all(batch.map((key) => this.env.MESH_CONFIG.get(key, "text")));
+      batch.forEach((key, i) => texts.set(key, got[i] ?? null));
+    }
+    const issues: ConfigIssue[] = [];
+    const resources = new Map<string, unknown>();
+    const add = (list: readonly unknown[]) => {
+      for (const resource of list) {
+        const key = resourceKey(resource);
+        if (key !== undefined && !resources.has(key)) resources.set(key, resource);
+      }
+    };
+    const entryJson = (key: string): unknown => {
+      const text = texts.get(key) ?? null;
+      if (text === null) {
+        issues.push(...kvIssue(key, "named by mesh/index, but not in KV"));
+        return undefined;
+      }
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (error) {
+        issues.push(...kvIssue(key, `not JSON: ${errorText(error)}`));
+        return undefined;
+      }
+    };
+    for (const key of keys) {
+      const json = entryJson(key);
+      if (json === undefined) continue;
+      const entry = parseEntry(json, key);
+      if (!entry.ok) {
+        issues.push(...entry.issues.map((i) => ({ ...i, path: `kv:${i.path}` })));
+        continue;
+      }
+      const e = entry.value;
+      add([e.service, ...e.routes, ...e.backends, ...e.policies, ...e.faults]);
+      add([...e.authorization, ...e.peerAuthentication, ...(e.settings ? [e.settings] : [])]);
+    }
+    if (index.identity !== undefined) {
+      const json = entryJson(index.identity);
+      if (json !== undefined) {
+        const entry = parseIdentityEntry(json, index.identity);
+        if (entry.ok) add([...entry.value.credentials, ...entry.value.revocations]);
+        else issues.push(...entry.issues.map((i) => ({ ...i, path: `kv:${i.path}` })));
+      }
+    }
+    if (issues.length > 0) return issues;
+    const values = [...resources.values()];
+    const validation = validateResources(values);
+    if (!validation.ok) return validation.issues.map((i) => ({ ...i, path: `kv:${i.path}` }));
+    const held = new Map<string, HeldResource>();
+    for (const [key, resource] of [...resources].sort(([a], [b]) => compareKeys(a, b))) {
+      const json = canonicalJson(resource);
+      held.set(key, { hash: await sha256Hex(json), json });
+    }
+    const diff = diffConfigs(new Map(), new Map([...held].map(([key, r]) => [key, r.json])));
+    const version = index.version;
+    const summary = `imported version ${version} from KV (published outside this store): ${held.size} resources rebuilt from its snapshot; resources no destination entry or the identity entry held (e.g. a Service nothing routes to that is no destination) could not be recovered`;
+    const at = this.now();
+    this.ctx.storage.transactionSync(() => {
+      this.#commit(version, IMPORT_AUTHOR, summary, held, diff);
+      this.#audit({
+        actor: IMPORT_AUTHOR,
+        action: "import",
+        outcome: "committed",
+        version,
+        detail: summary,
+      });
+      // What KV holds is this version: published, not drift.
+      this.#markPublished(version, read.hash!, at);
+    });
+    this.#held = { version, resources: held };
+    return [];
+  }
+
+  /** True when this store wrote the index with SHA-256 `hash`. */
+  #wrote(hash: string): boolean {
+    return (
+      this.ctx.storage.sql.exec("SELECT 1 FROM published_indexes WHERE hash = ?", hash).toArray()
+        .length > 0
+    );
+  }
+
+  /** Indexes this store wrote that a later publish of its own replaced, with when. */
+  #replaced(): { hash: string; at: number }[] {
+    return this.ctx.storage.sql
+      .exec<{ hash: string; replaced_at: number }>(
+        "SELECT hash, replaced_at FROM published_indexes WHERE replaced_at IS NOT NULL",
+      )
+      .toArray()
+      .map((row) => ({ hash: row.hash, at: row.replaced_at }));
+  }
+
+  /**
+   * Records that KV's index is now the one with `hash`, of `version` (inside the caller's
+   * transaction, or on its own): the index this store last published, and the versions KV holds.
+   */
+  #markPublished(version: number, hash: string, at: number): void {
+    const sql = this.ctx.storage.sql;
+    sql.exec(
+      "UPDATE published_indexes SET replaced_at = ? WHERE replaced_at IS NULL AND hash != ?",
+      at,
+      hash,
+    );
+    sql.exec(
+      `INSERT INTO published_indexes (hash, version, at, replaced_at) VALUES (?, ?, ?, NULL)
+       ON CONFLICT (hash) DO UPDATE SET version = excluded.version, at = excluded.at, replaced_at = NULL`,
+      hash,
+      version,
+      at,
+    );
+    sql.exec(
+      `DELETE FROM published_indexes WHERE replaced_at < ?
+         AND hash NOT IN (SELECT hash FROM published_indexes ORDER BY at DESC LIMIT ?)`,
+      at - PROPAGATION_MS,
+      PUBLISHED_INDEXES_KEPT,
+    );
+    sql.exec(
+      `UPDATE publish_state SET version = ?, index_hash = ?, at = ?,
+         failures = 0, last_error = NULL, last_error_at = NULL,
+         kv_version = MAX(COALESCE(kv_version, 0), ?) WHERE id = 1`,
+      version,
+      hash,
+      at,
+      version,
+    );
+  }
+
   // ---- Publishing ----
 
-  /** Publishes the latest version, unless it is published; on failure, retries later. */
+  /**
+   * Publishes the latest version, unless it is published and KV still holds it; on failure,
+   * retries later.
+   */
   override async alarm(): Promise<void> {
     const latest = this.#latestVersion();
     const state = this.#publishState();
-    // Nothing committed, or the latest is out already (a retry that a later publish overtook).
-    if (latest === 0 || state.version === latest) return;
+    if (latest === 0) return;
     const startedAt = this.now();
+    if (state.version === latest) {
+      // Published: unless KV lost it (wiped, or written over since), nothing to do.
+      let read: KvIndexRead;
+      try {
+        read = await this.#readKvIndex();
+      } catch (error) {
+        console.warn(
+          JSON.stringify({ level: "warn", event: "kv_check_failed", error: errorText(error) }),
+        );
+        return;
+      }
+      if (read.hash === state.index_hash) return;
+      if (isPropagating(read.hash, { replaced: this.#replaced() }, startedAt)) return;
+    }
     this.ctx.storage.sql.exec("UPDATE publish_state SET attempt_at = ? WHERE id = 1", startedAt);
-    let indexText: string | undefined;
-    const kv = kvSnapshotStore(this.env.MESH_CONFIG, (text) => {
-      indexText = text;
-    });
+    let target = latest;
+    let indexWritten = false;
+    let cleanupError: string | null = null;
+    const base = kvSnapshotStore(this.env.MESH_CONFIG);
+    const kv: SnapshotStore = {
+      ...base,
+      putMany: async (writes) => {
+        const index = writes.find((w) => w.key === INDEX_KEY);
+        if (index === undefined) return base.putMany(writes);
+        // The index first and on its own: once it is in KV the version is published, and the
+        // store records so at once, whatever fails after it.
+        await base.putMany([index]);
+        this.#markPublished(target, await sha256Hex(index.value), startedAt);
+        indexWritten = true;
+        const rest = writes.filter((w) => w !== index);
+        try {
+          await base.putMany(rest);
+        } catch (error) {
+          cleanupError = `writing ${rest.map((w) => w.key).join(", ")} failed: ${errorText(error)}`;
+        }
+      },
+      deleteMany: async (keys) => {
+        try {
+          await base.deleteMany(keys);
+        } catch (error) {
+          cleanupError ??= `deleting ${keys.length} unreferenced entries failed: ${errorText(error)}`;
+        }
+      },
+    };
     try {
-      const kvVersion = await publishedVersion(kv);
+      const read = await this.#readKvIndex();
+      const kvVersion = read.version ?? 0;
+      if (!isUsableVersion(kvVersion)) {
+        throw new Error(
+          `KV's mesh/index holds version ${kvVersion}, which is not a whole number below ${VERSION_LIMIT}: this store will not number a version above it. Replace or delete KV's mesh/index by hand.`,
+        );
+      }
+      if (read.hash !== null && kvVersion === latest && this.#wrote(read.hash)) {
+        // KV holds the latest as this store wrote it (its publish was not recorded): done.
+        this.#markPublished(latest, read.hash, startedAt);
+        return;
+      }
       // KV holds this version or a later one that the store did not write (its answer to a
       // write's check was stale, or an edit came in since): publish the latest again, above it.
-      const target =
-        kvVersion >= latest ? await this.#serially(() => this.#renumberAbove(kvVersion)) : latest;
+      if (kvVersion >= latest) {
+        target = await this.#serially(() => this.#renumberAbove(kvVersion));
+      }
       const values = this.#resourcesOf(target).map((r) => JSON.parse(r.json) as unknown);
       const validation = validateResources(values);
       if (!validation.ok) {
@@ -685,16 +1028,6 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
         now: new Date(startedAt),
       });
       if (!result.ok) throw new Error(issuesDetail(result.issues));
-      const hash = indexText === undefined ? null : await sha256Hex(indexText);
-      this.ctx.storage.sql.exec(
-        `UPDATE publish_state SET previous_hash = index_hash, version = ?, index_hash = ?, at = ?,
-           failures = 0, last_error = NULL, last_error_at = NULL,
-           kv_version = MAX(COALESCE(kv_version, 0), ?) WHERE id = 1`,
-        target,
-        hash,
-        startedAt,
-        target,
-      );
       console.log(
         JSON.stringify({
           level: "info",
@@ -704,25 +1037,51 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
           entriesDeleted: result.entriesDeleted,
         }),
       );
-      // Versions committed while this publish ran go out together, a spacing after it began.
-      if (this.#latestVersion() > target && (await this.ctx.storage.getAlarm()) === null) {
-        await this.ctx.storage.setAlarm(publishAt(this.now(), startedAt));
-      }
     } catch (error) {
-      const failures = state.failures + 1;
-      const message = `publishing version ${latest} to KV failed: ${errorText(error)}`;
-      this.ctx.storage.sql.exec(
-        "UPDATE publish_state SET failures = ?, last_error = ?, last_error_at = ? WHERE id = 1",
-        failures,
-        clip(message, 2000),
-        this.now(),
-      );
-      console.error(JSON.stringify({ level: "error", event: "publish_failed", failures, message }));
-      // Not thrown: the runtime's own alarm retries would not back off as far, nor say why.
-      const retryAt = this.now() + retryDelayMs(failures);
-      const scheduled = await this.ctx.storage.getAlarm();
-      if (scheduled === null || scheduled > retryAt) await this.ctx.storage.setAlarm(retryAt);
+      if (!indexWritten) {
+        await this.#publishFailed(state.failures + 1, target, error);
+        return;
+      }
+      // Published all the same: what failed after the index is cleanup.
+      cleanupError ??= errorText(error);
     }
+    this.ctx.storage.sql.exec(
+      "UPDATE publish_state SET cleanup_error = ?, cleanup_error_at = ? WHERE id = 1",
+      cleanupError === null
+        ? null
+        : clip(`after publishing version ${target}: ${cleanupError}`, 2000),
+      cleanupError === null ? null : this.now(),
+    );
+    if (cleanupError !== null) {
+      console.warn(
+        JSON.stringify({
+          level: "warn",
+          event: "publish_cleanup_failed",
+          version: target,
+          error: cleanupError,
+        }),
+      );
+    }
+    // Versions committed while this publish ran go out together, a spacing after it began.
+    if (this.#latestVersion() > target && (await this.ctx.storage.getAlarm()) === null) {
+      await this.ctx.storage.setAlarm(publishAt(this.now(), startedAt));
+    }
+  }
+
+  /** Records a failed publish and sets the alarm to retry it, backing off. */
+  async #publishFailed(failures: number, version: number, error: unknown): Promise<void> {
+    const message = `publishing version ${version} to KV failed: ${errorText(error)}`;
+    this.ctx.storage.sql.exec(
+      "UPDATE publish_state SET failures = ?, last_error = ?, last_error_at = ? WHERE id = 1",
+      failures,
+      clip(message, 2000),
+      this.now(),
+    );
+    console.error(JSON.stringify({ level: "error", event: "publish_failed", failures, message }));
+    // Not thrown: the runtime's own alarm retries would not back off as far, nor say why.
+    const retryAt = this.now() + retryDelayMs(failures);
+    const scheduled = await this.ctx.storage.getAlarm();
+    if (scheduled === null || scheduled > retryAt) await this.ctx.storage.setAlarm(retryAt);
   }
 
   /**
@@ -840,7 +1199,7 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
   #publishState(): PublishState {
     return this.ctx.storage.sql
       .exec<PublishState>(
-        "SELECT version, index_hash, previous_hash, at, attempt_at, failures, last_error, last_error_at, kv_version FROM publish_state WHERE id = 1",
+        "SELECT version, index_hash, at, attempt_at, failures, last_error, last_error_at, kv_version, cleanup_error, cleanup_error_at FROM publish_state WHERE id = 1",
       )
       .one();
   }

@@ -436,6 +436,25 @@ describe("GET /v1/history/{version}", () => {
     const body = await expectJson<ErrorAnswer>(call("GET", "/v1/history/999999"), 404);
     expect(body.error.code).toBe("not_found");
   });
+
+  it("reads up to 13 digits, as If-Match does: more is 400 bad_request, before asking the store", async () => {
+    const thirteen = await expectJson<ErrorAnswer>(call("GET", "/v1/history/9999999999999"), 404);
+    expect(thirteen.error.code).toBe("not_found");
+    const fourteen = await expectJson<ErrorAnswer>(call("GET", "/v1/history/99999999999999"), 400);
+    expect(fourteen.error.code).toBe("bad_request");
+    for (const [value, status] of [
+      ['"9999999999999"', 412],
+      ['"99999999999999"', 400],
+    ] as const) {
+      await expectJson(
+        call("PUT", "/v1/resources/Service/digits", {
+          body: service("digits"),
+          headers: { ...ADMIN, "if-match": value },
+        }),
+        status,
+      );
+    }
+  });
 });
 
 describe("POST /v1/rollback", () => {

@@ -6,7 +6,18 @@
 import fc from "fast-check";
 import { dump } from "js-yaml";
 import { describe, expect, it } from "vitest";
-import { ADMIN, call, currentVersion, route, service, type ErrorAnswer } from "./helpers.ts";
+import {
+  ADMIN,
+  call,
+  currentVersion,
+  expectJson,
+  route,
+  service,
+  type ErrorAnswer,
+} from "./helpers.ts";
+
+const expectJsonOf = (response: Promise<Response>, status: number) =>
+  expectJson<ErrorAnswer>(response, status);
 
 const SEED = 20261101;
 const NAMES = ["alpha", "beta", "gamma", "delta"];
@@ -197,6 +208,24 @@ describe("hostile input to the write endpoints", () => {
       }),
       { seed: SEED, numRuns: 70 },
     );
+  });
+
+  it("keys __proto__, constructor and prototype anywhere: 400 bad_request naming the path", async () => {
+    const before = await currentVersion();
+    for (const key of ["__proto__", "constructor", "prototype"]) {
+      const resource = service("proto-" + key.replace(/_/g, ""));
+      const body = `{"resources":[${JSON.stringify(resource).replace('"name":', `"${key}":{"x":1},"name":`)}]}`;
+      const answer = await expectJsonOf(call("POST", "/v1/apply", { body }), 400);
+      expect(answer.error.code).toBe("bad_request");
+      expect(answer.error.message).toContain(`$.resources[0].metadata.${key}`);
+      const yaml = `apiVersion: meshwork.dev/v1\nkind: Service\nmetadata:\n  name: y\nspec:\n  endpoints:\n    - binding: ECHO_V1\n      ${key}: 1\n`;
+      const put = await expectJsonOf(
+        call("PUT", "/v1/resources/Service/y", { body: yaml, yaml: true }),
+        400,
+      );
+      expect(put.error.message).toContain(`$.spec.endpoints[0].${key}`);
+    }
+    expect(await currentVersion()).toBe(before);
   });
 
   it("bodies that are not a config at all: 400 bad_request, nothing changed", async () => {

@@ -9,6 +9,7 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { buildSnapshot, ENTRY_PREFIX, INDEX_KEY } from "../../core/config/snapshot.ts";
 import { validateResources } from "../../core/config/validate.ts";
 import {
+  IMPORT_AUTHOR,
   MAX_ROUTER_REPORTS,
   STORE_AUTHOR,
   type PolicyStore,
@@ -81,7 +82,7 @@ beforeEach(async () => {
 
 describe("a store starting on a KV that npm run publish filled", () => {
   // First in this file: the store has no version yet.
-  it("reports the drift, and numbers its first version above KV's, so KV never goes back", async () => {
+  it("imports KV's config as its version before the first write, and builds on it", async () => {
     expect(await currentVersion()).toBe(0);
     await publishOutside([service("legacy")], 41);
     const before = await status();
@@ -89,8 +90,23 @@ describe("a store starting on a KV that npm run publish filled", () => {
     expect(before.drift).toMatchObject({ kvVersion: 41, publishedVersion: null });
     expect(before.drift!.message).toMatch(/did not publish/);
 
-    const { version } = await apply([service("fresh")]);
+    const { version, diff } = await apply([service("fresh")]);
     expect(version).toBe(42);
+    // The imported config is version 41; the write is applied on top of it, so nothing is lost.
+    expect(diff).toEqual({ added: ["Service/fresh"], changed: [], removed: [] });
+    const { versions } = await expectJson<{
+      versions: { version: number; author: string; summary: string; added: string[] }[];
+    }>(call("GET", "/v1/history?limit=2"));
+    expect(versions[1]).toMatchObject({
+      version: 41,
+      author: IMPORT_AUTHOR,
+      added: ["Service/legacy"],
+    });
+    expect(versions[1]!.summary).toMatch(/imported version 41 from KV.*could not be recovered/);
+    const names = (
+      await expectJson<{ resources: { metadata: { name: string } }[] }>(call("GET", "/v1/config"))
+    ).resources.map((r) => r.metadata.name);
+    expect(names.sort()).toEqual(["fresh", "legacy"]);
     expect(await runAlarm()).toBe(true);
     expect(await kvVersion()).toBe(42);
     const after = await status();
@@ -215,7 +231,86 @@ describe("publishing", () => {
   });
 });
 
+describe("a publish whose cleanup fails after mesh/index is written", () => {
+  it("is still recorded as published: no drift, no renumbering, the failure in status", async () => {
+    const { version } = await apply([service("gc-a")]);
+    await runAlarm();
+    await apply([service("gc-b")], "?prune=true");
+    const restore = await swapKv(
+      new Proxy(env.MESH_CONFIG, {
+        get(target, property) {
+          const value = Reflect.get(target, property) as unknown;
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]) => {
+            if (property === "put" && args[0] === "mesh/gc") {
+              return Promise.reject(new Error("KV PUT failed: 503 Service Unavailable"));
+            }
+            if (property === "delete") return Promise.reject(new Error("KV DELETE failed"));
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      }),
+    );
+    try {
+      expect(await runAlarm()).toBe(true);
+      expect(await kvVersion()).toBe(version + 1);
+      const after = await status();
+      expect(after.drift).toBeNull();
+      expect(after.published).toMatchObject({
+        version: version + 1,
+        pending: false,
+        lastError: null,
+        cleanupError: { message: expect.stringMatching(/mesh\/gc.*503/) },
+      });
+      expect(await alarmAt()).toBeNull();
+      // A later check of KV finds its own index: no new version.
+      await apply([service("gc-b")], "?prune=true");
+      clock.now += 30_000;
+      await runAlarm();
+      expect(await currentVersion()).toBe(version + 1);
+      expect(await kvVersion()).toBe(version + 1);
+    } finally {
+      await restore();
+    }
+  });
+});
+
+describe("a KV that lost the published index", () => {
+  it("gets it again: a write that changes nothing has the alarm check KV and republish", async () => {
+    const { version } = await apply([service("wiped")], "?prune=true");
+    await runAlarm();
+    await env.MESH_CONFIG.delete(INDEX_KEY);
+    const again = await apply([service("wiped")], "?prune=true");
+    expect(again.version).toBe(version);
+    expect(await alarmAt()).not.toBeNull();
+    expect(await runAlarm()).toBe(true);
+    expect(await kvVersion()).toBe(version);
+    expect(await currentVersion()).toBe(version);
+    expect((await status()).drift).toBeNull();
+  });
+});
+
 describe("drift", () => {
+  it("a KV version too large to number above is reported, never committed", async () => {
+    const { version } = await apply([service("huge-a")]);
+    await runAlarm();
+    const text = (await env.MESH_CONFIG.get(INDEX_KEY))!;
+    const index = JSON.parse(text) as { version: number };
+    await env.MESH_CONFIG.put(INDEX_KEY, JSON.stringify({ ...index, version: 1e15 }));
+    try {
+      const next = await apply([service("huge-b")]);
+      expect(next.version).toBe(version + 1);
+      await runAlarm();
+      expect(await currentVersion()).toBe(version + 1);
+      const drifted = await status();
+      expect(drifted.drift!.message).toMatch(/not a whole number below/);
+      expect(drifted.published.lastError!.message).toMatch(/not a whole number below/);
+    } finally {
+      await env.MESH_CONFIG.put(INDEX_KEY, text);
+      await runAlarm();
+    }
+  });
+
   it("is reported when mesh/index is written behind the store's back, and the next version replaces it", async () => {
     const { version } = await apply([service("drift-a")]);
     await runAlarm();

@@ -173,14 +173,22 @@ describe("publish schedule", () => {
 });
 
 describe("driftOf", () => {
-  const published = { version: 7, hash: "h7", at: 1_000_000, previousHash: "h6" };
+  const published = {
+    version: 7,
+    hash: "h7",
+    at: 1_000_000,
+    replaced: [
+      { hash: "h5", at: 990_000 },
+      { hash: "h6", at: 1_000_000 },
+    ],
+  };
 
   it("is none while KV holds what the store published", () => {
     expect(driftOf({ hash: "h7", version: 7 }, published, 5_000_000)).toBeNull();
     expect(
       driftOf(
         { hash: null, version: null },
-        { version: null, hash: null, at: null, previousHash: null },
+        { version: null, hash: null, at: null, replaced: [] },
         0,
       ),
     ).toBeNull();
@@ -198,6 +206,13 @@ describe("driftOf", () => {
     });
   });
 
+  it("covers every index the store replaced within the propagation time, not only the last", () => {
+    expect(driftOf({ hash: "h5", version: 5 }, published, 990_000 + PROPAGATION_MS - 1)).toBeNull();
+    expect(driftOf({ hash: "h5", version: 5 }, published, 990_000 + PROPAGATION_MS)).toMatchObject({
+      kvVersion: 5,
+    });
+  });
+
   it("says what happened: an index written elsewhere, one deleted, one from before the store", () => {
     expect(driftOf({ hash: "x", version: 9 }, published, 0)!.message).toMatch(
       /\(version 9\) is not the one this store published \(version 7\)/,
@@ -206,11 +221,8 @@ describe("driftOf", () => {
       /KV holds no mesh\/index/,
     );
     expect(
-      driftOf(
-        { hash: "x", version: 3 },
-        { version: null, hash: null, at: null, previousHash: null },
-        0,
-      )!.message,
+      driftOf({ hash: "x", version: 3 }, { version: null, hash: null, at: null, replaced: [] }, 0)!
+        .message,
     ).toMatch(/has published nothing yet/);
   });
 });

@@ -92,7 +92,7 @@ export function parseIfMatch(header: string | undefined): number | undefined {
   if (header === undefined) return undefined;
   const value = header.trim();
   if (value === "*") return undefined;
-  const match = /^"(\d{1,15})"$/.exec(value) ?? /^(\d{1,15})$/.exec(value);
+  const match = /^"(\d{1,13})"$/.exec(value) ?? /^(\d{1,13})$/.exec(value);
   if (!match) {
     throw new AdminError(
       "bad_request",
@@ -260,7 +260,7 @@ app.get("/v1/history", async (c) => {
 
 app.get("/v1/history/:version", async (c) => {
   const text = c.req.param("version");
-  if (!/^\d{1,15}$/.test(text)) {
+  if (!/^\d{1,13}$/.test(text)) {
     throw new AdminError("bad_request", `'${text.slice(0, 40)}' is not a version number`);
   }
   const record = await policyStore(c.env).version(Number(text));

@@ -16,8 +16,11 @@ export interface PublishedIndex {
   hash: string | null;
   /** When, in ms since the epoch. */
   at: number | null;
-  /** The hash of the index that publish replaced (its own before), if any. */
-  previousHash: string | null;
+  /**
+   * Indexes this store wrote before that one, with when a later publish of its own replaced each
+   * (ms since the epoch): KV may still show any replaced less than PROPAGATION_MS ago.
+   */
+  replaced: readonly { hash: string; at: number }[];
 }
 
 /** What KV holds: the index's hash and version (null when absent or unreadable as an index). */
@@ -32,17 +35,21 @@ export interface Drift {
   message: string;
 }
 
+/** True when `hash` is an index this store replaced so recently that KV may still show it. */
+export function isPropagating(
+  hash: string | null,
+  published: Pick<PublishedIndex, "replaced">,
+  now: number,
+): boolean {
+  return (
+    hash !== null && published.replaced.some((r) => r.hash === hash && now - r.at < PROPAGATION_MS)
+  );
+}
+
 /** The drift between KV and the store's last publish, or null when there is none. */
 export function driftOf(kv: KvIndex, published: PublishedIndex, now: number): Drift | null {
   if (kv.hash === published.hash) return null;
-  if (
-    kv.hash !== null &&
-    kv.hash === published.previousHash &&
-    published.at !== null &&
-    now - published.at < PROPAGATION_MS
-  ) {
-    return null;
-  }
+  if (isPropagating(kv.hash, published, now)) return null;
   const drift = (message: string): Drift => ({
     kvVersion: kv.version,
     publishedVersion: published.version,

@@ -90,8 +90,26 @@ export function parseDocuments(text: string, yaml: boolean): unknown[] {
   return documents;
 }
 
+/** Keys that would reach an object's prototype if the value were ever merged into another. */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/** A collection met while walking a body, with the step from its parent. */
+interface Frame {
+  item: object;
+  depth: number;
+  parent: Frame | undefined;
+  step: string;
+}
+
+/** The path from the body's root to `frame`, then `last` (`$.spec.rules[0].__proto__`). */
+function pathOf(frame: Frame, last: string): string {
+  const steps = [last];
+  for (let f: Frame | undefined = frame; f !== undefined; f = f.parent) steps.push(f.step);
+  return `$${steps.reverse().join("")}`;
+}
+
 /**
- * Refuses a value nested deeper than MAX_DEPTH, or larger than the size limit once shared
+ * Refuses a key `__proto__`, `constructor` or `prototype` anywhere, or a value nested deeper than MAX_DEPTH, or larger than the size limit once shared
  * references are counted every time they occur. Walks without recursion and stops at the limit,
  * so the check itself costs at most that much.
  */
@@ -107,26 +125,36 @@ export function checkShape(value: unknown, limit = MAX_CONFIG_BYTES): void {
     }
   };
   spend(value);
-  // Only collections are stacked; scalars are paid for where they are found.
-  const stack: { item: object; depth: number }[] = [];
-  if (value !== null && typeof value === "object") stack.push({ item: value, depth: 0 });
+  // Only collections are stacked; scalars are paid for where they are found. Each knows its
+  // parent, so a refusal can name the path without building one for every value.
+  const stack: Frame[] = [];
+  if (value !== null && typeof value === "object") {
+    stack.push({ item: value, depth: 0, parent: undefined, step: "" });
+  }
   while (stack.length > 0) {
-    const { item, depth } = stack.pop()!;
+    const frame = stack.pop()!;
+    const { item, depth } = frame;
     if (depth >= MAX_DEPTH) {
       throw new AdminError("bad_request", `the body is nested deeper than ${MAX_DEPTH} levels`);
     }
-    const visit = (child: unknown) => {
+    const visit = (child: unknown, step: string) => {
       spend(child);
       if (child !== null && typeof child === "object") {
-        stack.push({ item: child, depth: depth + 1 });
+        stack.push({ item: child, depth: depth + 1, parent: frame, step });
       }
     };
     if (Array.isArray(item)) {
-      for (const child of item) visit(child);
+      item.forEach((child, index) => visit(child, `[${index}]`));
     } else {
       for (const key of Object.keys(item)) {
         spend(key);
-        visit((item as Record<string, unknown>)[key]);
+        if (FORBIDDEN_KEYS.has(key)) {
+          throw new AdminError(
+            "bad_request",
+            `${pathOf(frame, `.${key}`)}: the key ${JSON.stringify(key)} is not allowed anywhere in a resource`,
+          );
+        }
+        visit((item as Record<string, unknown>)[key], `.${key}`);
       }
     }
   }
