@@ -678,6 +678,8 @@ const WORKERD_MICRO_CASES = [
   ["id-verify-warm", "SVID: cached verification + revocation and certificate checks", 200_000],
   ["id-authorize", "authorization: echo's 4 policies (DENY, DENY, ALLOW + when, AUDIT)", 200_000],
   ["id-forward", "X-Mesh-Caller, XFCC and the shared passport (cached)", 100_000],
+  // What every call adds for propagation status, once its version is reported.
+  ["version-report", "version report: note the colo, nothing due", 400_000],
   // Whole calls through the router's entry, backends answering at once: the A/Bs of identity
   // (mesh − open) and of the resilience policy (resilient − mesh).
   ["pipeline-open", "whole call, identity off: echo-open (handleMeshCall; async)", 10_000],
@@ -788,6 +790,9 @@ function printWorkerdMicro(micro) {
   const idVerdict = (ns) => (ns <= s.identityBudgetNs ? "within" : "OVER");
   console.log(
     `identity + authorization per warm call on workerd: ${fixed(s.identityPiecesNs / 1000, 2)} µs (token ${us("id-verify-warm")} + authorization ${us("id-authorize")} + headers and passport ${us("id-forward")}); whole call, identity on − off: ${signed(s.pipelineMeshOverOpenNs / 1000, 2)} µs (${us("pipeline-mesh")} vs ${us("pipeline-open")}): ${idVerdict(s.pipelineMeshOverOpenNs)} the budget of ${IDENTITY_BUDGET_US} µs`,
+  );
+  console.log(
+    `propagation status per call on workerd (the version report's check, nothing due): ${us("version-report")} µs`,
   );
 }
 

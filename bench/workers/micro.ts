@@ -41,7 +41,8 @@ import type { MeshCall } from "../../workers/router/call.ts";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { authorize } from "../../core/authz/authorization.ts";
 import { identityIssuer, ROUTER_KEY_TYPE, routerId } from "../../core/identity/names.ts";
-import { handleMeshCall } from "../../workers/router/app.ts";
+import { handleMeshCall, routerFor } from "../../workers/router/app.ts";
+import { VersionReporter } from "../../workers/router/version-report.ts";
 import {
   Authenticator,
   refusal,
@@ -384,6 +385,23 @@ export default {
           );
           if (passport !== undefined) headers.set("x-mesh-passport", passport);
           return passport !== undefined;
+        };
+        break;
+      }
+      case "version-report": {
+        // What every call adds for propagation status (a warm isolate whose version is already
+        // reported): noting the call's colo, and the check that there is nothing to report.
+        const routed = routerEnv(env, await identity());
+        const reporter = new VersionReporter(Date.now);
+        const config = routerFor(routed).config;
+        await config.refreshNow();
+        const policy = { report: async () => ({ ok: true }) };
+        reporter.maybeReport(policy, config, (p) => ctx.waitUntil(p));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        run = () => {
+          reporter.seen(request);
+          reporter.maybeReport(policy, config, (p) => ctx.waitUntil(p));
+          return true;
         };
         break;
       }
