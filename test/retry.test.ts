@@ -33,6 +33,7 @@ const RETRIES = [
       { backendRequest: "200ms", request: "400ms" },
     ),
     rule("/retry/backoff", { codes: [503], attempts: 2, backoff: "100ms" }),
+    rule("/retry/backoff-300ms", { codes: [503], attempts: 1, backoff: "300ms" }),
     { matches: [{ path: { value: "/" } }], backendRefs: [{ name: "echo-v1" }] },
   ]),
 ];
@@ -116,6 +117,17 @@ describe("HTTPRoute retry (Gateway API conformance expectations)", () => {
     expect(late.status).toBe(504);
     // The deadline (400 ms), not the tries, decides how long the caller waits.
     expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it("backoff: no retry starts before the rule's backoff has passed", async () => {
+    // HTTPRouteRetryBackoff: backoff is the shortest wait between tries (the jitter comes on
+    // top), so a retry never follows its failed try sooner.
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      const recovered = await flaky("/retry/backoff-300ms", 1, { "x-echo-status": "503" });
+      expect(await outcome(recovered)).toEqual({ status: 200, seen: 2 });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    }
   });
 
   it("bounds the caller's wait by timeouts.request when every try hangs", async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { seededRandom } from "../random.ts";
 import { backoffDelay, retryAfterMs, retryDelay } from "./backoff.ts";
 
-const policy = { baseMs: 25, maxMs: 1000 };
+const policy = { baseMs: 25, maxMs: 1000, minMs: 0 };
 
 describe("backoff with full jitter", () => {
   it("stays within [0, min(max, base × 2^retry)) for every retry", () => {
@@ -32,6 +32,26 @@ describe("backoff with full jitter", () => {
     expect(mean).toBeLessThan(110);
     expect(Math.min(...waits)).toBeLessThan(10);
     expect(Math.max(...waits)).toBeGreaterThan(190);
+  });
+});
+
+describe("backoff with a floor (the Gateway API's retry.backoff is the shortest wait)", () => {
+  const floored = { baseMs: 100, maxMs: 1000, minMs: 100 };
+
+  it("never waits less than the floor, and jitters above it", () => {
+    const random = seededRandom(3);
+    for (let retry = 0; retry < 8; retry++) {
+      const waits = Array.from({ length: 300 }, () => backoffDelay(floored, retry, random));
+      expect(Math.min(...waits), `retry ${retry}`).toBeGreaterThanOrEqual(100);
+      expect(Math.max(...waits), `retry ${retry}`).toBeLessThanOrEqual(1000);
+      expect(new Set(waits).size, `retry ${retry}`).toBeGreaterThan(50);
+    }
+  });
+
+  it("is the floor with the jitter at its bottom, and reaches the cap at its top", () => {
+    expect(backoffDelay(floored, 0, () => 0)).toBe(100);
+    expect(backoffDelay(floored, 0, () => 0.999999)).toBe(199);
+    expect(backoffDelay(floored, 5, () => 0.999999)).toBe(1000);
   });
 });
 

@@ -1,27 +1,35 @@
 /**
  * How long to wait before a retry: exponential backoff with full jitter (a uniformly random
  * wait between 0 and min(cap, base × 2^retry)), as AWS's architecture note and Envoy's retry
- * policy do, so clients that failed together do not retry together. A `Retry-After` the
- * upstream sent is honoured instead, up to a cap: a backend that says when to come back is
- * believed, but never for longer than the policy allows.
+ * policy do, so clients that failed together do not retry together. A floor can sit under the
+ * jitter: the Gateway API's HTTPRoute `retry.backoff` is the *minimum* wait between tries
+ * (GEP-1731; its conformance test checks that no retry starts sooner), so a rule's backoff is
+ * waited in full and the jitter comes on top. A `Retry-After` the upstream sent is honoured
+ * instead, up to a cap: a backend that says when to come back is believed, but never for longer
+ * than the policy allows.
  */
 import type { RandomSource } from "../random.ts";
 
 export interface BackoffPolicy {
-  /** The first retry's upper bound, in milliseconds. */
+  /** The first retry's jitter bound, in milliseconds; it doubles with each retry. */
   readonly baseMs: number;
-  /** No wait is longer than this, in milliseconds. */
+  /** No wait is longer than this, in milliseconds (at least `minMs`). */
   readonly maxMs: number;
+  /** No wait is shorter than this, in milliseconds (a rule's Gateway API `backoff`; else 0). */
+  readonly minMs: number;
 }
 
 /**
- * The wait before retry number `retry` (0 for the first retry): uniform in
- * [0, min(maxMs, baseMs × 2^retry)). With `random` returning 0.5 it is half the bound, which
- * makes tests exact.
+ * The wait before retry number `retry` (0 for the first retry): `minMs` plus a uniform draw
+ * from [0, min(maxMs, baseMs × 2^retry)), never above `maxMs`. With `random` returning 0.5 the
+ * draw is half its bound, which makes tests exact.
  */
 export function backoffDelay(policy: BackoffPolicy, retry: number, random: RandomSource): number {
   const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(retry, 30));
-  return Math.floor(random() * ceiling);
+  return Math.min(
+    Math.max(policy.maxMs, policy.minMs),
+    policy.minMs + Math.floor(random() * ceiling),
+  );
 }
 
 /**

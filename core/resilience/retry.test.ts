@@ -5,18 +5,23 @@ describe("retry policy", () => {
   it("a rule's retry alone: two retries, 25 ms base backoff capped at ten times, no statuses", () => {
     const spec = compileRetry({}, []);
     expect(spec.attempts).toBe(2);
-    expect(spec.backoff).toEqual({ baseMs: 25, maxMs: 250 });
+    expect(spec.backoff).toEqual({ baseMs: 25, maxMs: 250, minMs: 0 });
     expect(spec.codes.size).toBe(0);
     expect(spec.onConnectFailure && spec.onTimeout).toBe(true);
     expect(spec.nonIdempotent).toBe(false);
     expect(spec.retryAfterCapMs).toBe(10_000);
   });
 
-  it("keeps attempts: 0 (retries off), the codes and the backoff given", () => {
+  it("keeps attempts: 0 (retries off), the codes, and the rule's backoff as the shortest wait", () => {
     const spec = compileRetry({ attempts: 0, codes: [500, 503], backoffMs: 100 }, []);
     expect(spec.attempts).toBe(0);
     expect([...spec.codes]).toEqual([500, 503]);
-    expect(spec.backoff).toEqual({ baseMs: 100, maxMs: 1000 });
+    expect(spec.backoff).toEqual({ baseMs: 100, maxMs: 1000, minMs: 100 });
+  });
+
+  it("a rule's backoff stays the floor under a policy's jitter base and cap", () => {
+    const spec = compileRetry({ backoffMs: 200 }, [{ backoffMs: 10, maxBackoffMs: 50 }]);
+    expect(spec.backoff).toEqual({ baseMs: 10, maxMs: 200, minMs: 200 });
   });
 
   it("a policy alone retries gateway errors, connection failures and timeouts", () => {
@@ -35,7 +40,7 @@ describe("retry policy", () => {
     expect(spec.codes.has(429) && spec.codes.has(500) && spec.codes.has(599)).toBe(true);
     expect(spec.codes.size).toBe(101);
     expect(spec.onConnectFailure || spec.onTimeout).toBe(false);
-    expect(spec.backoff).toEqual({ baseMs: 50, maxMs: 70 });
+    expect(spec.backoff).toEqual({ baseMs: 50, maxMs: 70, minMs: 0 });
     expect(spec.retryAfterCapMs).toBe(0);
     expect(spec.nonIdempotent).toBe(true);
   });
@@ -53,6 +58,7 @@ describe("retry policy", () => {
     expect(compileRetry({ backoffMs: 500 }, [{ maxBackoffMs: 100 }]).backoff).toEqual({
       baseMs: 500,
       maxMs: 500,
+      minMs: 500,
     });
   });
 

@@ -81,8 +81,11 @@ export function compileRetry(
     ...(first("codes") ?? []),
     ...(policies.length > 0 ? statusesOf(on) : []),
   ];
-  const base = rule?.backoffMs ?? first("backoffMs") ?? DEFAULT_BACKOFF_BASE_MS;
-  const max = first("maxBackoffMs") ?? base * BACKOFF_CAP_FACTOR;
+  // The rule's Gateway API backoff is the shortest wait (GEP-1731); a policy's is the jitter's
+  // base. Either one alone serves as both.
+  const min = rule?.backoffMs ?? 0;
+  const base = first("backoffMs") ?? rule?.backoffMs ?? DEFAULT_BACKOFF_BASE_MS;
+  const max = Math.max(first("maxBackoffMs") ?? base * BACKOFF_CAP_FACTOR, min);
   return {
     attempts: rule?.attempts ?? first("attempts") ?? DEFAULT_RETRY_ATTEMPTS,
     codes: new Set(codes),
@@ -90,7 +93,7 @@ export function compileRetry(
     onConnectFailure: rule !== undefined || on.includes("connect-failure"),
     onTimeout: rule !== undefined || on.includes("timeout"),
     nonIdempotent: first("nonIdempotent") ?? false,
-    backoff: { baseMs: base, maxMs: Math.max(base, max) },
+    backoff: { baseMs: base, maxMs: Math.max(base, max), minMs: min },
     retryAfterCapMs: first("maxRetryAfterMs") ?? DEFAULT_RETRY_AFTER_CAP_MS,
   };
 }
