@@ -16,6 +16,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import {
+  admit,
   CLOSED,
   current,
   record,
@@ -84,9 +85,21 @@ export class BackendState extends DurableObject {
         successes: count(o.successes),
         failures: count(o.failures),
         trailingFailures: Math.min(count(o.trailingFailures), count(o.failures)),
+        // Only probes close a half-open breaker; a report that does not say counts none.
+        probeSuccesses: Math.min(count(o.probeSuccesses), count(o.successes)),
       };
       breaker = record(breaker ?? CLOSED, policy, outcomes, now, Math.random);
       storage.kv.put(BREAKER_KEY, breaker);
+    }
+    // Half-open probes are the mesh's: the first isolates to ask get them, the rest wait.
+    let probes = 0;
+    if (report.breaker?.wantsProbe === true && policy && breaker) {
+      const probe = admit(breaker, policy, now);
+      if (probe.admitted && probe.state.kind === "half-open") {
+        breaker = probe.state;
+        storage.kv.put(BREAKER_KEY, breaker);
+        probes = 1;
+      }
     }
     const budget = report.budget && this.budgetWindow(report.budget.windowMs, now);
     if (report.budget && budget) {
@@ -117,6 +130,7 @@ export class BackendState extends DurableObject {
       },
       breaker,
       now,
+      probes,
     );
   }
 
@@ -157,6 +171,7 @@ export class BackendState extends DurableObject {
     },
     breaker: BreakerState | undefined,
     now: number,
+    probes = 0,
   ): BackendView {
     const budget = wants.budget === undefined ? undefined : this.budgets.get(wants.budget);
     const limits: Record<string, number> = {};
@@ -166,6 +181,7 @@ export class BackendState extends DurableObject {
     }
     return {
       breaker: breaker === undefined ? undefined : current(breaker, now),
+      ...(probes > 0 ? { probes } : {}),
       ...(budget
         ? { budget: { requests: budget.requests.total(now), retries: budget.retries.total(now) } }
         : {}),

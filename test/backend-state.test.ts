@@ -55,19 +55,133 @@ describe("the circuit breaker, shared", () => {
     expect(refused).toBe("circuit_open");
   });
 
-  it("gets at most about one report per isolate per second", { timeout: 15_000 }, async () => {
-    const name = uniqueName("shared");
-    const router = isolatedRouter(serviceWith(name, BREAKER));
-    // 100 calls, one every 20 ms: about two seconds of steady news.
-    for (let i = 0; i < 100; i++) {
-      await router.call(name);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const { backendSync } = await eventually(router.status, (s) => s.backendSync.reports >= 2);
-    // A report at once, then one a second: 3 over about 2 s (4 at the edges), not 100.
-    expect(backendSync.reports).toBeGreaterThanOrEqual(2);
-    expect(backendSync.reports).toBeLessThanOrEqual(4);
-  });
+  it(
+    "grants half-open probes mesh-wide: of four isolates that know it is open, one probes",
+    {
+      timeout: 20_000,
+    },
+    async () => {
+      const name = uniqueName("probes");
+      const spec = {
+        circuitBreaker: {
+          consecutiveFailures: 5,
+          baseOpenTime: "1s",
+          maxOpenTime: "2s",
+          openJitter: 0,
+          halfOpenProbes: 1,
+        },
+      };
+      const failing = { headers: { "x-echo-status": "500" } };
+      const isolates = Array.from({ length: 4 }, () => isolatedRouter(serviceWith(name, spec)));
+      for (let i = 0; i < 5; i++) await isolates[0]!.call(name, "/", failing);
+      const opened = await eventually(
+        () => objectOf(name).view(),
+        (v) => v.breaker?.kind === "open",
+      );
+      // The other three learn it (their first call still goes through: they knew nothing).
+      for (const isolate of isolates.slice(1)) {
+        await isolate.call(name, "/", failing);
+        await eventually(
+          async () => (await isolate.call(name)).error,
+          (error) => error === "circuit_open",
+        );
+      }
+      // Past the open time, every isolate keeps calling a backend that still fails, for 1.5 s.
+      const until = opened.breaker!.kind === "open" ? opened.breaker!.until : 0;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, until - Date.now())));
+      let reached = 0;
+      const phaseEnd = Date.now() + 1500;
+      while (Date.now() < phaseEnd) {
+        for (const isolate of isolates) {
+          if ((await isolate.call(name, "/", failing)).status === 500) reached++;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // One probe, granted by the object, failed and reopened the breaker for every isolate; each
+      // probing on its own clock would have sent four.
+      expect(reached).toBe(1);
+      const reopened = await objectOf(name).view();
+      expect(reopened.breaker).toMatchObject({ kind: "open", trips: 2 });
+
+      // Recovery: the backend answers again; after the second open time one probe closes the
+      // object's breaker, and every isolate adopts that.
+      const closed = await eventually(
+        async () => {
+          for (const isolate of isolates) await isolate.call(name);
+          return objectOf(name).view();
+        },
+        (v) => v.breaker?.kind === "closed",
+        8000,
+      );
+      expect(closed.breaker?.kind).toBe("closed");
+      for (const isolate of isolates) {
+        const answer = await eventually(
+          () => isolate.call(name),
+          (a) => a.status === 200,
+        );
+        expect(answer.status).toBe(200);
+        expect((await isolate.status()).breakers[name]?.state).toBe("closed");
+      }
+    },
+  );
+
+  it(
+    "receives, counted at the namespace, at most one report a second from each isolate, and none awaited",
+    {
+      timeout: 15_000,
+    },
+    async () => {
+      const name = uniqueName("counted");
+      /** The real namespace, counting each isolate's reports, when they start and end. */
+      const counting = () => {
+        const log: { at: number; done?: number }[] = [];
+        return {
+          log,
+          namespace: {
+            getByName: (object: string) => ({
+              report: async (report: unknown) => {
+                const entry: { at: number; done?: number } = { at: Date.now() };
+                log.push(entry);
+                const view = await env.BACKEND_STATE.getByName(object).report(report as never);
+                entry.done = Date.now();
+                return view;
+              },
+            }),
+          },
+        };
+      };
+      const a = counting();
+      const b = counting();
+      const routers = [a, b].map((c) =>
+        isolatedRouter(serviceWith(name, BREAKER), { backendState: c.namespace }),
+      );
+      // 2 s of steady traffic from both isolates: a call every 20 ms each.
+      const started = Date.now();
+      let slowest = 0;
+      while (Date.now() - started < 2000) {
+        for (const router of routers) {
+          const before = Date.now();
+          expect((await router.call(name)).status).toBe(200);
+          slowest = Math.max(slowest, Date.now() - before);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await eventually(
+        async () => a.log.length + b.log.length,
+        (n) => n >= 4,
+      );
+      for (const { log } of [a, b]) {
+        // A report at once, then at most one a second: 2–4 over about 2 s, where calls were ~100.
+        expect(log.length).toBeGreaterThanOrEqual(2);
+        expect(log.length).toBeLessThanOrEqual(4);
+        for (let i = 1; i < log.length; i++) {
+          expect(log[i]!.at - log[i - 1]!.at).toBeGreaterThanOrEqual(1000 - 5);
+        }
+      }
+      // No call waited for a report: each answered in far less than a report round.
+      expect(slowest).toBeLessThan(500);
+    },
+  );
 });
 
 describe("the retry budget, shared", () => {
@@ -160,7 +274,15 @@ describe("when the object cannot be reached", () => {
   };
 
   it("never holds a request up: an object that never answers changes no response", async () => {
-    const hanging = { getByName: () => ({ report: () => new Promise(() => {}) }) };
+    let reports = 0;
+    const hanging = {
+      getByName: () => ({
+        report: () => {
+          reports++;
+          return new Promise(() => {});
+        },
+      }),
+    };
     const name = uniqueName("hanging");
     const router = isolatedRouter(serviceWith(name, EVERYTHING), { backendState: hanging });
     const started = Date.now();
@@ -170,6 +292,8 @@ describe("when the object cannot be reached", () => {
     expect((await router.call(name)).error).toBe("circuit_open"); // tripped locally, at once
     expect(Date.now() - started).toBeLessThan(2000);
     expect((await router.status()).breakers[name]?.state).toBe("open");
+    // The reports were sent (and hang): the calls did not wait for them.
+    expect(reports).toBeGreaterThanOrEqual(1);
   });
 
   it("keeps the local state and says so in status when the object fails", async () => {

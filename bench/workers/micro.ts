@@ -28,7 +28,7 @@
 import { parseEntry } from "../../core/config/snapshot.ts";
 import { normalizePath } from "../../core/path-normalization.ts";
 import { systemRandom } from "../../core/random.ts";
-import { SUCCESS, type BreakerPolicy } from "../../core/resilience/breaker.ts";
+import { PLAIN_SUCCESS, type BreakerPolicy } from "../../core/resilience/breaker.ts";
 import { isRetryableRequest, type RetrySpec } from "../../core/resilience/retry.ts";
 import type { CallPolicy } from "../../core/routing/call-policy.ts";
 import {
@@ -114,8 +114,8 @@ const services = new ServiceStates();
 /** Around a try that succeeds: the circuitBreaker layer's admit, the outcome stage's record. */
 function breakerBookkeeping(service: string, policy: BreakerPolicy): boolean {
   const state = services.get(service);
-  if (!state.admit(policy, Date.now())) return false;
-  state.recordOutcome(policy, SUCCESS, Date.now(), systemRandom);
+  if (state.admit(policy, Date.now()) === "refuse") return false;
+  state.recordOutcome(policy, PLAIN_SUCCESS, Date.now(), systemRandom);
   return true;
 }
 

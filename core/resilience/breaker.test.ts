@@ -3,12 +3,17 @@ import { seededRandom } from "../random.ts";
 import {
   adopt,
   admit,
+  awaitingGrant,
   CLOSED,
   current,
   FAILURE,
+  MESH_PROBE_WAIT_MS,
   openDuration,
+  PLAIN_SUCCESS,
   PROBE_EXPIRY_MS,
+  PROBE_SUCCESS,
   record,
+  refuses,
   SUCCESS,
   windowCounts,
   type BreakerPolicy,
@@ -126,11 +131,112 @@ describe("circuit breaker", () => {
 
   it("adopts the mesh-wide state: open wins, a local open that lasts longer stays", () => {
     const globalOpen: BreakerState = { kind: "open", openedAt: 0, until: 5_000, trips: 1 };
-    expect(adopt(CLOSED, globalOpen, 100)).toEqual(globalOpen);
+    expect(adopt(CLOSED, globalOpen, 100)).toEqual({ ...globalOpen, awaitsGrant: true });
     const localOpen: BreakerState = { kind: "open", openedAt: 0, until: 9_000, trips: 2 };
     expect(adopt(localOpen, globalOpen, 100)).toEqual(localOpen);
     expect(adopt(localOpen, CLOSED, 100)).toEqual(localOpen);
-    const probing = adopt(CLOSED, globalOpen, 5_000);
-    expect(probing).toEqual({ kind: "half-open", trips: 1, admitted: 0, successes: 0 });
+  });
+
+  it("closes a breaker open only on the mesh's word when the mesh closes", () => {
+    const globalOpen: BreakerState = { kind: "open", openedAt: 0, until: 5_000, trips: 1 };
+    const adopted = adopt(CLOSED, globalOpen, 100);
+    expect(adopt(adopted, CLOSED, 200)).toEqual(CLOSED);
+  });
+});
+
+describe("half-open probes, counted mesh-wide", () => {
+  const mesh = { ...policy, halfOpenProbes: 1 };
+  const globalOpen: BreakerState = { kind: "open", openedAt: 0, until: 5_000, trips: 1 };
+
+  it("an isolate open on the mesh's word does not half-open on its own clock: it waits for a grant", () => {
+    const adopted = adopt(CLOSED, globalOpen, 100);
+    expect(awaitingGrant(adopted, 5_000)).toBe(true);
+    expect(current(adopted, 5_000).kind).toBe("open");
+    expect(admit(adopted, mesh, 5_000).admitted).toBe(false);
+    expect(refuses(adopted, mesh, 6_000)).toBe(true);
+  });
+
+  it("probes once granted, and closes on the probe's success", () => {
+    const adopted = adopt(CLOSED, globalOpen, 100);
+    const granted = adopt(adopted, current(globalOpen, 5_100), 5_100, 1);
+    expect(granted).toEqual({
+      kind: "half-open",
+      trips: 1,
+      admitted: 0,
+      successes: 0,
+      allowance: 1,
+    });
+    const probe = admit(granted, mesh, 5_100);
+    expect(probe.admitted).toBe(true);
+    expect(admit(probe.state, mesh, 5_100).admitted).toBe(false);
+    // Granted probes are kept while the mesh is still half-open and grants this isolate no more.
+    expect(adopt(probe.state, current(globalOpen, 5_200), 5_200)).toEqual(probe.state);
+    expect(record(probe.state, mesh, SUCCESS, 5_300, noJitter)).toEqual(CLOSED);
+  });
+
+  it("without a grant while the mesh probes, refuses until the mesh says more", () => {
+    const waiting = adopt(CLOSED, current(globalOpen, 5_100), 5_100);
+    expect(waiting.kind).toBe("open");
+    expect(refuses(waiting, mesh, 5_100)).toBe(true);
+    expect(awaitingGrant(waiting, 5_100)).toBe(true);
+  });
+
+  it("closes a half-open breaker on probes' successes only, not on late plain ones", () => {
+    const halfOpen = current(
+      record(CLOSED, mesh, { successes: 0, failures: 5, trailingFailures: 5 }, 0, noJitter),
+      1_000,
+    );
+    expect(halfOpen.kind).toBe("half-open");
+    // A success from a try sent before it opened, reported late, is no evidence.
+    const late = record(halfOpen, mesh, PLAIN_SUCCESS, 1_010, noJitter);
+    expect(late.kind).toBe("half-open");
+    expect(record(late, mesh, PROBE_SUCCESS, 1_020, noJitter)).toEqual(CLOSED);
+    // A report of several outcomes counts its probes' successes; any failure reopens it.
+    const batch = { successes: 3, failures: 0, trailingFailures: 0, probeSuccesses: 1 };
+    expect(record(halfOpen, mesh, batch, 1_030, noJitter)).toEqual(CLOSED);
+    expect(record(halfOpen, mesh, FAILURE, 1_030, noJitter).kind).toBe("open");
+  });
+
+  it("probes on its own when no word comes from the mesh for MESH_PROBE_WAIT_MS after the open time", () => {
+    const adopted = adopt(CLOSED, globalOpen, 100);
+    expect(admit(adopted, mesh, 5_000 + MESH_PROBE_WAIT_MS - 1).admitted).toBe(false);
+    const alone = admit(adopted, mesh, 5_000 + MESH_PROBE_WAIT_MS);
+    expect(alone.admitted).toBe(true);
+    expect(alone.state.kind).toBe("half-open");
+  });
+
+  it("a thousand isolates and one object: one probe in all, then every isolate closes", () => {
+    // The object's breaker, stepped as BackendState does: open on the mesh's failures.
+    let object: BreakerState = record(
+      CLOSED,
+      mesh,
+      { successes: 0, failures: 5, trailingFailures: 5 },
+      0,
+      noJitter,
+    );
+    let isolates: BreakerState[] = Array.from({ length: 1000 }, () => adopt(CLOSED, object, 10));
+    // Past the open time every isolate gets a call, is refused, and asks for a probe.
+    let probes = 0;
+    const now = 1_000;
+    isolates = isolates.map((local) => {
+      expect(admit(local, mesh, now).admitted).toBe(false);
+      const grant = admit(object, mesh, now);
+      const granted = grant.admitted && grant.state.kind === "half-open" ? 1 : 0;
+      if (granted) object = grant.state;
+      const next = adopt(local, current(object, now), now, granted);
+      const tried = admit(next, mesh, now);
+      if (tried.admitted) probes++;
+      return tried.state;
+    });
+    expect(probes).toBe(1);
+    // The probe succeeds; the object closes; every isolate adopts that.
+    object = record(object, mesh, SUCCESS, now + 50, noJitter);
+    expect(object.kind).toBe("closed");
+    const after = isolates.map((local) =>
+      local.kind === "half-open"
+        ? record(local, mesh, SUCCESS, now + 50, noJitter)
+        : adopt(local, object, now + 1_000),
+    );
+    expect(after.every((s) => s.kind === "closed")).toBe(true);
   });
 });

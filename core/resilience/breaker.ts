@@ -10,6 +10,13 @@
  * `minimumRequests`. Each consecutive trip stays open longer (base × 2^(trips−1), up to the cap)
  * with random jitter on top, so breakers that tripped together do not probe together. Half-open
  * admits `halfOpenProbes` calls; that many successes close it, any failure opens it again.
+ *
+ * Probes are counted mesh-wide, not per isolate: an isolate whose breaker is open because the
+ * mesh said so (`awaitsGrant`) does not half-open on its own clock — a thousand isolates would
+ * send a thousand probes to a backend that may still be down. It asks the Durable Object, which
+ * grants the Service's `halfOpenProbes` to the first isolates that ask (`adopt` with a grant).
+ * If no grant and no word from the object comes for `MESH_PROBE_WAIT_MS` after the open time,
+ * the isolate probes on its own: an unreachable object delays recovery, it never prevents it.
  */
 import type { RandomSource } from "../random.ts";
 
@@ -56,6 +63,11 @@ export type BreakerState =
       readonly until: number;
       /** Consecutive trips, this one included. */
       readonly trips: number;
+      /**
+       * Open on the mesh's word: when the time is up, it probes only with a grant from the
+       * Durable Object (or, without word from it, `MESH_PROBE_WAIT_MS` later).
+       */
+      readonly awaitsGrant?: true;
     }
   | {
       readonly kind: "half-open";
@@ -66,6 +78,8 @@ export type BreakerState =
       readonly successes: number;
       /** When the last probe was admitted (a probe never answered is given back later). */
       readonly probedAt?: number;
+      /** Probes this breaker may admit, when the mesh granted them (else the policy's). */
+      readonly allowance?: number;
     };
 
 /** A breaker that has seen nothing. */
@@ -82,9 +96,29 @@ export interface Outcomes {
    * success: 0). A streak that spans batches adds up across them.
    */
   readonly trailingFailures: number;
+  /**
+   * How many of the successes were half-open probes (absent: all of them). Only a probe's
+   * success counts towards closing a half-open breaker: a success reported late, from a try sent
+   * before the breaker opened, says nothing of the backend now — a failure still reopens it.
+   */
+  readonly probeSuccesses?: number;
 }
 
 export const SUCCESS: Outcomes = { successes: 1, failures: 0, trailingFailures: 0 };
+/** A half-open probe's success. */
+export const PROBE_SUCCESS: Outcomes = {
+  successes: 1,
+  failures: 0,
+  trailingFailures: 0,
+  probeSuccesses: 1,
+};
+/** A success that was not a probe (a try admitted while the breaker was closed). */
+export const PLAIN_SUCCESS: Outcomes = {
+  successes: 1,
+  failures: 0,
+  trailingFailures: 0,
+  probeSuccesses: 0,
+};
 export const FAILURE: Outcomes = { successes: 0, failures: 1, trailingFailures: 1 };
 
 /** How long trip number `trips` stays open: doubling from the base, capped, plus jitter. */
@@ -149,11 +183,29 @@ export function windowCounts(
 export const PROBE_EXPIRY_MS = 30_000;
 
 /**
- * The state as the clock stands at `now`: an open breaker whose time is up is half-open; a
+ * How long after its open time an isolate waiting for the mesh's probe grant gives up waiting
+ * and probes on its own (the Durable Object is unreachable or slow).
+ */
+export const MESH_PROBE_WAIT_MS = 5_000;
+
+/** True when `state` is open on the mesh's word, its time is up, and it waits for a grant. */
+export function awaitingGrant(state: BreakerState, now: number): boolean {
+  return (
+    state.kind === "open" &&
+    state.awaitsGrant === true &&
+    now >= state.until &&
+    now < state.until + MESH_PROBE_WAIT_MS
+  );
+}
+
+/**
+ * The state as the clock stands at `now`: an open breaker whose time is up is half-open (one
+ * open on the mesh's word, only once it has waited `MESH_PROBE_WAIT_MS` for a grant); a
  * half-open one whose probes have been out for `PROBE_EXPIRY_MS` admits probes again.
  */
 export function current(state: BreakerState, now: number): BreakerState {
   if (state.kind === "open" && now >= state.until) {
+    if (state.awaitsGrant && now < state.until + MESH_PROBE_WAIT_MS) return state;
     return { kind: "half-open", trips: state.trips, admitted: 0, successes: 0 };
   }
   if (
@@ -166,9 +218,15 @@ export function current(state: BreakerState, now: number): BreakerState {
       trips: state.trips,
       admitted: state.successes,
       successes: state.successes,
+      ...(state.allowance !== undefined ? { allowance: state.allowance } : {}),
     };
   }
   return state;
+}
+
+/** The probes a half-open breaker may admit in all. */
+function probeLimit(state: BreakerState & { kind: "half-open" }, policy: BreakerPolicy): number {
+  return state.allowance ?? policy.halfOpenProbes;
 }
 
 /**
@@ -183,8 +241,14 @@ export function admit(
   const s = current(state, now);
   if (s.kind === "closed") return { admitted: true, state: s };
   if (s.kind === "open") return { admitted: false, state: s };
-  if (s.admitted >= policy.halfOpenProbes) return { admitted: false, state: s };
+  if (s.admitted >= probeLimit(s, policy)) return { admitted: false, state: s };
   return { admitted: true, state: { ...s, admitted: s.admitted + 1, probedAt: now } };
+}
+
+/** True when a try would be refused now: open, or half-open with every probe in flight. */
+export function refuses(state: BreakerState, policy: BreakerPolicy, now: number): boolean {
+  const s = current(state, now);
+  return s.kind === "open" || (s.kind === "half-open" && s.admitted >= probeLimit(s, policy));
 }
 
 /** The state after `outcomes` at `now`. */
@@ -202,8 +266,8 @@ export function record(
       return s;
     case "half-open": {
       if (outcomes.failures > 0) return open(policy, s.trips + 1, now, random);
-      const successes = s.successes + outcomes.successes;
-      if (successes >= policy.halfOpenProbes) return { ...CLOSED, trips: 0 };
+      const successes = s.successes + (outcomes.probeSuccesses ?? outcomes.successes);
+      if (successes >= probeLimit(s, policy)) return { ...CLOSED, trips: 0 };
       return { ...s, successes };
     }
     case "closed": {
@@ -229,20 +293,42 @@ export function record(
 }
 
 /**
- * What an isolate's breaker becomes when the Durable Object hands back the mesh-wide state: the
- * more cautious of the two. An open global state opens a closed local breaker (until the global
- * time); a local breaker that is open on what it saw itself stays open.
+ * What an isolate's breaker becomes when the Durable Object hands back the mesh-wide state (and,
+ * when the isolate asked for one, `granted` probes): the more cautious of the two, with probes
+ * only as the mesh grants them.
+ *  - Open in the mesh: the isolate is open too, waiting for a grant when the time is up — unless
+ *    it is open on what it saw itself for longer.
+ *  - Half-open in the mesh: a grant makes the isolate half-open with that many probes; without
+ *    one it keeps probes it was granted before, and otherwise refuses (waits for a grant).
+ *  - Closed in the mesh: a breaker open only on the mesh's word closes; one open (or probing) on
+ *    what the isolate saw itself stays as it is.
  */
-export function adopt(local: BreakerState, global: BreakerState, now: number): BreakerState {
+export function adopt(
+  local: BreakerState,
+  global: BreakerState,
+  now: number,
+  granted = 0,
+): BreakerState {
   const l = current(local, now);
   const g = current(global, now);
+  const ownEvidence = !(l.kind === "open" && l.awaitsGrant) && !isGranted(l);
   if (g.kind === "open") {
-    if (l.kind === "open" && l.until >= g.until) return l;
-    return g;
+    if (l.kind === "open" && ownEvidence && l.until >= g.until) return l;
+    return { ...g, awaitsGrant: true };
   }
-  if (g.kind === "half-open" && l.kind === "closed") {
-    // The mesh is probing: this isolate sends no more than its own probe allowance.
-    return { kind: "half-open", trips: g.trips, admitted: 0, successes: 0 };
+  if (g.kind === "half-open") {
+    if (granted > 0) {
+      return { kind: "half-open", trips: g.trips, admitted: 0, successes: 0, allowance: granted };
+    }
+    if (isGranted(l)) return l;
+    if (l.kind === "open" && ownEvidence && l.until > now) return l;
+    // The mesh is probing and this isolate holds no probe: refuse until one is granted.
+    return { kind: "open", openedAt: now, until: now, trips: g.trips, awaitsGrant: true };
   }
-  return l;
+  return ownEvidence ? l : { ...CLOSED, trips: 0 };
+}
+
+/** True when `state` is half-open on probes the mesh granted. */
+function isGranted(state: BreakerState): boolean {
+  return state.kind === "half-open" && state.allowance !== undefined;
 }

@@ -8,8 +8,15 @@ import type { BreakerPolicy, BreakerState, Outcomes } from "./breaker.ts";
 import type { SparseCounts } from "./latency.ts";
 
 export interface BackendReport {
-  /** The breaker policy the isolate applies, and the tries' outcomes it saw. */
-  readonly breaker?: { readonly policy: BreakerPolicy; readonly outcomes: Outcomes };
+  /**
+   * The breaker policy the isolate applies, the tries' outcomes it saw, and whether it asks for
+   * a probe (its breaker waits for the mesh's grant and a call was refused meanwhile).
+   */
+  readonly breaker?: {
+    readonly policy: BreakerPolicy;
+    readonly outcomes: Outcomes;
+    readonly wantsProbe?: boolean;
+  };
   /** Original requests and retries sent to the Service, and the budget's window. */
   readonly budget?: {
     readonly windowMs: number;
@@ -25,6 +32,8 @@ export interface BackendReport {
 /** The mesh-wide state of one Service, as its object answers it. */
 export interface BackendView {
   readonly breaker: BreakerState | undefined;
+  /** Half-open probes granted to the isolate that asked (absent: none). */
+  readonly probes?: number;
   /** Original requests and retries over the budget's window, every isolate's together. */
   readonly budget?: { readonly requests: number; readonly retries: number };
   /** Latency counts over the last one to two minutes, every isolate's together. */

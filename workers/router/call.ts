@@ -141,6 +141,8 @@ export interface AttemptRecord {
   error: string | undefined;
   /** Milliseconds waited before this try (backoff or Retry-After). */
   waitedMs: number;
+  /** True when its breaker admitted it as a half-open probe. */
+  probe: boolean;
 }
 
 /** One layer of the request pipeline: does its part and calls `next` (or answers itself). */

@@ -12,7 +12,7 @@
  * runtime would compress it again) — a cost on every call that no mesh feature here needs. A
  * body that breaks after its headers is the caller's to see; the breakers judge the status.
  */
-import { FAILURE, SUCCESS } from "../../core/resilience/breaker.ts";
+import { FAILURE, PLAIN_SUCCESS, PROBE_SUCCESS } from "../../core/resilience/breaker.ts";
 import type { AttemptRecord, MeshCall } from "./call.ts";
 import type { BreakerTransition } from "./service-state.ts";
 
@@ -91,7 +91,7 @@ function feed(call: MeshCall, now: number): BreakerTransition[] {
     if (breaker) {
       const change = state.recordOutcome(
         breaker,
-        result === "failure" ? FAILURE : SUCCESS,
+        result === "failure" ? FAILURE : attempt.probe ? PROBE_SUCCESS : PLAIN_SUCCESS,
         now,
         call.random,
       );
@@ -118,9 +118,8 @@ export function recordOutcome(
 ): void {
   const now = call.now();
   call.transitions.push(...feed(call, now));
-  // News for the Durable Objects: the backend's (tries, budget) or the destination's (limits).
-  const limited = call.table?.service.policy.rateLimit !== undefined;
-  if (call.backendState?.hasNews || (limited && call.services.get(call.destination).hasNews)) {
+  // News for the Durable Objects: tries, budget counts, rate-limit demand, a probe asked for.
+  if (call.services.hasNews) {
     call.sync.schedule(call.env.BACKEND_STATE, call.services, call.now, (p) =>
       call.ctx.waitUntil(p),
     );

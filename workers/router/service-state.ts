@@ -11,9 +11,11 @@
 import {
   admit,
   adopt,
+  awaitingGrant,
   CLOSED,
   current,
   record,
+  refuses,
   type BreakerPolicy,
   type BreakerState,
   type Outcomes,
@@ -42,6 +44,14 @@ import type { CompiledEndpoint } from "../../core/routing/route-table.ts";
 import { pickWeighted, type SplitTable } from "../../core/split/pick-backend.ts";
 import { SmoothRoundRobin } from "../../core/split/round-robin.ts";
 
+/** A report's breaker outcomes when it only asks for a probe. */
+const NO_OUTCOMES: Outcomes = {
+  successes: 0,
+  failures: 0,
+  trailingFailures: 0,
+  probeSuccesses: 0,
+};
+
 /** A new endpoint's latency until it has answered (PeakEWMA). */
 const INITIAL_LATENCY_MS = 10;
 /** How long a computed `auto` timeout is reused before it is worked out again. */
@@ -56,7 +66,7 @@ export interface BreakerTransition {
 
 /** News for the Service's Durable Object, gathered between reports. */
 interface Unreported {
-  breaker: { policy: BreakerPolicy; outcomes: Outcomes } | undefined;
+  breaker: { policy: BreakerPolicy; outcomes: Outcomes; wantsProbe?: boolean } | undefined;
   requests: number;
   retries: number;
   latency: LatencyCounts | undefined;
@@ -83,19 +93,44 @@ export class ServiceState {
   };
   /** True when something happened that the Durable Object has not heard. */
   hasNews = false;
+  /** Raised with `hasNews`: the isolate's flag that some Service has news. */
+  private readonly anyNews: { value: boolean };
 
-  constructor(name: string) {
+  constructor(name: string, anyNews: { value: boolean } = { value: false }) {
     this.name = name;
+    this.anyNews = anyNews;
+  }
+
+  /** Something happened that the Durable Object should hear. */
+  private noteNews(): void {
+    this.hasNews = true;
+    this.anyNews.value = true;
   }
 
   // -- circuit breaker -------------------------------------------------------------------------
 
-  /** Whether a try may go now (a half-open breaker counts its probes). */
-  admit(policy: BreakerPolicy, now: number): boolean {
+  /**
+   * Whether a try may go now (a half-open breaker counts its probes). A try refused while the
+   * breaker waits for the mesh's probe grant asks for one in the next report.
+   */
+  admit(policy: BreakerPolicy, now: number): "pass" | "probe" | "refuse" {
     this.hasBreaker = true;
     const result = admit(this.breakerState, policy, now);
     this.breakerState = result.state;
-    return result.admitted;
+    if (!result.admitted) {
+      this.askForProbe(policy, now);
+      return "refuse";
+    }
+    return result.state.kind === "half-open" ? "probe" : "pass";
+  }
+
+  /** When the breaker waits for the mesh's probe grant, the next report asks for one. */
+  private askForProbe(policy: BreakerPolicy, now: number): void {
+    if (!awaitingGrant(this.breakerState, now)) return;
+    const pending = (this.unreported.breaker ??= { policy, outcomes: NO_OUTCOMES });
+    pending.policy = policy;
+    pending.wantsProbe = true;
+    this.noteNews();
   }
 
   /** The breaker as the clock stands. */
@@ -103,10 +138,14 @@ export class ServiceState {
     return current(this.breakerState, now);
   }
 
-  /** True when a try would be refused now: open, or half-open with every probe in flight. */
+  /**
+   * True when a try would be refused now: open, or half-open with every probe in flight. Asked
+   * when a call would go here (the split, a retry), so a refusal asks for a probe like admit's.
+   */
   refuses(policy: BreakerPolicy, now: number): boolean {
-    const s = this.breaker(now);
-    return s.kind === "open" || (s.kind === "half-open" && s.admitted >= policy.halfOpenProbes);
+    if (!refuses(this.breakerState, policy, now)) return false;
+    this.askForProbe(policy, now);
+    return true;
   }
 
   /** Records how one try ended; the transition, when the breaker changed state. */
@@ -122,6 +161,9 @@ export class ServiceState {
     const pending = this.unreported.breaker;
     if (!pending) {
       this.unreported.breaker = { policy, outcomes };
+    } else if (pending.outcomes === NO_OUTCOMES) {
+      pending.policy = policy;
+      pending.outcomes = outcomes;
     } else {
       const p = pending.outcomes;
       pending.policy = policy;
@@ -133,9 +175,10 @@ export class ServiceState {
           outcomes.successes > 0
             ? outcomes.trailingFailures
             : p.trailingFailures + outcomes.trailingFailures,
+        probeSuccesses: (p.probeSuccesses ?? 0) + (outcomes.probeSuccesses ?? 0),
       };
     }
-    this.hasNews = true;
+    this.noteNews();
     const after = this.breakerState.kind;
     return before === after ? undefined : { service: this.name, from: before, to: after };
   }
@@ -160,14 +203,14 @@ export class ServiceState {
   deposit(policy: RetryBudgetPolicy, now: number): void {
     this.budgetFor(policy, now).deposit(now);
     this.unreported.requests += 1;
-    this.hasNews = true;
+    this.noteNews();
   }
 
   /** Takes one retry from the budget; false when the mesh has spent it. */
   tryWithdraw(policy: RetryBudgetPolicy, now: number): boolean {
     if (!this.budgetFor(policy, now).tryWithdraw(now)) return false;
     this.unreported.retries += 1;
-    this.hasNews = true;
+    this.noteNews();
     return true;
   }
 
@@ -181,7 +224,7 @@ export class ServiceState {
     if (this.autoCache && !this.autoCache.learned) this.autoCache = undefined;
     const pending = (this.unreported.latency ??= emptyCounts());
     pending[bucketOf(ms)]! += 1;
-    this.hasNews = true;
+    this.noteNews();
   }
 
   /** The per-try timeout `auto` gives now: from the mesh's counts when fresh, else this isolate's. */
@@ -264,7 +307,7 @@ export class ServiceState {
       limit = new SharedRateLimit(policy, now);
       this.limits.set(key, limit);
     }
-    this.hasNews = true;
+    this.noteNews();
     return limit;
   }
 
@@ -303,7 +346,9 @@ export class ServiceState {
 
   /** Takes in what the Durable Object says of the whole mesh. */
   adoptView(view: BackendView, now: number): void {
-    if (view.breaker) this.breakerState = adopt(this.breakerState, view.breaker, now);
+    if (view.breaker) {
+      this.breakerState = adopt(this.breakerState, view.breaker, now, view.probes ?? 0);
+    }
     if (view.budget && this.budget) {
       // The rest of the mesh: the object's totals less what this isolate counted itself.
       const own = this.budget.localCounts(now);
@@ -386,19 +431,30 @@ export interface ServiceView {
 /** Every Service this isolate has dealt with. */
 export class ServiceStates {
   private readonly states = new Map<string, ServiceState>();
+  private readonly anyNews = { value: false };
 
   get(name: string): ServiceState {
     let state = this.states.get(name);
     if (!state) {
-      state = new ServiceState(name);
+      state = new ServiceState(name, this.anyNews);
       this.states.set(name, state);
     }
     return state;
   }
 
+  /**
+   * True when some Service may have news for its Durable Object (one flag read on the hot path;
+   * it may stay raised a little after the news went out, which costs one idle round at most).
+   */
+  get hasNews(): boolean {
+    return this.anyNews.value;
+  }
+
   /** The Services with news for their Durable Objects. */
   withNews(): ServiceState[] {
-    return [...this.states.values()].filter((s) => s.hasNews);
+    const news = [...this.states.values()].filter((s) => s.hasNews);
+    if (news.length === 0) this.anyNews.value = false;
+    return news;
   }
 
   view(now: number): Record<string, ServiceView> {

@@ -8,12 +8,17 @@
 import { MeshError } from "../../../core/errors.ts";
 import type { AttemptLayer } from "../call.ts";
 
-export const circuitBreaker: AttemptLayer = async (call, _attempt, next) => {
+export const circuitBreaker: AttemptLayer = async (call, attempt, next) => {
   const service = call.backend!.service!;
   const policy = service.policy.breaker;
   if (!policy || call.breakerBypass) return next();
   const state = call.backendState!;
-  if (state.admit(policy, call.now())) return next();
+  const admitted = state.admit(policy, call.now());
+  if (admitted !== "refuse") {
+    // A probe's success is what closes a half-open breaker (here and in the mesh).
+    attempt.record.probe = admitted === "probe";
+    return next();
+  }
   const s = state.breaker(call.now());
   throw new MeshError(
     "circuit_open",

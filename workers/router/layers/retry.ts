@@ -96,6 +96,7 @@ function newAttempt(
     status: undefined,
     error: undefined,
     waitedMs,
+    probe: false,
   };
   call.attempts.push(record);
   const avoid =

@@ -23,6 +23,7 @@ import {
   pickWeighted,
   type SplitTable,
 } from "../../../core/split/pick-backend.ts";
+import { ejectOutliers } from "../../../core/resilience/ejection.ts";
 import type { Layer, MeshCall } from "../call.ts";
 import { runFilters } from "./route-filters.ts";
 
@@ -87,12 +88,11 @@ function closedUntil(call: MeshCall, backend: CompiledBackend, now: number): num
 
 /**
  * The rule's backends a call may go to now (outlier ejection). A backend whose breaker is open
- * hands its share to its failover Service when it has a healthy one; otherwise it leaves the
- * split and its weight goes to the others — at most `maxEjectionPercent` of the split's
- * backends (rounded down, at least one), those that stay open longest first; the rest stay and
- * are called anyway. With every backend of a split of two or more open, the answer is
- * `no_healthy_backend`, or with fail-open the one that reopens first is called. A lone backend
- * stays, and its breaker answers `circuit_open`.
+ * hands its share to its failover Service when it has a healthy one; the rest is
+ * core/resilience/ejection.ts: open backends leave the split, up to `maxEjectionPercent`,
+ * longest open first; those beyond the cap are called past their breakers; with none healthy,
+ * `no_healthy_backend`, or with fail-open the one that reopens first. A lone backend stays, and
+ * its breaker answers `circuit_open`.
  */
 function currentSplit(call: MeshCall, rule: CompiledRule): Split {
   const items = rule.backends.items;
@@ -104,42 +104,36 @@ function currentSplit(call: MeshCall, rule: CompiledRule): Split {
   }
   if (!open) return { table: rule.backends, bypass: NONE, standIns: NO_STAND_INS };
   const standIns = new Map<CompiledBackend, string>();
-  let entries = items.map((b) => {
+  const entries = items.map((b) => {
     const failover = open.has(b) ? b.failover : undefined;
-    if (!failover || closedUntil(call, failover, now) !== undefined) return b;
-    open!.delete(b);
+    if (!failover || closedUntil(call, failover, now) !== undefined) {
+      return { backend: b, weight: b.weight, openUntil: open.get(b) };
+    }
     standIns.set(failover, b.name);
-    return failover;
+    return { backend: failover, weight: failover.weight, openUntil: undefined };
   });
-  const weighted = entries.filter((b) => b.weight > 0);
-  if (open.size === 0 || weighted.length < 2) {
-    return { table: buildSplitTable(entries), bypass: NONE, standIns };
-  }
-  const { maxEjectionPercent, failOpen } = rule.outlier;
-  const cap =
-    maxEjectionPercent > 0
-      ? Math.max(1, Math.floor((weighted.length * maxEjectionPercent) / 100))
-      : 0;
-  // Longest open first: those are ejected; any beyond the cap stay in, unasked.
-  const worstFirst = [...open].sort((a, b) => b[1] - a[1]).map(([b]) => b);
-  const ejected = new Set(worstFirst.slice(0, cap));
-  const bypass = new Set(worstFirst.slice(cap));
-  call.ejected.push(...[...ejected].map((b) => b.name));
-  entries = entries.filter((b) => !ejected.has(b));
-  if (!entries.some((b) => b.weight > 0)) {
-    if (!failOpen) {
+  const ejection = ejectOutliers(entries, rule.outlier);
+  call.ejected.push(...ejection.ejected.map((b) => b.name));
+  switch (ejection.kind) {
+    case "split":
+      return {
+        table: buildSplitTable(ejection.kept),
+        bypass: ejection.bypass.length === 0 ? NONE : new Set(ejection.bypass),
+        standIns,
+      };
+    case "none-healthy":
       throw new MeshError(
         "no_healthy_backend",
         `every backend of rule '${rule.id}' has its circuit breaker open (${call.ejected.join(", ")})`,
         { destination: call.destination, route: rule.id },
       );
-    }
-    // Fail-open: the one that reopens first.
-    const leastBad = worstFirst.at(-1)!;
-    call.ejected.splice(call.ejected.indexOf(leastBad.name), 1);
-    return { table: buildSplitTable([leastBad]), bypass: new Set([leastBad]), standIns };
+    case "fail-open":
+      return {
+        table: buildSplitTable([ejection.backend]),
+        bypass: new Set([ejection.backend]),
+        standIns,
+      };
   }
-  return { table: buildSplitTable(entries), bypass, standIns };
 }
 
 const NONE: ReadonlySet<CompiledBackend> = new Set();
