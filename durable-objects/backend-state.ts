@@ -13,12 +13,20 @@
  *
  * Isolates call it through `waitUntil`, batched, at most about once a second each and only with
  * news (workers/router/backend-sync.ts): a request never waits for it.
+ *
+ * At scale the objects form a two-level tree per Service (core/resilience/rollup.ts): isolates
+ * report to their location's shard, `<service>@<colo>`, which does all of the above for its
+ * location and rolls its news up to the Service's root object, `<service>`, on its alarm — at
+ * most once a second, only with news — then answers its isolates with the root's mesh-wide
+ * view plus what it has not rolled up yet. The root is the same class, fed by shards instead of
+ * isolates. Without a known location (local development) isolates report to the root directly.
  */
 import { DurableObject } from "cloudflare:workers";
 import {
   admit,
   CLOSED,
   current,
+  mergeFromRoot,
   record,
   type BreakerPolicy,
   type BreakerState,
@@ -26,13 +34,23 @@ import {
 import { LATENCY_WINDOW_MS, RollingLatency, toSparse } from "../core/resilience/latency.ts";
 import { RATE_WINDOW_MS } from "../core/resilience/rate-limit.ts";
 import type { BackendReport, BackendView } from "../core/resilience/report.ts";
+import { mergeReports, withPending } from "../core/resilience/rollup.ts";
 import { SlidingCounter } from "../core/resilience/window.ts";
 
 export type { BackendReport, BackendView } from "../core/resilience/report.ts";
 
 const BREAKER_KEY = "breaker";
+const LAST_REPORT_KEY = "lastReportAt";
 /** A Service with no report for this long is forgotten. */
 const FORGET_AFTER_MS = 24 * 60 * 60 * 1000;
+/** A shard rolls its news up to the root at most once per this interval. */
+export const ROLLUP_INTERVAL_MS = 1000;
+/** A rollup the root has not answered within this is given up (its news dropped). */
+const ROLLUP_TIMEOUT_MS = 5000;
+/** A root view older than this no longer stands for the mesh in a shard's answers. */
+const ROOT_VIEW_FRESH_MS = 10_000;
+/** The longest root name a report may ask a shard to roll up to. */
+const MAX_ROOT_NAME_LENGTH = 256;
 /** Rate-limit keys one object tracks at most (callers beyond it are not counted mesh-wide). */
 const MAX_LIMIT_KEYS = 1024;
 /** `caller:<service name>` is far shorter; anything longer is not a key the router makes. */
@@ -67,14 +85,29 @@ interface BudgetWindow {
   retries: SlidingCounter;
 }
 
+/** What a shard knows of its root: where it is, its last answer, and the news not sent yet. */
+interface RootLink {
+  name: string;
+  view: BackendView | undefined;
+  /** When `view` arrived (the shard's clock). */
+  viewAt: number;
+  pending: BackendReport | undefined;
+  lastRollupAt: number;
+  rollups: number;
+  failedRollups: number;
+  lastError: string | undefined;
+}
+
 export class BackendState extends DurableObject {
   /** Budget counts by window length (the isolates' policy), newest policy last. */
   private readonly budgets = new Map<number, BudgetWindow>();
   private latency: RollingLatency | undefined;
   private readonly limits = new Map<string, SlidingCounter>();
+  /** Set when this object is a location shard: its root and the rollup's state. */
+  private root: RootLink | undefined;
 
-  /** Takes one isolate's report and answers the mesh-wide state. */
-  report(report: BackendReport): BackendView {
+  /** Takes one isolate's (or, at the root, one shard's) report; answers the mesh-wide state. */
+  async report(report: BackendReport): Promise<BackendView> {
     const now = Date.now();
     const storage = this.ctx.storage;
     let breaker = storage.kv.get<BreakerState>(BREAKER_KEY);
@@ -120,18 +153,94 @@ export class BackendState extends DurableObject {
       }
       counter.add(count(demand), now);
     }
-    // Forget a Service a day after its last report (the alarm moves with every report).
-    void storage.setAlarm(now + FORGET_AFTER_MS);
-    return this.answer(
-      {
-        budget: report.budget?.windowMs,
-        latency: report.latency !== undefined,
-        limits: report.limits && Object.keys(report.limits),
-      },
-      breaker,
-      now,
-      probes,
-    );
+    storage.kv.put(LAST_REPORT_KEY, now);
+    const shard = this.shardOf(report.rollUpTo);
+    if (shard) {
+      shard.pending = mergeReports(shard.pending, report);
+      await this.scheduleRollup(shard, now);
+    } else if ((await storage.getAlarm()) === null) {
+      // Forget a Service a day after its last report (the alarm checks the time it fires).
+      await storage.setAlarm(now + FORGET_AFTER_MS);
+    }
+    const wants = {
+      budget: report.budget?.windowMs,
+      latency: report.latency !== undefined,
+      limits: report.limits && Object.keys(report.limits),
+    };
+    const answer = this.answer(wants, breaker, now, probes);
+    const rootView = shard?.view;
+    if (!shard || !rootView || now - shard.viewAt > ROOT_VIEW_FRESH_MS) return answer;
+    return { ...answer, ...withPending(rootView, shard.pending, answer) };
+  }
+
+  /** The shard link for a report naming its root (a sane name), kept across reports. */
+  private shardOf(rollUpTo: unknown): RootLink | undefined {
+    if (
+      typeof rollUpTo !== "string" ||
+      rollUpTo.length === 0 ||
+      rollUpTo.length > MAX_ROOT_NAME_LENGTH ||
+      rollUpTo.includes("@")
+    ) {
+      return undefined;
+    }
+    if (this.root?.name !== rollUpTo) {
+      this.root = {
+        name: rollUpTo,
+        view: undefined,
+        viewAt: 0,
+        pending: undefined,
+        lastRollupAt: 0,
+        rollups: 0,
+        failedRollups: 0,
+        lastError: undefined,
+      };
+    }
+    return this.root;
+  }
+
+  /** Sets the alarm for the next rollup, a second after the last one, unless one is set sooner. */
+  private async scheduleRollup(shard: RootLink, now: number): Promise<void> {
+    const at = Math.max(now, shard.lastRollupAt + ROLLUP_INTERVAL_MS);
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Sends the shard's news to the root and takes in the root's answer. */
+  private async rollUp(shard: RootLink): Promise<void> {
+    const news = shard.pending;
+    if (!news) return;
+    shard.pending = undefined;
+    shard.lastRollupAt = Date.now();
+    const namespace = (this.env as { BACKEND_STATE?: DurableObjectNamespace<BackendState> })
+      .BACKEND_STATE;
+    if (!namespace) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const view = await Promise.race([
+        namespace.getByName(shard.name).report(news),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${ROLLUP_TIMEOUT_MS} ms`)),
+            ROLLUP_TIMEOUT_MS,
+          );
+        }),
+      ]);
+      const now = Date.now();
+      shard.view = view;
+      shard.viewAt = now;
+      shard.rollups++;
+      shard.lastError = undefined;
+      if (view.breaker) {
+        const own = this.ctx.storage.kv.get<BreakerState>(BREAKER_KEY) ?? CLOSED;
+        this.ctx.storage.kv.put(BREAKER_KEY, mergeFromRoot(own, view.breaker, now));
+      }
+    } catch (error) {
+      // Dropped, as isolates drop a failed report's news: late counts mislead more than a gap.
+      shard.failedRollups++;
+      shard.lastError = `rolling up to '${shard.name}' failed: ${error instanceof Error ? error.message : String(error)}`;
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
   }
 
   /** The counts of the budget window `windowMs` long (a sane length), created on first use. */
@@ -149,6 +258,19 @@ export class BackendState extends DurableObject {
       this.budgets.set(windowMs, window);
     }
     return window;
+  }
+
+  /** A shard's rollup to its root, for status pages and tests (undefined at a root). */
+  rollup():
+    { root: string; rollups: number; failedRollups: number; lastError: string | null } | undefined {
+    const shard = this.root;
+    if (!shard) return undefined;
+    return {
+      root: shard.name,
+      rollups: shard.rollups,
+      failedRollups: shard.failedRollups,
+      lastError: shard.lastError ?? null,
+    };
   }
 
   /** The mesh-wide state, without reporting anything (for status pages and tests). */
@@ -191,10 +313,26 @@ export class BackendState extends DurableObject {
     };
   }
 
+  /**
+   * A shard's rollup when it has news; and a Service nobody has reported on for a day is
+   * forgotten. The alarm is set for whichever comes first.
+   */
   override async alarm(): Promise<void> {
-    this.budgets.clear();
-    this.latency = undefined;
-    this.limits.clear();
-    await this.ctx.storage.deleteAll();
+    const shard = this.root;
+    if (shard?.pending) await this.rollUp(shard);
+    const now = Date.now();
+    const last = this.ctx.storage.kv.get<number>(LAST_REPORT_KEY) ?? 0;
+    if (now - last >= FORGET_AFTER_MS) {
+      this.budgets.clear();
+      this.latency = undefined;
+      this.limits.clear();
+      this.root = undefined;
+      await this.ctx.storage.deleteAll();
+      return;
+    }
+    // News that arrived during the rollup goes in the next one, a second later.
+    await this.ctx.storage.setAlarm(
+      shard?.pending ? shard.lastRollupAt + ROLLUP_INTERVAL_MS : last + FORGET_AFTER_MS,
+    );
   }
 }

@@ -310,3 +310,91 @@ describe("when the object cannot be reached", () => {
     expect(s.breakers[name]?.state).toBe("open");
   });
 });
+
+describe("location shards", () => {
+  // A request from Cloudflare carries its location in `cf.colo`; an isolate notes its first.
+  const from = (colo: string, init: RequestInit = {}): RequestInit =>
+    ({ ...init, cf: { colo } }) as RequestInit;
+
+  it(
+    "a router in another location refuses the open backend once the shards have rolled up",
+    {
+      timeout: 20_000,
+    },
+    async () => {
+      const name = uniqueName("sharded");
+      const amsterdam = isolatedRouter(serviceWith(name, BREAKER));
+      const singapore = isolatedRouter(serviceWith(name, BREAKER));
+      expect((await singapore.call(name, "/", from("SIN"))).status).toBe(200);
+      for (let i = 0; i < 5; i++) {
+        await amsterdam.call(name, "/", from("AMS", { headers: { "x-echo-status": "500" } }));
+      }
+      // Amsterdam's shard opens on its isolate's report and rolls up: the root opens too.
+      await eventually(
+        () => objectOf(`${name}@AMS`).view(),
+        (v) => v.breaker?.kind === "open",
+      );
+      const root = await eventually(
+        () => objectOf(name).view(),
+        (v) => v.breaker?.kind === "open",
+      );
+      expect(root.breaker?.kind).toBe("open");
+      // Singapore's isolate has seen no failure; its shard learns the root's state at its next
+      // rollup, and the isolate at its next report.
+      const refused = await eventually(
+        async () => (await singapore.call(name, "/", from("SIN"))).error,
+        (error) => error === "circuit_open",
+        10_000,
+      );
+      expect(refused).toBe("circuit_open");
+      expect(await objectOf(`${name}@SIN`).rollup()).toMatchObject({
+        root: name,
+        failedRollups: 0,
+      });
+      expect((await singapore.status()).backendSync.location).toBe("SIN");
+    },
+  );
+
+  it(
+    "the retry budget holds across locations: the second spends only what the first left",
+    {
+      timeout: 20_000,
+    },
+    async () => {
+      const name = uniqueName("sharded-budget");
+      const spec = {
+        retry: { attempts: 2, backoff: "1ms" },
+        retryBudget: { ratio: 0.2, minPerSecond: 2, window: "10s" },
+      };
+      const outage = { "x-echo-key": crypto.randomUUID(), "x-echo-status": "503" };
+      const send = async (router: ReturnType<typeof isolatedRouter>, colo: string) =>
+        (await router.call(name, "/", from(colo, { headers: outage }))).outcome.attempts.length - 1;
+      const first = isolatedRouter(serviceWith(name, spec));
+      let retries = 0;
+      for (let i = 0; i < 100; i++) retries += await send(first, "AMS");
+      expect(retries).toBe(40);
+      await eventually(
+        () => objectOf(name).view(),
+        (v) => (v.budget?.retries ?? 0) >= 40,
+      );
+      // The second isolate, elsewhere: calls a little apart until it knows the mesh's counts
+      // (its shard's report rounds and rollup), then the rest of its 100.
+      const second = isolatedRouter(serviceWith(name, spec));
+      let secondRetries = 0;
+      let early = 0;
+      for (let calls = 1; calls <= 100; calls++) {
+        secondRetries += await send(second, "SIN");
+        const known = (await second.status()).retryBudgets[name]?.requests ?? 0;
+        if (known < 100 + calls) {
+          early++;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+      // 200 calls mesh-wide allow 0.2 × 200 + 20 = 60 retries, and the first spent 40; until it
+      // knew, the second could spend its own allowance (2 retries a call): the lag's price.
+      expect(early).toBeLessThan(20);
+      expect(retries + secondRetries).toBeLessThanOrEqual(60 + 2 * early);
+      expect(secondRetries).toBeLessThan(40);
+    },
+  );
+});

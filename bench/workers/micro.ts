@@ -42,6 +42,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { authorize } from "../../core/authz/authorization.ts";
 import { identityIssuer, ROUTER_KEY_TYPE, routerId } from "../../core/identity/names.ts";
 import { handleMeshCall, routerFor } from "../../workers/router/app.ts";
+import { IsolateLocation } from "../../workers/router/location.ts";
 import { VersionReporter } from "../../workers/router/version-report.ts";
 import {
   Authenticator,
@@ -392,14 +393,15 @@ export default {
         // What every call adds for propagation status (a warm isolate whose version is already
         // reported): noting the call's colo, and the check that there is nothing to report.
         const routed = routerEnv(env, await identity());
-        const reporter = new VersionReporter(Date.now);
+        const location = new IsolateLocation();
+        const reporter = new VersionReporter(Date.now, location);
         const config = routerFor(routed).config;
         await config.refreshNow();
         const policy = { report: async () => ({ ok: true }) };
         reporter.maybeReport(policy, config, (p) => ctx.waitUntil(p));
         await new Promise((resolve) => setTimeout(resolve, 10));
         run = () => {
-          reporter.seen(request);
+          location.seen(request);
           reporter.maybeReport(policy, config, (p) => ctx.waitUntil(p));
           return true;
         };

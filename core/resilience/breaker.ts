@@ -332,3 +332,30 @@ export function adopt(
 function isGranted(state: BreakerState): boolean {
   return state.kind === "half-open" && state.allowance !== undefined;
 }
+/**
+ * A location shard's breaker after the Service's root object answered its rollup with the
+ * mesh-wide `root` state. The shard is its isolates' authority (it grants their probes), so
+ * unlike `adopt` nothing here waits for a grant:
+ *  - root open: the shard is open until the root's time, unless open longer on its own count;
+ *  - root half-open: a closed shard half-opens too (its isolates probe through it); an open or
+ *    probing one goes on as it is;
+ *  - root closed: the shard keeps its own state — a shard open on the root's word half-opens at
+ *    the same time the root did, and closes on its own location's probe.
+ */
+export function mergeFromRoot(shard: BreakerState, root: BreakerState, now: number): BreakerState {
+  const s = current(shard, now);
+  const r = current(root, now);
+  if (r.kind === "open") {
+    if (s.kind === "open" && s.until >= r.until) return s;
+    return {
+      kind: "open",
+      openedAt: r.openedAt,
+      until: r.until,
+      trips: Math.max(r.trips, s.trips),
+    };
+  }
+  if (r.kind === "half-open" && s.kind === "closed") {
+    return { kind: "half-open", trips: r.trips, admitted: 0, successes: 0 };
+  }
+  return s;
+}

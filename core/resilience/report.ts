@@ -27,6 +27,11 @@ export interface BackendReport {
   readonly latency?: SparseCounts;
   /** Calls that asked to pass each rate limit of the Service, by limit key. */
   readonly limits?: Readonly<Record<string, number>>;
+  /**
+   * Set when the report goes to a location shard of the Service (`<service>@<location>`): the
+   * name of the Service's root object the shard rolls its news up to (core/resilience/rollup.ts).
+   */
+  readonly rollUpTo?: string;
 }
 
 /** The mesh-wide state of one Service, as its object answers it. */

@@ -47,7 +47,7 @@ export interface RouterStatus {
   retryBudgets: Record<string, { requests: number; retries: number }>;
   latency: Record<string, { samples: number; meshSamples: number | null; p99Ms: number | null }>;
   rateLimits: Record<string, Record<string, { share: number }>>;
-  backendSync: { reports: number; lastError: { message: string } | null };
+  backendSync: { location: string | null; reports: number; lastError: { message: string } | null };
 }
 
 export interface IsolatedRouterOptions {

@@ -22,6 +22,7 @@ import { ConfigCache } from "./config-cache.ts";
 import { runPipeline } from "./pipeline.ts";
 import { errorResponse, rescue } from "./rescue.ts";
 import { BackendSync } from "./backend-sync.ts";
+import { IsolateLocation } from "./location.ts";
 import { recordOutcome, type CallOutcome } from "./outcome.ts";
 import { ServiceStates, type ServiceView } from "./service-state.ts";
 import { readSettings, type RouterSettings } from "./settings.ts";
@@ -43,6 +44,8 @@ const EMPTY_HEADERS = new Headers();
 export interface RouterState {
   readonly settings: RouterSettings;
   readonly config: ConfigCache;
+  /** Where the isolate runs (its colo, once a request carried one). */
+  readonly location: IsolateLocation;
   /** What the isolate knows of each Service (breakers, budgets, latency, limits). */
   readonly services: ServiceStates;
   readonly sync: BackendSync;
@@ -79,13 +82,15 @@ export function routerFor(env: Env): RouterState {
         typeof (env as unknown as Record<string, { fetch?: unknown } | undefined>)[name]?.fetch ===
           "function",
     });
+    const location = new IsolateLocation();
     state = {
       settings,
       config,
+      location,
       services: new ServiceStates(),
-      sync: new BackendSync(),
+      sync: new BackendSync(location),
       identity: createRouterIdentity(env, settings),
-      reporter: new VersionReporter(Date.now),
+      reporter: new VersionReporter(Date.now, location),
       lastRefreshAt: -Infinity,
     };
     states.set(env.MESH_CONFIG, state);
@@ -121,6 +126,7 @@ export async function handleMeshCall(
 ): Promise<Response> {
   const props = propsOf(ctx);
   const state = routerFor(env);
+  state.location.seen(request);
   const call: MeshCall = {
     request,
     env,
@@ -180,7 +186,6 @@ export async function handleMeshCall(
   }
   // The last stage: one outcome per call, whatever answered.
   recordOutcome(call, response, options.onOutcome);
-  state.reporter.seen(request);
   state.reporter.maybeReport(policyBinding(env), state.config, (p) => ctx.waitUntil(p));
   return response;
 }

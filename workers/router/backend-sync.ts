@@ -5,11 +5,17 @@
  * Service's mesh-wide state — is adopted into the isolate's state (service-state.ts). A request
  * never waits for any of it.
  *
+ * Where the isolate's location is known, it reports to its location's shard of the Service's
+ * object (`<service>@<colo>`), which rolls up to the Service's root object (`<service>`): no
+ * object sees a report a second from every isolate of the mesh (durable-objects/
+ * backend-state.ts). Without a location (local development) it reports to the root.
+ *
  * If an object cannot be reached, the isolate keeps its own state (it still trips on what it
  * sees, and enforces budgets and limits on what it knows) and `/.mesh/status` says so; nothing
  * waits or retries in a loop.
  */
 import type { BackendReport, BackendView } from "../../core/resilience/report.ts";
+import type { IsolateLocation } from "./location.ts";
 import type { ServiceState, ServiceStates } from "./service-state.ts";
 
 /** The Durable Object namespace of Service state, as the router binds it. */
@@ -31,6 +37,8 @@ const SCHEDULE_EXPIRY_MS = 30_000;
 
 /** What `/.mesh/status` shows of the sync. */
 export interface SyncView {
+  /** The shard this isolate reports to (`<service>@<location>`), or null: the roots. */
+  location: string | null;
   /** Reports the objects answered. */
   reports: number;
   /** Reports that failed or timed out (their news was dropped). */
@@ -48,7 +56,13 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => timer !== null && clearTimeout(timer));
 }
 
+/** The object a Service's report goes to from `location`: its shard there, else its root. */
+export function objectNameFor(service: string, location: string | null): string {
+  return location === null ? service : `${service}@${location}`;
+}
+
 export class BackendSync {
+  private readonly location: IsolateLocation;
   /** When the round in progress was scheduled; undefined when none is. */
   private scheduledAt: number | undefined;
   private lastFlush = 0;
@@ -56,6 +70,10 @@ export class BackendSync {
   private failedReports = 0;
   private lastReportAt = 0;
   private lastError: { at: number; message: string } | undefined;
+
+  constructor(location: IsolateLocation) {
+    this.location = location;
+  }
 
   /**
    * Makes sure the news goes out: schedules one round of reports, through `waitUntil`, for when
@@ -105,11 +123,15 @@ export class BackendSync {
     this.lastFlush = now();
     // A failed report's news is dropped, not kept for the next one: counts that arrive late
     // would land in the wrong part of the object's windows, which misleads more than a gap.
+    const location = this.location.colo;
     const results = await Promise.allSettled(
       news.map(async (state) => {
         const report = state.takeReport();
+        const object = objectNameFor(state.name, location);
         const view = await withTimeout(
-          namespace.getByName(state.name).report(report),
+          namespace
+            .getByName(object)
+            .report(location === null ? report : { ...report, rollUpTo: state.name }),
           REPORT_TIMEOUT_MS,
         );
         state.adoptView(view, now());
@@ -130,6 +152,7 @@ export class BackendSync {
 
   view(): SyncView {
     return {
+      location: this.location.colo,
       reports: this.reports,
       failedReports: this.failedReports,
       lastReportAt: this.lastReportAt ? new Date(this.lastReportAt).toISOString() : null,

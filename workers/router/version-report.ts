@@ -5,6 +5,7 @@
  * on a request's path; a report that fails is tried again at the next chance, and status says so.
  */
 import type { ConfigCache } from "./config-cache.ts";
+import type { IsolateLocation } from "./location.ts";
 
 /** How often an isolate that serves calls reports, even when its version has not changed. */
 export const REPORT_EVERY_MS = 60_000;
@@ -34,7 +35,6 @@ export interface RouterReports {
 
 export class VersionReporter {
   readonly isolate = crypto.randomUUID();
-  private colo: string | null = null;
   private reportedVersion: number | null | undefined;
   private lastAttempt = -Infinity;
   private lastReportAt = -Infinity;
@@ -42,19 +42,11 @@ export class VersionReporter {
   private reports = 0;
   private lastError: string | undefined;
   private readonly now: () => number;
+  private readonly location: IsolateLocation;
 
-  constructor(now: () => number) {
+  constructor(now: () => number, location: IsolateLocation) {
     this.now = now;
-  }
-
-  /**
-   * Notes the location of the isolate's calls (from `request.cf.colo`, when Cloudflare set it):
-   * once, since an isolate runs in one location.
-   */
-  seen(request: Request): void {
-    if (this.colo !== null) return;
-    const colo = (request as Request & { cf?: { colo?: unknown } }).cf?.colo;
-    if (typeof colo === "string") this.colo = colo;
+    this.location = location;
   }
 
   /** Reports through `waitUntil` when there is something to say; cheap otherwise. */
@@ -74,7 +66,7 @@ export class VersionReporter {
     this.inFlight = true;
     const report: RouterReport = {
       isolate: this.isolate,
-      colo: this.colo,
+      colo: this.location.colo,
       version: status.version,
       appliedAt: status.appliedAt,
       error: status.error,
@@ -107,7 +99,7 @@ export class VersionReporter {
   view(hasBinding: boolean) {
     return {
       isolate: this.isolate,
-      colo: this.colo,
+      colo: this.location.colo,
       binding: hasBinding,
       reports: this.reports,
       reportedVersion: this.reportedVersion ?? null,
