@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { handleMeshCall } from "../workers/router/app.ts";
 import { callHttp, httpRoute, publish, service, type Echoed } from "./helpers/mesh.ts";
 import { MemoryKV } from "./helpers/memory-kv.ts";
+import { isolatedRouter } from "./helpers/router.ts";
 
 const rule = (path: string, retry: object, timeouts?: object) => ({
   matches: [{ path: { type: "PathPrefix", value: path } }],
@@ -151,6 +152,15 @@ describe("what the mesh retries", () => {
       status: 200,
       seen: 2,
     });
+  });
+
+  it("counts every original request toward the retry budget, a POST it tries once included", async () => {
+    const router = isolatedRouter(RETRIES, { backendState: undefined });
+    const post = { method: "POST", body: "order", headers: { "x-echo-status": "500" } };
+    for (let i = 0; i < 5; i++) {
+      expect((await router.call("echo", "/retry/code-500-attempts-3", post)).status).toBe(500);
+    }
+    expect((await router.status()).retryBudgets["echo-v1"]).toEqual({ requests: 5, retries: 0 });
   });
 
   it("replays a buffered body whole, and sends a body too large to buffer once", async () => {

@@ -132,6 +132,11 @@ export function retry(tryOnce: (call: MeshCall, attempt: Attempt) => Promise<Res
 
   return async (call) => {
     const spec = call.backend!.policy.retry;
+    if (spec && spec.attempts > 0) {
+      // Every original request to a Service whose calls may be retried earns its share of the
+      // budget — a POST tried once, or a call another hop retries, as much as a retried GET.
+      call.backendState!.deposit(call.backend!.service!.policy.budget, call.now());
+    }
     const offRequested = call.request.headers.get(RETRY_HEADER)?.trim().toLowerCase() === "off";
     if (
       !spec ||
@@ -160,7 +165,6 @@ async function retryLoop(
 ): Promise<Response> {
   const state = call.backendState!;
   const budget = call.backend!.service!.policy.budget;
-  state.deposit(budget, call.now());
   let waitedMs = 0;
   for (let index = 0; ; index++) {
     call.headers.set(ATTEMPT_HEADER, String(index + 1));
