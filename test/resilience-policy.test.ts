@@ -301,67 +301,89 @@ describe("outlier ejection and failover", () => {
       openJitter: 0,
     },
   };
-  const a = uniqueName("eject-a");
-  const b = uniqueName("eject-b");
-  const split = (front: string) => ({
-    apiVersion: "gateway.networking.k8s.io/v1",
-    kind: "HTTPRoute",
-    metadata: { name: `${front}-split` },
-    spec: {
-      parentRefs: [{ name: front }],
-      rules: [
+
+  /**
+   * A router of its own with backends a (echo-v1) and b (echo-v2) split 50/50 behind `front`,
+   * whose policy is `outlier`, and a way to trip each backend's breaker (b after a, so b stays
+   * open longer).
+   */
+  function ejectionMesh(outlier?: object) {
+    const a = uniqueName("eject-a");
+    const b = uniqueName("eject-b");
+    const front = uniqueName("eject-front");
+    const router = isolatedRouter(
+      [
+        service(a, "ECHO_V1"),
+        service(b, "ECHO_V2"),
+        service(front, "ECHO_V1"),
         {
-          backendRefs: [
-            { name: a, weight: 50 },
-            { name: b, weight: 50 },
-          ],
+          apiVersion: "gateway.networking.k8s.io/v1",
+          kind: "HTTPRoute",
+          metadata: { name: `${front}-split` },
+          spec: {
+            parentRefs: [{ name: front }],
+            rules: [
+              {
+                backendRefs: [
+                  { name: a, weight: 50 },
+                  { name: b, weight: 50 },
+                ],
+              },
+            ],
+          },
         },
+        backendPolicy("breakers", [a, b], OPEN_LONG),
+        ...(outlier ? [backendPolicy("outlier", [front], { outlierDetection: outlier })] : []),
       ],
-    },
-  });
-  const router = isolatedRouter(
-    [
-      service(a, "ECHO_V1"),
-      service(b, "ECHO_V2"),
-      service("eject-front", "ECHO_V1"),
-      service("eject-capped", "ECHO_V1"),
-      service("eject-fail-open", "ECHO_V1"),
-      split("eject-front"),
-      split("eject-capped"),
-      split("eject-fail-open"),
-      backendPolicy("breakers", [a, b], OPEN_LONG),
-      backendPolicy("capped", ["eject-capped"], { outlierDetection: { maxEjectionPercent: 50 } }),
-      backendPolicy("fail-open", ["eject-fail-open"], { outlierDetection: { failOpen: true } }),
-    ],
-    LOCAL_ONLY,
-  );
+      LOCAL_ONLY,
+    );
+    const trip = async (backend: string) => {
+      const answer = await router.call(backend, "/", { headers: { "x-echo-status": "500" } });
+      expect(answer.outcome.transitions).toEqual([
+        { service: backend, from: "closed", to: "open" },
+      ]);
+      await sleep(5); // the next trip opens later, so it reopens later
+    };
+    return { a, b, front, router, trip };
+  }
 
   it("ejects an open backend from the split, then answers no_healthy_backend when all are", async () => {
-    const trip = await router.call(a, "/", { headers: { "x-echo-status": "500" } });
-    expect(trip.outcome.transitions).toEqual([{ service: a, from: "closed", to: "open" }]);
+    const { a, b, front, router, trip } = ejectionMesh();
+    await trip(a);
     for (let i = 0; i < 10; i++) {
-      const answer = await router.call("eject-front");
+      const answer = await router.call(front);
       expect(answer.echo?.service).toBe("echo-v2");
       expect(answer.outcome.ejected).toEqual([a]);
     }
-    await router.call(b, "/", { headers: { "x-echo-status": "500" } });
-    const none = await router.call("eject-front");
+    await trip(b);
+    const none = await router.call(front);
     expect(none.error).toBe("no_healthy_backend");
     expect([...none.outcome.ejected].sort()).toEqual([a, b].sort());
   });
 
   it("keeps backends beyond maxEjectionPercent in the split, and calls them anyway", async () => {
-    // Both are open (the test above tripped them): half of two may leave; the other stays.
-    const answer = await router.call("eject-capped");
-    expect(answer.status).toBe(200);
-    expect(answer.outcome.ejected).toHaveLength(1);
+    const { a, b, front, router, trip } = ejectionMesh({ maxEjectionPercent: 50 });
+    await trip(a);
+    await trip(b);
+    // Both open; half of two may leave: b, open longest. a stays, called past its breaker.
+    for (let i = 0; i < 5; i++) {
+      const answer = await router.call(front);
+      expect(answer.status).toBe(200);
+      expect(answer.echo?.service).toBe("echo-v1");
+      expect(answer.outcome.ejected).toEqual([b]);
+    }
+    expect((await router.call(a)).error).toBe("circuit_open"); // called directly, it is open
   });
 
   it("with fail-open, calls the backend that reopens first instead of answering 503", async () => {
-    const answer = await router.call("eject-fail-open");
+    const { front, router, trip, a, b } = ejectionMesh({ failOpen: true });
+    await trip(a);
+    await trip(b);
+    const answer = await router.call(front);
     expect(answer.status).toBe(200);
     // b tripped last, so it stays open longest: a is the least bad.
     expect(answer.echo?.service).toBe("echo-v1");
+    expect(answer.outcome.ejected).toEqual([b]);
   });
 
   it("sends a lone backend's calls to its failover Service while its breaker is open", async () => {
@@ -395,26 +417,35 @@ describe("balancing across a Service's endpoints", () => {
     expect(seen).toEqual(["echo-v1", "echo-v2", "echo-v1", "echo-v2", "echo-v1", "echo-v2"]);
   });
 
-  it("spreads calls over every endpoint with Random and PeakEWMA too", async () => {
-    for (const type of ["Random", "PeakEWMA"]) {
-      const name = uniqueName(`lb-${type.toLowerCase()}`);
-      const router = isolatedRouter(
-        [
-          service(name, "ECHO_V1", "ECHO_V2"),
-          backendPolicy("lb", [name], { loadBalancer: { type } }),
-        ],
-        LOCAL_ONLY,
-      );
-      // Forty at once, each taking a while: PeakEWMA weighs the calls in flight too.
-      const answers = await Promise.all(
-        Array.from({ length: 40 }, () =>
-          router.call(name, "/", { headers: { "x-echo-delay-ms": "20" } }),
-        ),
-      );
-      expect(answers.every((a) => a.status === 200)).toBe(true);
-      expect(new Set(answers.map((a) => a.echo?.service)), type).toEqual(
-        new Set(["echo-v1", "echo-v2"]),
-      );
-    }
+  it("spreads calls over every endpoint with Random", async () => {
+    const name = uniqueName("lb-random");
+    const router = isolatedRouter(
+      [
+        service(name, "ECHO_V1", "ECHO_V2"),
+        backendPolicy("lb", [name], { loadBalancer: { type: "Random" } }),
+      ],
+      LOCAL_ONLY,
+    );
+    const answers = await Promise.all(Array.from({ length: 40 }, () => router.call(name)));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(new Set(answers.map((a) => a.echo?.service))).toEqual(new Set(["echo-v1", "echo-v2"]));
+  });
+
+  it("with PeakEWMA, sends most calls to the faster endpoint", async () => {
+    const name = uniqueName("lb-ewma");
+    const router = isolatedRouter(
+      [
+        service(name, "ECHO_V1", "ECHO_V2"),
+        backendPolicy("lb", [name], { loadBalancer: { type: "PeakEWMA" } }),
+      ],
+      LOCAL_ONLY,
+    );
+    // echo-v1 answers in 60 ms, echo-v2 at once.
+    const slowV1 = { headers: { "x-echo-only": "echo-v1", "x-echo-delay-ms": "60" } };
+    const served: string[] = [];
+    for (let i = 0; i < 40; i++) served.push((await router.call(name, "/", slowV1)).echo!.service);
+    const fast = served.filter((s) => s === "echo-v2").length;
+    // Round robin would give 20 each; the balancer learns within a few calls.
+    expect(fast).toBeGreaterThanOrEqual(32);
   });
 });

@@ -14,6 +14,8 @@
  *                               only for the first n requests carrying that key, then answer 200
  *                               — a backend that recovers, for retry tests (as the Gateway API
  *                               conformance backend's succeedAfter)
+ *   X-Echo-Only: <service>      misbehave only when this instance is that one (`echo-v1`): one
+ *                               slow or failing endpoint among several, for balancing tests
  * Every answer says how many requests with its key this instance has seen (`seen`).
  */
 
@@ -47,7 +49,9 @@ export default {
     }
     const seen = countKey(request.headers.get("x-echo-key"));
     const failTimes = Number(request.headers.get("x-echo-fail-times") ?? "Infinity");
-    const misbehave = !(seen > 0 && seen > failTimes);
+    const only = request.headers.get("x-echo-only");
+    const misbehave =
+      !(seen > 0 && seen > failTimes) && (only === null || only === env.SERVICE_NAME);
     const delay = misbehave ? Number(request.headers.get("x-echo-delay-ms") ?? "0") : 0;
     if (Number.isFinite(delay) && delay > 0) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, MAX_DELAY_MS)));
