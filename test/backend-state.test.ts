@@ -245,23 +245,33 @@ describe("rate limits and latency, shared", () => {
     expect(admitted).toBeLessThanOrEqual(1);
   });
 
-  it("learns latency from every isolate: a fresh one reads the mesh's estimate", async () => {
+  it("learns latency from every isolate: a fresh one times its tries out by the mesh's estimate", async () => {
     const name = uniqueName("latency");
-    const spec = { timeouts: { backendRequest: "auto", auto: { minSamples: 10 } } };
+    const spec = {
+      timeouts: {
+        backendRequest: "auto",
+        auto: { minSamples: 10, min: "50ms", max: "5s", factor: 2, quantile: 0.99 },
+      },
+    };
+    const slow = { headers: { "x-echo-delay-ms": "100" } };
     const first = isolatedRouter(serviceWith(name, spec));
-    for (let i = 0; i < 20; i++) await first.call(name);
+    for (let i = 0; i < 20; i++) await first.call(name, "/", slow);
     await eventually(
       () => objectOf(name).view(),
       (v) => (v.latency ?? []).reduce((sum, [, n]) => sum + (n ?? 0), 0) >= 20,
     );
     const second = isolatedRouter(serviceWith(name, spec));
-    await second.call(name);
+    // Knowing nothing, its first try may take the maximum.
+    expect((await second.call(name, "/", slow)).outcome.attempts[0]!.timeoutMs).toBe(5000);
     const status = await eventually(
       second.status,
       (s) => (s.latency[name]?.meshSamples ?? 0) >= 20,
     );
     expect(status.latency[name]!.samples).toBe(1);
-    expect(status.latency[name]!.meshSamples).toBeGreaterThanOrEqual(20);
+    // With the mesh's 20 samples of ~100 ms, a try's timeout is about twice the p99, not 5 s.
+    const learned = (await second.call(name, "/", slow)).outcome.attempts[0]!.timeoutMs!;
+    expect(learned).toBeGreaterThanOrEqual(200);
+    expect(learned).toBeLessThan(1000);
   });
 });
 

@@ -29,6 +29,7 @@ beforeAll(async () => {
     service("echo-v1", "ECHO_V1"),
     fault("abort-10", { abort: { percent: 10, status: 503 } }),
     fault("delay-all", { delay: { percent: 100, fixedDelay: "300ms" } }),
+    fault("delay-25", { delay: { percent: 25, fixedDelay: "1ms" } }),
     fault("for-orders", { abort: { percent: 100, status: 418 }, callers: ["orders"] }),
     fault("for-chaos-header", {
       abort: { percent: 100, status: 500 },
@@ -39,6 +40,11 @@ beforeAll(async () => {
       {
         matches: prefix("/delay"),
         filters: [ref("delay-all")],
+        backendRefs: [{ name: "echo-v1" }],
+      },
+      {
+        matches: prefix("/delay-some"),
+        filters: [ref("delay-25")],
         backendRefs: [{ name: "echo-v1" }],
       },
       {
@@ -94,6 +100,20 @@ describe("fault injection", () => {
     expect(response.status).toBe(200);
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     expect(response.headers.get("x-mesh-fault")).toBe("delay=300ms");
+  });
+
+  it("delays at the configured rate (25% of 1000 calls, fixed seed), and every call still arrives", async () => {
+    const random = seededRandom(7);
+    let delayed = 0;
+    for (let i = 0; i < 1000; i++) {
+      const response = await callWith("/delay-some", random);
+      expect(response.status).toBe(200);
+      if (response.headers.get("x-mesh-fault") === "delay=1ms") delayed++;
+      await response.body?.cancel();
+    }
+    // Binomial(1000, 0.25): 250 ± 5 standard deviations (68).
+    expect(delayed).toBeGreaterThan(182);
+    expect(delayed).toBeLessThan(318);
   });
 
   it("applies only to the callers it names", async () => {

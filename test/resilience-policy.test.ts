@@ -193,6 +193,11 @@ describe("rate limits", () => {
     const refused = await router.call(name, "/", {}, "orders");
     expect(refused.outcome.limitedBy).toBe("caller:orders");
     expect(refused.error).toBe("rate_limited");
+    expect(refused.status).toBe(429);
+    // A token every 10 s: the caller is told to come back then, in whole seconds.
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(9);
+    expect(retryAfter).toBeLessThanOrEqual(10);
   });
 });
 

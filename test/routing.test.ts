@@ -173,6 +173,12 @@ beforeAll(async () => {
         backendRefs: [{ name: "echo-v1" }],
       },
       {
+        matches: [{ path: { value: "/mirror-retry" } }],
+        filters: [{ type: "RequestMirror", requestMirror: { backendRef: { name: "recorder" } } }],
+        backendRefs: [{ name: "echo-v1" }],
+        retry: { codes: [500], attempts: 2, backoff: "1ms" },
+      },
+      {
         matches: [{ path: { value: "/backend-filters" } }],
         backendRefs: [
           {
@@ -346,6 +352,27 @@ describe("filters", () => {
     expect(recorded.method).toBe("POST");
     // The mesh's own pin header goes to no destination, mirrors included.
     expect(recorded.headers["x-mesh-backend"]).toBeUndefined();
+  });
+
+  it("RequestMirror and a retry share one body: the mirror gets it, and the retry sends it again", async () => {
+    const requestId = `mirror-retry-${crypto.randomUUID()}`;
+    const payload = "payload-".repeat(1000);
+    const response = await callHttp("filters", "/mirror-retry", {
+      method: "PUT",
+      body: payload,
+      headers: {
+        "x-request-id": requestId,
+        "x-echo-key": requestId,
+        "x-echo-fail-times": "1",
+        "x-echo-status": "500",
+      },
+    });
+    const body = await echoed(response);
+    expect(body.seen).toBe(2); // the first try failed, the retry carried the body whole
+    expect(body.body).toBe(payload);
+    const recorded = await waitForRecording(requestId);
+    expect(recorded.body).toBe(payload);
+    expect(recorded.method).toBe("PUT");
   });
 
   it("RequestMirror at 0 percent sends nothing", async () => {
