@@ -430,6 +430,7 @@ export default {
             new Request(`https://${target}/bench/orders?id=42`, { headers }),
             routed,
             callCtx,
+            { entry: "binding" },
           );
           await response.body?.cancel();
           return response.status === 200;
