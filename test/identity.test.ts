@@ -2,8 +2,9 @@
 // by a JWT-SVID (each attack refused), what each entrypoint is trusted with, peer
 // authentication, authorization with every spelling of a denied path, what the destination is
 // told (X-Mesh-Caller, XFCC, a passport it can verify with sdk/passport.ts), and that a warm
-// router never waits for the identity Worker. The identity Worker is a stand-in here
-// (helpers/fake-identity.ts) that counts its calls; test/identity/ tests the real one.
+// router never waits for the identity Worker yet keeps its keys and revocations current. The
+// identity Worker is a stand-in here (helpers/fake-identity.ts) that counts its calls;
+// test/identity/ tests the real one.
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { thumbprintFromHex } from "../core/identity/svid.ts";
@@ -617,6 +618,52 @@ describe("the hot path", () => {
     expect({ jwks: counted.jwksFetches, certs: counted.certifications }).toEqual(before);
   });
 
+  it("a warm caller costs a lookup, not a signature check: one verification per distinct token", async () => {
+    const router = routerWith(zeroTrust());
+    const tokens = await Promise.all(["orders", "reports", "billing"].map((s) => identity.svid(s)));
+    for (let i = 0; i < 90; i++) {
+      expect((await router.call("echo", `/${i}`, withSvid(tokens[i % 3]!))).status).toBe(200);
+    }
+    expect((await router.status()).identity.tokens).toEqual({
+      cachedTokens: 3,
+      verifications: 3,
+      failures: 0,
+    });
+  });
+
+  it("attack: a leaked token this isolate has cached is refused once its Revocation is published", async () => {
+    const router = isolatedRouter(zeroTrust(), {
+      identity: identity.binding(),
+      zeroTrust: true,
+      // Checks KV on every call, in the background; nothing else in waitUntil.
+      vars: { CONFIG_REFRESH_SECONDS: "0" },
+      policy: undefined,
+      backendState: undefined,
+    });
+    const token = await identity.svid("orders", { jti: "leaked-after-use" });
+    expect((await router.call("echo", "/", withSvid(token))).status).toBe(200);
+    expect((await router.call("echo", "/", withSvid(token))).status).toBe(200);
+    expect((await router.status()).identity.tokens).toMatchObject({ verifications: 1 });
+
+    router.kv.publish(zeroTrust(resource("Revocation", "leak", { jti: "leaked-after-use" })), 2, {
+      open: false,
+    });
+    // The next call is served on the version it has and checks KV in the background.
+    await (await router.call("echo", "/", withSvid(token))).background();
+    expect((await router.status()).version).toBe(2);
+
+    expectRefused(
+      await router.call("echo", "/", withSvid(token)),
+      "unauthenticated",
+      /jti 'leaked-after-use' is revoked/,
+    );
+    // Refused from the cache: the revocation is checked per request, not at verification.
+    expect((await router.status()).identity.tokens).toMatchObject({
+      cachedTokens: 1,
+      verifications: 1,
+    });
+  });
+
   it("an unknown kid refreshes the JWKS once (a rotation), and a flood of forged kids no more", async () => {
     const rotating = await FakeIdentity.create(TD);
     const router = isolatedRouter(zeroTrust(), { identity: rotating.binding(), zeroTrust: true });
@@ -630,6 +677,56 @@ describe("the hot path", () => {
       expect((await router.call("echo", "/", withSvid(forged))).status).toBe(401);
     }
     expect(rotating.jwksFetches).toBe(2);
+  });
+
+  it("attack: a withdrawn key's cached tokens stop working once the JWKS max-age passes, though every caller is warm", async () => {
+    const rotating = await FakeIdentity.create(TD);
+    rotating.maxAgeSeconds = 60;
+    let offsetMs = 0;
+    const router = isolatedRouter(zeroTrust(), {
+      identity: rotating.binding(),
+      zeroTrust: true,
+      now: () => Date.now() + offsetMs,
+      policy: undefined,
+      backendState: undefined,
+    });
+    const token = await rotating.svid("orders"); // signed with key-1
+    expect((await router.call("echo", "/", withSvid(token))).status).toBe(200);
+    // The mesh withdraws key-1 (say it leaked). Within the JWKS max-age the isolate keeps it.
+    await rotating.addKey("key-2");
+    rotating.removeKey("key-1");
+    offsetMs = 59_000;
+    const fresh = await router.call("echo", "/", withSvid(token));
+    expect(fresh.status).toBe(200);
+    await fresh.background();
+    expect(rotating.jwksFetches).toBe(1);
+
+    // Past it, a warm call is answered from the cache at once — the identity Worker is held
+    // and the call still answers — and refreshes the JWKS in the background.
+    offsetMs = 61_000;
+    rotating.hold();
+    const stale = await router.call("echo", "/", withSvid(token));
+    expect(stale.status).toBe(200);
+    expect(rotating.jwksFetches).toBe(2);
+    rotating.resume();
+    await stale.background();
+
+    const status = await router.status();
+    expect(status.identity.jwks).toMatchObject({
+      keys: ["key-2"],
+      awaitedFetches: 1,
+      backgroundFetches: 1,
+    });
+    // The withdrawn key's tokens left the cache with it.
+    expect(status.identity.tokens.cachedTokens).toBe(0);
+    expectRefused(
+      await router.call("echo", "/", withSvid(token)),
+      "unauthenticated",
+      /unknown kid 'key-1'/,
+    );
+    expect((await router.call("echo", "/", withSvid(await rotating.svid("orders")))).status).toBe(
+      200,
+    );
   });
 });
 

@@ -345,8 +345,9 @@ export default {
         });
         await authenticator.verify(id.token, (p) => ctx.waitUntil(p));
         const revocations = new RevocationList({ tokens: [{ jti: "revoked" }], subjects: [] });
+        const waitUntil = (p: Promise<unknown>) => ctx.waitUntil(p);
         run = () => {
-          const svid = authenticator.cached(id.token, Date.now());
+          const svid = authenticator.cached(id.token, waitUntil);
           return svid !== undefined && refusal(svid, undefined, revocations) === undefined;
         };
         break;

@@ -6,7 +6,7 @@
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { handleMeshCall, routerFetch } from "../../workers/router/app.ts";
+import { handleMeshCall, routerFetch, routerFor } from "../../workers/router/app.ts";
 import type { EntryKind, MeshProps } from "../../workers/router/call.ts";
 import type { CallOutcome } from "../../workers/router/outcome.ts";
 import type { Echoed } from "./mesh.ts";
@@ -88,6 +88,8 @@ export interface IsolatedRouterOptions {
   vars?: Record<string, string>;
   /** Publish `resources` as they are, without opening the mesh (helpers/open-mesh.ts). */
   zeroTrust?: boolean;
+  /** The router state's clock (its identity state); default Date.now. */
+  now?: () => number;
 }
 
 export function isolatedRouter(
@@ -107,6 +109,7 @@ export function isolatedRouter(
       ? options.backendState
       : env.BACKEND_STATE) as Env["BACKEND_STATE"],
   } as Env;
+  if (options.now) routerFor(routerEnv, { now: options.now });
   async function answer(
     request: Request,
     ctx: ExecutionContext,

@@ -51,6 +51,8 @@ export interface RouterState {
   readonly identity: RouterIdentity;
   /** Tells the policy Worker which config version this isolate applied. */
   readonly reporter: VersionReporter;
+  /** The clock of the identity state (Date.now; tests set theirs). */
+  readonly now: () => number;
   /** When `/.mesh/status?refresh` last read KV (they are spaced REFRESH_SPACING_MS apart). */
   lastRefreshAt: number;
 }
@@ -65,10 +67,17 @@ const REFRESH_SPACING_MS = 100;
 // One state per KV namespace binding and isolate: it outlives requests, which is the point.
 const states = new WeakMap<object, RouterState>();
 
+/** What a new router state may be given (tests); an existing state keeps its own. */
+export interface RouterStateOptions {
+  /** The clock of the identity state (JWKS freshness, token expiry). */
+  readonly now?: () => number;
+}
+
 /** The isolate's router state for this environment. */
-export function routerFor(env: Env): RouterState {
+export function routerFor(env: Env, options: RouterStateOptions = {}): RouterState {
   let state = states.get(env.MESH_CONFIG);
   if (!state) {
+    const now = options.now ?? Date.now;
     const settings = readSettings(env);
     const config = new ConfigCache(env.MESH_CONFIG, {
       refreshMs: settings.refreshMs,
@@ -86,8 +95,9 @@ export function routerFor(env: Env): RouterState {
       config,
       services: new ServiceStates(),
       sync: new BackendSync(),
-      identity: createRouterIdentity(env, settings),
+      identity: createRouterIdentity(env, settings, now),
       reporter: new VersionReporter(Date.now),
+      now,
       lastRefreshAt: -Infinity,
     };
     states.set(env.MESH_CONFIG, state);
@@ -291,7 +301,7 @@ async function adminOf(
   if (token === null || settings.adminServices.length === 0) return undefined;
   try {
     const svid =
-      identity.authenticator.cached(token, Date.now()) ??
+      identity.authenticator.cached(token, waitUntil) ??
       (await identity.authenticator.verify(token, waitUntil));
     if (refusal(svid, clientCertificate(request, overHttp), config.revocations) !== undefined) {
       return undefined;

@@ -128,19 +128,34 @@ export class Authenticator {
   constructor(jwks: JwksCache, options: AuthenticatorOptions) {
     this.jwks = jwks;
     this.options = options;
+    // A key withdrawn from the JWKS takes its tokens with it as soon as a refresh sees it go.
+    jwks.onWithdrawn((kids) => this.forgetTokensOf(kids));
   }
 
   /**
    * The token's verified claims when this isolate has verified it, it has not expired, and the
-   * key that signed it is still the mesh's (a key withdrawn from the JWKS takes its tokens with
-   * it at the next refresh).
+   * key that signed it is still the mesh's. A hit also keeps the JWKS fresh: once its max-age
+   * has passed, a refresh starts in the background (`waitUntil`; never awaited here), so a
+   * withdrawn key's tokens stop working although every caller is warm.
    */
-  cached(token: string, now: number): VerifiedSvid | undefined {
+  cached(token: string, waitUntil: (promise: Promise<unknown>) => void): VerifiedSvid | undefined {
     const svid = this.verified.get(token);
     if (svid === undefined) return undefined;
-    if (now < svid.expiresAt + CLOCK_SKEW_SECONDS * 1000 && this.jwks.get(svid.kid)) return svid;
+    const now = this.options.now();
+    // The kid check covers a token verified while a refresh withdrew its key.
+    if (now < svid.expiresAt + CLOCK_SKEW_SECONDS * 1000 && this.jwks.get(svid.kid)) {
+      this.jwks.refreshIfStale(now, waitUntil);
+      return svid;
+    }
     this.verified.delete(token);
     return undefined;
+  }
+
+  /** Drops the cached tokens signed by any of `kids` (keys the JWKS no longer publishes). */
+  private forgetTokensOf(kids: ReadonlySet<string>): void {
+    for (const [token, svid] of this.verified) {
+      if (kids.has(svid.kid)) this.verified.delete(token);
+    }
   }
 
   /** Verifies `token` (signature and claims) and caches it; throws SvidError. */
@@ -167,6 +182,10 @@ export class Authenticator {
     }
   }
 
+  /**
+   * For `/.mesh/status`: tokens cached, signature checks made (a warm caller adds none) and
+   * tokens refused by them.
+   */
   view(): { cachedTokens: number; verifications: number; failures: number } {
     return {
       cachedTokens: this.verified.size,

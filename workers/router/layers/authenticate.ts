@@ -31,26 +31,25 @@ export const authenticate: Layer = (call, next) => {
     return next();
   }
   const { authenticator } = call.identity;
-  const cached = authenticator.cached(token, call.now());
+  const waitUntil = (p: Promise<unknown>) => call.ctx.waitUntil(p);
+  const cached = authenticator.cached(token, waitUntil);
   if (cached) {
     accept(call, cached);
     return next();
   }
-  return authenticator
-    .verify(token, (p) => call.ctx.waitUntil(p))
-    .then(
-      (svid) => {
-        accept(call, svid);
-        return next();
-      },
-      (error: unknown) => {
-        throw refuse(
-          call,
-          "unauthenticated",
-          error instanceof SvidError ? error.reason : `verification failed: ${String(error)}`,
-        );
-      },
-    );
+  return authenticator.verify(token, waitUntil).then(
+    (svid) => {
+      accept(call, svid);
+      return next();
+    },
+    (error: unknown) => {
+      throw refuse(
+        call,
+        "unauthenticated",
+        error instanceof SvidError ? error.reason : `verification failed: ${String(error)}`,
+      );
+    },
+  );
 };
 
 function accept(call: MeshCall, svid: VerifiedSvid): void {
