@@ -775,4 +775,34 @@ describe("the router's own endpoints", () => {
     expect(throughBinding.status).toBe(401);
     expect(throughBinding.headers.get("x-mesh-error")).toBe("unauthenticated");
   });
+
+  it("?refresh reads KV at most once a second per isolate; sooner is 429 rate_limited with Retry-After", async () => {
+    let now = Date.now();
+    const router = isolatedRouter(zeroTrust(), {
+      identity: identity.binding(),
+      zeroTrust: true,
+      now: () => now,
+    });
+    expect((await router.get("/.mesh/status?refresh=1")).status).toBe(200);
+    const reads = router.kv.reads;
+
+    now += 999;
+    const limited = await router.get("/.mesh/status?refresh=1");
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("x-mesh-error")).toBe("rate_limited");
+    expect(limited.headers.get("retry-after")).toBe("1");
+    expect(await limited.json()).toStrictEqual({
+      error: { code: "rate_limited", message: expect.stringMatching(/at most one a second/) },
+    });
+    expect(router.kv.reads).toBe(reads);
+    // Status without ?refresh answers from memory all along; a stranger is refused before the
+    // limit, and spends none of it.
+    expect((await router.get("/.mesh/status")).status).toBe(200);
+    expect((await router.get("/.mesh/status?refresh=1", {})).status).toBe(401);
+
+    now += 1;
+    expect((await router.get("/.mesh/status?refresh=1")).status).toBe(200);
+    expect(router.kv.reads).toBe(reads + 1);
+    expect((await router.get("/.mesh/status?refresh")).status).toBe(429);
+  });
 });

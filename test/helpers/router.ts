@@ -88,7 +88,7 @@ export interface IsolatedRouterOptions {
   vars?: Record<string, string>;
   /** Publish `resources` as they are, without opening the mesh (helpers/open-mesh.ts). */
   zeroTrust?: boolean;
-  /** The router state's clock (its identity state); default Date.now. */
+  /** The router state's clock (identity and `?refresh`'s limit); default Date.now. */
   now?: () => number;
 }
 

@@ -51,25 +51,25 @@ export interface RouterState {
   readonly identity: RouterIdentity;
   /** Tells the policy Worker which config version this isolate applied. */
   readonly reporter: VersionReporter;
-  /** The clock of the identity state (Date.now; tests set theirs). */
+  /** The clock of the identity state and of `?refresh`'s limit (Date.now; tests set theirs). */
   readonly now: () => number;
-  /** When `/.mesh/status?refresh` last read KV (they are spaced REFRESH_SPACING_MS apart). */
+  /** When `/.mesh/status?refresh` last read KV (at most one per REFRESH_INTERVAL_MS). */
   lastRefreshAt: number;
 }
 
 /**
- * `/.mesh/status?refresh` reads KV; however many ask, an isolate starts at most one such read
- * per this interval: a request that comes sooner waits for the next slot, and requests waiting
- * together share one read.
+ * `/.mesh/status?refresh` reads KV now; an isolate takes at most one such refresh per this
+ * interval, and answers any other in it `429 rate_limited` with `Retry-After` — a flood of
+ * refreshes costs KV one read a second per isolate, and nothing waits.
  */
-const REFRESH_SPACING_MS = 100;
+const REFRESH_INTERVAL_MS = 1000;
 
 // One state per KV namespace binding and isolate: it outlives requests, which is the point.
 const states = new WeakMap<object, RouterState>();
 
 /** What a new router state may be given (tests); an existing state keeps its own. */
 export interface RouterStateOptions {
-  /** The clock of the identity state (JWKS freshness, token expiry). */
+  /** The clock of the identity state (JWKS freshness, token expiry) and `?refresh`'s limit. */
   readonly now?: () => number;
 }
 
@@ -253,13 +253,25 @@ meshEndpoints.get("/.mesh/status", async (c) => {
       requestIdOf(c.req.raw),
     );
   }
-  // `?refresh` checks KV now (spaced out: it is a KV read). An isolate that had not loaded any
-  // config has done so above, so status never shows "no version" just because no call came in.
+  // `?refresh` checks KV now: one per REFRESH_INTERVAL_MS per isolate, and only for an admin (no
+  // one else can spend it). An isolate that had not loaded any config has done so above (that
+  // was the read), so status never shows "no version" just because no call came in.
   if (c.req.query("refresh") !== undefined) {
-    const wait = state.lastRefreshAt + REFRESH_SPACING_MS - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    state.lastRefreshAt = Date.now();
-    await config.refreshNow();
+    const now = state.now();
+    const waitMs = state.lastRefreshAt + REFRESH_INTERVAL_MS - now;
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      return errorResponse(
+        new MeshError(
+          "rate_limited",
+          `?refresh reads KV, and this router isolate takes at most one a second: try again in ${seconds} s (without ?refresh, status answers from memory at any time)`,
+          { retryAfterSeconds: seconds },
+        ),
+        requestIdOf(c.req.raw),
+      );
+    }
+    state.lastRefreshAt = now;
+    if (!coldLoad) await config.refreshNow();
   }
   const status = config.status();
   return c.json({
