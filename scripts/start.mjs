@@ -379,13 +379,16 @@ async function waitUntilReady(wrangler, port, version) {
         const status = JSON.parse(res.body);
         if (status.version >= version) return true;
         last = `status reports version ${status.version}${status.error ? ` (error: ${JSON.stringify(status.error)})` : ""}`;
+      } else if (res.status === 429) {
+        // ?refresh is taken once a second; the next poll is late enough.
       } else {
         last = `status answered ${res.status}: ${res.body.slice(0, 200)}`;
       }
     } catch (error) {
       last = error.message;
     }
-    await sleep(500);
+    // ?refresh reads KV at most once a second per router isolate (429 sooner).
+    await sleep(1000);
   }
   console.error(`✗ the router did not report config version ${version} within`);
   console.error(`  ${READY_TIMEOUT_MS / 1000} s (last: ${last}).`);

@@ -208,6 +208,7 @@ describe("/.mesh/status", () => {
       new Request("http://anything/.mesh/status", { headers: ADMIN_HEADERS }),
       fresh,
       createExecutionContext(),
+      "http",
     );
     expect(((await response.json()) as Status).version).toBe(12);
   });

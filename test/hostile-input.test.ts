@@ -142,7 +142,7 @@ describe("path spellings", () => {
       PATH_ESCAPED_SLASHES: "keep",
     };
     const ctx = createExecutionContext();
-    const response = await routerFetch(new Request("http://echo/admin%2fx"), keep, ctx);
+    const response = await routerFetch(new Request("http://echo/admin%2fx"), keep, ctx, "http");
     await waitOnExecutionContext(ctx);
     const body = await echoed(response);
     // One segment 'admin%2Fx' is not the segment 'admin': the catch-all serves it.

@@ -1,18 +1,20 @@
 // The router's side of identity, in workerd: callers authenticated by their binding's props or
-// by a JWT-SVID (each attack refused), peer authentication, authorization with every spelling of
-// a denied path, what the destination is told (X-Mesh-Caller, XFCC, a passport it can verify
-// with sdk/passport.ts), and that a warm router never waits for the identity Worker. The identity
-// Worker is a stand-in here (helpers/fake-identity.ts) that counts its calls; test/identity/
-// tests the real one.
-import { createExecutionContext } from "cloudflare:test";
+// by a JWT-SVID (each attack refused), what each entrypoint is trusted with, peer
+// authentication, authorization with every spelling of a denied path, what the destination is
+// told (X-Mesh-Caller, XFCC, a passport it can verify with sdk/passport.ts), and that a warm
+// router never waits for the identity Worker yet keeps its keys and revocations current. The
+// identity Worker is a stand-in here (helpers/fake-identity.ts) that counts its calls;
+// test/identity/ tests the real one.
+import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { thumbprintFromHex } from "../core/identity/svid.ts";
 import { PassportError, verifyPassport } from "../sdk/passport.ts";
-import { routerFetch } from "../workers/router/app.ts";
+import type { MeshProps } from "../workers/router/call.ts";
+import { REFUSAL_MESSAGES } from "../workers/router/identity/refuse.ts";
 import { FakeIdentity } from "./helpers/fake-identity.ts";
-import { httpRoute, service } from "./helpers/mesh.ts";
+import { callHttp, httpRoute, publish, service, type Echoed } from "./helpers/mesh.ts";
 import { TEST_ADMIN_TOKEN } from "./helpers/open-mesh.ts";
-import { isolatedRouter, type IsolatedRouter } from "./helpers/router.ts";
+import { isolatedRouter, type Answer, type IsolatedRouter } from "./helpers/router.ts";
 
 const TD = "meshwork.local";
 
@@ -54,6 +56,34 @@ const withSvid = (token: string, init: RequestInit = {}): RequestInit => ({
   headers: { ...(init.headers as Record<string, string>), "x-mesh-svid": token },
 });
 
+/**
+ * The call was refused with `code` for `reason` — which is in the outcome (and the log), while
+ * the response is the contract's error and nothing more: exactly `{error: {code, message}}`,
+ * the message fixed, no header or body naming the reason.
+ */
+function expectRefused(answer: Answer, code: "unauthenticated" | "forbidden", reason: RegExp) {
+  expect(answer).toMatchObject({ status: code === "unauthenticated" ? 401 : 403, error: code });
+  expect(answer.outcome.refusal).toMatch(reason);
+  expect(answer.errorBody).toStrictEqual({ error: { code, message: REFUSAL_MESSAGES[code] } });
+  expect(JSON.stringify(answer.errorBody)).not.toMatch(reason);
+  expect([...answer.headers].join("\n")).not.toMatch(reason);
+}
+
+/** A client certificate as Cloudflare reports it in `request.cf` (on the HTTP entry). */
+const cert = (hex: string, verified = "SUCCESS", revoked = "0") => ({
+  tlsClientAuth: {
+    certPresented: "1",
+    certVerified: verified,
+    certRevoked: revoked,
+    certFingerprintSHA256: hex,
+    certSubjectDN: "CN=reports,O=Meshwork",
+  },
+});
+const FINGERPRINT = "a1".repeat(32);
+/** An SVID for orders bound to the certificate FINGERPRINT names. */
+const boundSvid = () =>
+  identity.svid("orders", { claims: { cnf: { "x5t#S256": thumbprintFromHex(FINGERPRINT) } } });
+
 describe("callers", () => {
   it("a binding's props are the caller: echo is told who called, and gets a passport", async () => {
     const router = routerWith(zeroTrust());
@@ -86,9 +116,7 @@ describe("callers", () => {
 
   it("STRICT (the default) refuses a call with no caller, saying only unauthenticated", async () => {
     const router = routerWith(zeroTrust());
-    const answer = await router.call("echo", "/");
-    expect(answer).toMatchObject({ status: 401, error: "unauthenticated" });
-    expect(answer.outcome.refusal).toMatch(/STRICT/);
+    expectRefused(await router.call("echo", "/"), "unauthenticated", /STRICT/);
   });
 
   it("PERMISSIVE lets a call with no caller through, labelled, with no identity headers", async () => {
@@ -140,11 +168,7 @@ describe("callers", () => {
 
 describe("attacks on the caller's token, each refused unauthenticated", () => {
   const refused = async (router: IsolatedRouter, init: RequestInit, reason: RegExp) => {
-    const answer = await router.call("echo", "/", init);
-    expect(answer).toMatchObject({ status: 401, error: "unauthenticated" });
-    expect(answer.outcome.refusal).toMatch(reason);
-    const body = JSON.stringify(answer.headers) + (answer.echo ? "" : "");
-    expect(body).not.toMatch(reason);
+    expectRefused(await router.call("echo", "/", init), "unauthenticated", reason);
   };
 
   it("attack: a token that does not verify (here: unknown kid), even on a PERMISSIVE destination", async () => {
@@ -217,9 +241,11 @@ describe("attacks on the caller's token, each refused unauthenticated", () => {
     const router = routerWith(
       zeroTrust(resource("Revocation", "retire-orders", { subject: `spiffe://${TD}/orders` })),
     );
-    const answer = await router.call("payments", "/", {}, "orders");
-    expect(answer).toMatchObject({ status: 401, error: "unauthenticated" });
-    expect(answer.outcome.refusal).toMatch(/'spiffe:\/\/meshwork.local\/orders' is revoked/);
+    expectRefused(
+      await router.call("payments", "/", {}, "orders"),
+      "unauthenticated",
+      /'spiffe:\/\/meshwork.local\/orders' is revoked/,
+    );
   });
 
   it("attack: the binding's props and the token disagree", async () => {
@@ -230,8 +256,7 @@ describe("attacks on the caller's token, each refused unauthenticated", () => {
       withSvid(await identity.svid("admin")),
       "orders",
     );
-    expect(answer).toMatchObject({ status: 401, error: "unauthenticated" });
-    expect(answer.outcome.refusal).toMatch(/props name caller 'orders'/);
+    expectRefused(answer, "unauthenticated", /props name caller 'orders'/);
     const agreeing = await router.call(
       "payments",
       "/",
@@ -242,17 +267,8 @@ describe("attacks on the caller's token, each refused unauthenticated", () => {
   });
 
   describe("a certificate-bound token", () => {
-    const fingerprint = "a1".repeat(32);
-    const cert = (hex: string, verified = "SUCCESS") => ({
-      tlsClientAuth: {
-        certPresented: "1",
-        certVerified: verified,
-        certFingerprintSHA256: hex,
-        certSubjectDN: "CN=reports,O=Meshwork",
-      },
-    });
-    const bound = () =>
-      identity.svid("orders", { claims: { cnf: { "x5t#S256": thumbprintFromHex(fingerprint) } } });
+    const fingerprint = FINGERPRINT;
+    const bound = boundSvid;
 
     it("attack: presented without the certificate", async () => {
       await refused(routerWith(zeroTrust()), withSvid(await bound()), /none was verified/);
@@ -269,6 +285,15 @@ describe("attacks on the caller's token, each refused unauthenticated", () => {
         router,
         { ...withSvid(await bound()), cf: cert(fingerprint, "FAILED:self signed") } as RequestInit,
         /none was verified/,
+      );
+    });
+
+    it("attack: presented with its certificate after Cloudflare reports it revoked", async () => {
+      const router = routerWith(zeroTrust());
+      await refused(
+        router,
+        { ...withSvid(await bound()), cf: cert(fingerprint, "SUCCESS", "1") } as RequestInit,
+        /none was verified: the client certificate is revoked/,
       );
     });
 
@@ -291,8 +316,7 @@ describe("authorization", () => {
     const router = routerWith(zeroTrust());
     expect((await router.call("payments", "/", {}, "orders")).status).toBe(200);
     const other = await router.call("payments", "/", {}, "reports");
-    expect(other).toMatchObject({ status: 403, error: "forbidden" });
-    expect(other.outcome.refusal).toBe("no ALLOW policy matched");
+    expectRefused(other, "forbidden", /^no ALLOW policy matched$/);
     expect(other.outcome.authorization?.allowed).toBe(false);
   });
 
@@ -517,6 +541,68 @@ describe("passports", () => {
   });
 });
 
+describe("what each entrypoint is trusted with", () => {
+  const propless: MeshProps = {};
+
+  it("attack: a Mesh binding with no props forges request.cf: its certificate-bound token is refused", async () => {
+    const router = routerWith(zeroTrust());
+    const forged = { ...withSvid(await boundSvid()), cf: cert(FINGERPRINT) } as RequestInit;
+    const answer = await router.callThroughBinding(propless, "echo", "/", forged);
+    expectRefused(
+      answer,
+      "unauthenticated",
+      /through a service binding, where no client certificate/,
+    );
+    expect(answer.outcome.authenticatedBy).toBe("svid");
+    // The same token and certificate over the HTTP entry, where Cloudflare sets request.cf: fine.
+    const overHttp = await router.call("echo", "/", {
+      ...withSvid(await boundSvid()),
+      cf: cert(FINGERPRINT),
+    } as RequestInit);
+    expect(overHttp.status).toBe(200);
+  });
+
+  it("attack: a propless Mesh binding's forged certificate never reaches the destination as XFCC Hash or Subject", async () => {
+    const router = routerWith(
+      zeroTrust(resource("PeerAuthentication", "open", { mode: "PERMISSIVE" })),
+    );
+    const forged = cert("b2".repeat(32));
+    const withToken = await router.callThroughBinding(propless, "echo", "/", {
+      ...withSvid(await identity.svid("orders")),
+      cf: forged,
+    } as RequestInit);
+    expect(withToken.status).toBe(200);
+    expect(withToken.echo!.headers["x-forwarded-client-cert"]).toBe(
+      `By=spiffe://${TD}/echo;URI=spiffe://${TD}/orders`,
+    );
+    const anonymous = await router.callThroughBinding(propless, "echo", "/", {
+      cf: forged,
+    } as RequestInit);
+    expect(anonymous.status).toBe(200);
+    expect(anonymous.echo!.headers["x-forwarded-client-cert"]).toBeUndefined();
+    expect(anonymous.outcome).toMatchObject({ principal: undefined, authenticatedBy: undefined });
+  });
+
+  it("the router's own Mesh entrypoint, propless, ignores request.cf; its HTTP entry takes Cloudflare's", async () => {
+    // The real entrypoints (workers/router/index.ts), in an open mesh: no caller, so the
+    // destination's XFCC would carry only the certificate.
+    await publish([service("echo", "ECHO_V1")]);
+    const init = { cf: cert("c3".repeat(32)) } as RequestInit;
+    const mesh = (exports as unknown as { Mesh(options: { props: MeshProps }): Fetcher }).Mesh({
+      props: propless,
+    });
+    const throughBinding = await mesh.fetch(new Request("http://echo/", init));
+    expect(throughBinding.status).toBe(200);
+    const bindingEcho = (await throughBinding.json()) as Echoed;
+    expect(bindingEcho.headers["x-forwarded-client-cert"]).toBeUndefined();
+    const overHttp = await callHttp("echo", "/", init);
+    expect(overHttp.status).toBe(200);
+    expect(((await overHttp.json()) as Echoed).headers["x-forwarded-client-cert"]).toBe(
+      `By=spiffe://${TD}/echo;Hash=${"c3".repeat(32)};Subject="CN=reports,O=Meshwork"`,
+    );
+  });
+});
+
 describe("the hot path", () => {
   it("a warm router makes no call to the identity Worker: one JWKS fetch, one certificate", async () => {
     const counted = await FakeIdentity.create(TD);
@@ -530,6 +616,52 @@ describe("the hot path", () => {
       expect(answer.status).toBe(200);
     }
     expect({ jwks: counted.jwksFetches, certs: counted.certifications }).toEqual(before);
+  });
+
+  it("a warm caller costs a lookup, not a signature check: one verification per distinct token", async () => {
+    const router = routerWith(zeroTrust());
+    const tokens = await Promise.all(["orders", "reports", "billing"].map((s) => identity.svid(s)));
+    for (let i = 0; i < 90; i++) {
+      expect((await router.call("echo", `/${i}`, withSvid(tokens[i % 3]!))).status).toBe(200);
+    }
+    expect((await router.status()).identity.tokens).toEqual({
+      cachedTokens: 3,
+      verifications: 3,
+      failures: 0,
+    });
+  });
+
+  it("attack: a leaked token this isolate has cached is refused once its Revocation is published", async () => {
+    const router = isolatedRouter(zeroTrust(), {
+      identity: identity.binding(),
+      zeroTrust: true,
+      // Checks KV on every call, in the background; nothing else in waitUntil.
+      vars: { CONFIG_REFRESH_SECONDS: "0" },
+      policy: undefined,
+      backendState: undefined,
+    });
+    const token = await identity.svid("orders", { jti: "leaked-after-use" });
+    expect((await router.call("echo", "/", withSvid(token))).status).toBe(200);
+    expect((await router.call("echo", "/", withSvid(token))).status).toBe(200);
+    expect((await router.status()).identity.tokens).toMatchObject({ verifications: 1 });
+
+    router.kv.publish(zeroTrust(resource("Revocation", "leak", { jti: "leaked-after-use" })), 2, {
+      open: false,
+    });
+    // The next call is served on the version it has and checks KV in the background.
+    await (await router.call("echo", "/", withSvid(token))).background();
+    expect((await router.status()).version).toBe(2);
+
+    expectRefused(
+      await router.call("echo", "/", withSvid(token)),
+      "unauthenticated",
+      /jti 'leaked-after-use' is revoked/,
+    );
+    // Refused from the cache: the revocation is checked per request, not at verification.
+    expect((await router.status()).identity.tokens).toMatchObject({
+      cachedTokens: 1,
+      verifications: 1,
+    });
   });
 
   it("an unknown kid refreshes the JWKS once (a rotation), and a flood of forged kids no more", async () => {
@@ -546,42 +678,131 @@ describe("the hot path", () => {
     }
     expect(rotating.jwksFetches).toBe(2);
   });
+
+  it("attack: a withdrawn key's cached tokens stop working once the JWKS max-age passes, though every caller is warm", async () => {
+    const rotating = await FakeIdentity.create(TD);
+    rotating.maxAgeSeconds = 60;
+    let offsetMs = 0;
+    const router = isolatedRouter(zeroTrust(), {
+      identity: rotating.binding(),
+      zeroTrust: true,
+      now: () => Date.now() + offsetMs,
+      policy: undefined,
+      backendState: undefined,
+    });
+    const token = await rotating.svid("orders"); // signed with key-1
+    expect((await router.call("echo", "/", withSvid(token))).status).toBe(200);
+    // The mesh withdraws key-1 (say it leaked). Within the JWKS max-age the isolate keeps it.
+    await rotating.addKey("key-2");
+    rotating.removeKey("key-1");
+    offsetMs = 59_000;
+    const fresh = await router.call("echo", "/", withSvid(token));
+    expect(fresh.status).toBe(200);
+    await fresh.background();
+    expect(rotating.jwksFetches).toBe(1);
+
+    // Past it, a warm call is answered from the cache at once — the identity Worker is held
+    // and the call still answers — and refreshes the JWKS in the background.
+    offsetMs = 61_000;
+    rotating.hold();
+    const stale = await router.call("echo", "/", withSvid(token));
+    expect(stale.status).toBe(200);
+    expect(rotating.jwksFetches).toBe(2);
+    rotating.resume();
+    await stale.background();
+
+    const status = await router.status();
+    expect(status.identity.jwks).toMatchObject({
+      keys: ["key-2"],
+      awaitedFetches: 1,
+      backgroundFetches: 1,
+    });
+    // The withdrawn key's tokens left the cache with it.
+    expect(status.identity.tokens.cachedTokens).toBe(0);
+    expectRefused(
+      await router.call("echo", "/", withSvid(token)),
+      "unauthenticated",
+      /unknown kid 'key-1'/,
+    );
+    expect((await router.call("echo", "/", withSvid(await rotating.svid("orders")))).status).toBe(
+      200,
+    );
+  });
 });
 
 describe("the router's own endpoints", () => {
-  const get = (router: IsolatedRouter, path: string, headers: Record<string, string> = {}) =>
-    routerFetch(
-      new Request(`http://router${path}`, { headers }),
-      router.env,
-      createExecutionContext(),
-    );
-
   it("/.mesh/health is open and says only that the router is up", async () => {
     const router = routerWith(zeroTrust());
-    const response = await get(router, "/.mesh/health");
+    const response = await router.get("/.mesh/health", {});
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ ok: true });
   });
 
   it("/.mesh/status answers an admin only: the bearer token, or an admin service's SVID", async () => {
     const router = routerWith(zeroTrust(), { ADMIN_SERVICES: "meshctl" });
-    const refused = await get(router, "/.mesh/status");
+    const refused = await router.get("/.mesh/status", {});
     expect(refused.status).toBe(401);
     expect(refused.headers.get("x-mesh-error")).toBe("unauthenticated");
     expect(
-      (await get(router, "/.mesh/status", { authorization: "Bearer wrong-token-0123456789" }))
+      (await router.get("/.mesh/status", { authorization: "Bearer wrong-token-0123456789" }))
         .status,
     ).toBe(401);
     expect(
-      (await get(router, "/.mesh/status", { authorization: `Bearer ${TEST_ADMIN_TOKEN}` })).status,
+      (await router.get("/.mesh/status", { authorization: `Bearer ${TEST_ADMIN_TOKEN}` })).status,
     ).toBe(200);
-    const admin = await get(router, "/.mesh/status", {
+    const admin = await router.get("/.mesh/status", {
       "x-mesh-svid": await identity.svid("meshctl"),
     });
     expect(admin.status).toBe(200);
-    const notAdmin = await get(router, "/.mesh/status", {
+    const notAdmin = await router.get("/.mesh/status", {
       "x-mesh-svid": await identity.svid("orders"),
     });
     expect(notAdmin.status).toBe(401);
+  });
+
+  it("attack: /.mesh/status through a propless Mesh binding with a forged certificate: a certificate-bound admin SVID is refused", async () => {
+    const router = routerWith(zeroTrust(), { ADMIN_SERVICES: "meshctl" });
+    const bound = await identity.svid("meshctl", {
+      claims: { cnf: { "x5t#S256": thumbprintFromHex(FINGERPRINT) } },
+    });
+    const status = () =>
+      new Request("http://router/.mesh/status", {
+        headers: { "x-mesh-svid": bound },
+        cf: cert(FINGERPRINT),
+      } as RequestInit);
+    expect((await router.fetch(status(), "http")).status).toBe(200);
+    const throughBinding = await router.fetch(status(), "binding");
+    expect(throughBinding.status).toBe(401);
+    expect(throughBinding.headers.get("x-mesh-error")).toBe("unauthenticated");
+  });
+
+  it("?refresh reads KV at most once a second per isolate; sooner is 429 rate_limited with Retry-After", async () => {
+    let now = Date.now();
+    const router = isolatedRouter(zeroTrust(), {
+      identity: identity.binding(),
+      zeroTrust: true,
+      now: () => now,
+    });
+    expect((await router.get("/.mesh/status?refresh=1")).status).toBe(200);
+    const reads = router.kv.reads;
+
+    now += 999;
+    const limited = await router.get("/.mesh/status?refresh=1");
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("x-mesh-error")).toBe("rate_limited");
+    expect(limited.headers.get("retry-after")).toBe("1");
+    expect(await limited.json()).toStrictEqual({
+      error: { code: "rate_limited", message: expect.stringMatching(/at most one a second/) },
+    });
+    expect(router.kv.reads).toBe(reads);
+    // Status without ?refresh answers from memory all along; a stranger is refused before the
+    // limit, and spends none of it.
+    expect((await router.get("/.mesh/status")).status).toBe(200);
+    expect((await router.get("/.mesh/status?refresh=1", {})).status).toBe(401);
+
+    now += 1;
+    expect((await router.get("/.mesh/status?refresh=1")).status).toBe(200);
+    expect(router.kv.reads).toBe(reads + 1);
+    expect((await router.get("/.mesh/status?refresh")).status).toBe(429);
   });
 });

@@ -346,8 +346,9 @@ export default {
         });
         await authenticator.verify(id.token, (p) => ctx.waitUntil(p));
         const revocations = new RevocationList({ tokens: [{ jti: "revoked" }], subjects: [] });
+        const waitUntil = (p: Promise<unknown>) => ctx.waitUntil(p);
         run = () => {
-          const svid = authenticator.cached(id.token, Date.now());
+          const svid = authenticator.cached(id.token, waitUntil);
           return svid !== undefined && refusal(svid, undefined, revocations) === undefined;
         };
         break;
@@ -432,6 +433,7 @@ export default {
             new Request(`https://${target}/bench/orders?id=42`, { headers }),
             routed,
             callCtx,
+            { entry: "binding" },
           );
           await response.body?.cancel();
           return response.status === 200;

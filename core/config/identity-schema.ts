@@ -10,6 +10,7 @@
  * The semantics are in docs/identity.md; the schemas here check shape and syntax only.
  */
 import { z } from "zod";
+import { isReservedService, RESERVED_SERVICES } from "../identity/names.ts";
 import { HEADER_NAME, MESH_API_VERSION, Metadata, ResourceName } from "./schema.ts";
 
 /** A SPIFFE ID: `spiffe://<trust domain>/<path>` (lower-case trust domain, non-empty path). */
@@ -277,6 +278,11 @@ export type RevocationResource = z.infer<typeof RevocationResource>;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/** A workload's service: any service name but the mesh's own (core/identity/names.ts). */
+const WorkloadServiceName = ResourceName.refine((name) => !isReservedService(name), {
+  message: `is one of the mesh's own services (${RESERVED_SERVICES.join(", ")}); a workload may not prove it is one`,
+});
+
 /**
  * How a workload outside Workers proves it is `service` to the identity Worker: a bootstrap
  * secret (only its SHA-256 is stored) or a verified mTLS client certificate (by its SHA-256
@@ -289,7 +295,7 @@ export const WorkloadCredentialResource = z.strictObject({
   spec: z
     .strictObject({
       /** The service the credential proves (its SVID's subject is spiffe://<domain>/<service>). */
-      service: ResourceName,
+      service: WorkloadServiceName,
       bootstrap: z
         .strictObject({
           secretSha256: z

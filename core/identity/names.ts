@@ -21,14 +21,38 @@ export function serviceOf(id: string, trustDomain: string): string | undefined {
   return service === "" ? undefined : service;
 }
 
+/** The identity Worker's service name. */
+export const IDENTITY_SERVICE = "meshwork-identity";
+/** The router's service name. */
+export const ROUTER_SERVICE = "meshwork-router";
+/** The policy (control-plane) Worker's service name. */
+export const POLICY_SERVICE = "meshwork-policy";
+
+/**
+ * The services the mesh itself runs as. No workload may be one: the identity Worker issues them
+ * no JWT-SVID, and no WorkloadCredential may name one. A token whose subject is the identity
+ * Worker's ID reads as the issuer's own, one that is the router's as a router's, and the
+ * policy Worker's as the control plane's — none of which a workload's token may ever pass for.
+ */
+export const RESERVED_SERVICES: readonly string[] = [
+  ROUTER_SERVICE,
+  IDENTITY_SERVICE,
+  POLICY_SERVICE,
+];
+
+/** True for one of the mesh's own services (RESERVED_SERVICES). */
+export function isReservedService(service: string): boolean {
+  return RESERVED_SERVICES.includes(service);
+}
+
 /** `iss` of every token the identity Worker signs. */
 export function identityIssuer(trustDomain: string): string {
-  return spiffeId(trustDomain, "meshwork-identity");
+  return spiffeId(trustDomain, IDENTITY_SERVICE);
 }
 
 /** The router's own identity: `aud` of SVIDs presented to it, `iss` of the passports it signs. */
 export function routerId(trustDomain: string): string {
-  return spiffeId(trustDomain, "meshwork-router");
+  return spiffeId(trustDomain, ROUTER_SERVICE);
 }
 
 /** JOSE `typ` of a JWT-SVID. */

@@ -30,7 +30,11 @@ export class FakeIdentity {
   certifications = 0;
   /** When set, every call fails (the identity Worker down). */
   down = false;
+  /** The JWKS answer's `Cache-Control: max-age`, in seconds. */
+  maxAgeSeconds = 300;
   private counter = 0;
+  private held: Promise<void> | undefined;
+  private release: (() => void) | undefined;
 
   private constructor(trustDomain: string) {
     this.trustDomain = trustDomain;
@@ -54,6 +58,16 @@ export class FakeIdentity {
     if (i >= 0) this.keys.splice(i, 1);
   }
 
+  /** Makes every JWKS fetch from now on hang until `resume()` (counted when it starts). */
+  hold(): void {
+    this.held = new Promise((resolve) => (this.release = resolve));
+  }
+
+  resume(): void {
+    this.release?.();
+    this.held = undefined;
+  }
+
   jwks(): { keys: JWK[] } {
     return { keys: this.keys.map((k) => ({ ...k.publicJwk, alg: "ES256", use: "sig" })) };
   }
@@ -63,11 +77,12 @@ export class FakeIdentity {
     return {
       fetch: async (input: RequestInfo | URL): Promise<Response> => {
         this.jwksFetches++;
+        if (this.held) await this.held;
         if (this.down) throw new Error("identity Worker unreachable");
         const url = new URL(input instanceof Request ? input.url : String(input));
         if (url.pathname !== "/.well-known/jwks.json") return new Response("", { status: 404 });
         return Response.json(this.jwks(), {
-          headers: { "cache-control": "public, max-age=300" },
+          headers: { "cache-control": `public, max-age=${this.maxAgeSeconds}` },
         });
       },
       certifyRouterKey: async (

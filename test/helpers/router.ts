@@ -4,9 +4,10 @@
  * reporting to the real BackendState namespace unless told otherwise. Give its Services names
  * no other test uses, and their Durable Objects start fresh too.
  */
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { handleMeshCall, routerFetch } from "../../workers/router/app.ts";
+import { handleMeshCall, routerFetch, routerFor } from "../../workers/router/app.ts";
+import type { EntryKind, MeshProps } from "../../workers/router/call.ts";
 import type { CallOutcome } from "../../workers/router/outcome.ts";
 import type { Echoed } from "./mesh.ts";
 import { MemoryKV } from "./memory-kv.ts";
@@ -28,18 +29,38 @@ export interface Answer {
   /** `X-Mesh-Error`, when the mesh answered. */
   error: string | null;
   headers: Headers;
+  /** The mesh's error body (`{ error: { code, message } }`, parsed), when the mesh answered. */
+  errorBody: unknown;
   /** The echo backend's answer, when it answered. */
   echo: Echoed | undefined;
   /** The call's outcome record. */
   outcome: CallOutcome;
+  /** Waits for what the call handed to `waitUntil` (background refreshes, reports). */
+  background(): Promise<void>;
 }
 
 export interface IsolatedRouter {
   readonly env: Env;
-  /** Calls `http://<host><path>`; `caller` sets the Mesh entry's props, as a binding would. */
+  /** The router's KV: publish another version to it with `kv.publish(resources, v, …)`. */
+  readonly kv: MemoryKV;
+  /**
+   * Calls `http://<host><path>` over the HTTP entry; with `caller`, through the Mesh entrypoint
+   * with props `{ caller, target: host }`, as a caller's binding would.
+   */
   call(host: string, path?: string, init?: RequestInit, caller?: string): Promise<Answer>;
-  /** The router's `/.mesh/status`. */
+  /** Calls `http://<host><path>` through the Mesh entrypoint, with `props` (none: `{}`). */
+  callThroughBinding(
+    props: MeshProps,
+    host: string,
+    path?: string,
+    init?: RequestInit,
+  ): Promise<Answer>;
+  /** The router's `/.mesh/status`, as an admin. */
   status(): Promise<RouterStatus>;
+  /** GET `path` (a `/.mesh/` endpoint) over the HTTP entry, with `headers` (default: an admin's). */
+  get(path: string, headers?: Record<string, string>): Promise<Response>;
+  /** `request` through the router's fetch, as the entry `entry` hands it over. */
+  fetch(request: Request, entry: EntryKind): Promise<Response>;
 }
 
 export interface RouterStatus {
@@ -48,6 +69,12 @@ export interface RouterStatus {
   latency: Record<string, { samples: number; meshSamples: number | null; p99Ms: number | null }>;
   rateLimits: Record<string, Record<string, { share: number }>>;
   backendSync: { location: string | null; reports: number; lastError: { message: string } | null };
+  identity: {
+    jwks: { keys: string[]; awaitedFetches: number; backgroundFetches: number };
+    tokens: { cachedTokens: number; verifications: number; failures: number };
+    revocations: number;
+  };
+  version: number;
 }
 
 export interface IsolatedRouterOptions {
@@ -61,6 +88,8 @@ export interface IsolatedRouterOptions {
   vars?: Record<string, string>;
   /** Publish `resources` as they are, without opening the mesh (helpers/open-mesh.ts). */
   zeroTrust?: boolean;
+  /** The router state's clock (identity and `?refresh`'s limit); default Date.now. */
+  now?: () => number;
 }
 
 export function isolatedRouter(
@@ -80,41 +109,57 @@ export function isolatedRouter(
       ? options.backendState
       : env.BACKEND_STATE) as Env["BACKEND_STATE"],
   } as Env;
-  return {
+  if (options.now) routerFor(routerEnv, { now: options.now });
+  async function answer(
+    request: Request,
+    ctx: ExecutionContext,
+    entry: EntryKind,
+  ): Promise<Answer> {
+    let outcome: CallOutcome | undefined;
+    // Not waiting for the context: its waitUntil holds the reports to the Durable Objects,
+    // which wait up to a second to batch (they run on in the background, as in production).
+    const response = await handleMeshCall(request, routerEnv, ctx, {
+      entry,
+      onOutcome: (o) => (outcome = o),
+    });
+    const text = await response.text();
+    const error = response.headers.get("x-mesh-error");
+    const json = text.startsWith("{") ? (JSON.parse(text) as unknown) : undefined;
+    return {
+      status: response.status,
+      error,
+      headers: response.headers,
+      errorBody: error === null ? undefined : json,
+      echo: error === null ? (json as Echoed | undefined) : undefined,
+      outcome: outcome!,
+      background: () => waitOnExecutionContext(ctx),
+    };
+  }
+  const fetch = (request: Request, entry: EntryKind) =>
+    routerFetch(request, routerEnv, createExecutionContext(), entry);
+  const get = (path: string, headers: Record<string, string> = ADMIN_HEADERS) =>
+    fetch(new Request(`http://router${path}`, { headers }), "http");
+  const router: IsolatedRouter = {
     env: routerEnv,
-    async call(host, path = "/", init = {}, caller) {
+    kv,
+    call(host, path = "/", init = {}, caller) {
+      if (caller !== undefined) {
+        return router.callThroughBinding({ caller, target: host }, host, path, init);
+      }
+      return answer(new Request(`http://${host}${path}`, init), createExecutionContext(), "http");
+    },
+    callThroughBinding(props, host, path = "/", init = {}) {
       const ctx = createExecutionContext();
-      if (caller !== undefined) Object.assign(ctx, { props: { caller, target: host } });
-      let outcome: CallOutcome | undefined;
-      // Not waiting for the context: its waitUntil holds the reports to the Durable Objects,
-      // which wait up to a second to batch (they run on in the background, as in production).
-      const response = await handleMeshCall(
-        new Request(`http://${host}${path}`, init),
-        routerEnv,
-        ctx,
-        {
-          onOutcome: (o) => (outcome = o),
-        },
-      );
-      const text = await response.text();
-      const error = response.headers.get("x-mesh-error");
-      return {
-        status: response.status,
-        error,
-        headers: response.headers,
-        echo: error === null && text.startsWith("{") ? (JSON.parse(text) as Echoed) : undefined,
-        outcome: outcome!,
-      };
+      Object.assign(ctx, { props });
+      return answer(new Request(`http://${host}${path}`, init), ctx, "binding");
     },
     async status() {
-      const response = await routerFetch(
-        new Request("http://router/.mesh/status", { headers: ADMIN_HEADERS }),
-        routerEnv,
-        createExecutionContext(),
-      );
-      return (await response.json()) as RouterStatus;
+      return (await (await get("/.mesh/status")).json()) as RouterStatus;
     },
+    get,
+    fetch,
   };
+  return router;
 }
 
 /** Reads `read` until `ok` holds (up to about `ms`), and returns the last value. */

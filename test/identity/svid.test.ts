@@ -3,9 +3,19 @@
 // certificates to the router. Every token is checked the way a verifier would: against the JWKS
 // the Worker serves. The credentials and revocations are published once, before the first
 // request, as the control plane publishes them.
+import { env } from "cloudflare:workers";
 import { exportJWK } from "jose";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { identityIssuer, ROUTER_KEY_TYPE, routerId, spiffeId } from "../../core/identity/names.ts";
+import { MeshError } from "../../core/errors.ts";
+import {
+  identityIssuer,
+  RESERVED_SERVICES,
+  ROUTER_KEY_TYPE,
+  routerId,
+  spiffeId,
+} from "../../core/identity/names.ts";
+import { issueSvid, type IssueContext } from "../../workers/identity/issuer.ts";
+import { readSettings } from "../../workers/identity/settings.ts";
 import {
   base64urlOfHex,
   callHttp,
@@ -144,6 +154,53 @@ describe("SVIDs for Workers (Identity entrypoint)", () => {
     await expect(identityAs({ service: "Not A Name" }).svid()).rejects.toThrow(
       /^unauthenticated: .*not a service name/,
     );
+  });
+
+  it("attack: a binding's props name one of the mesh's own services — no SVID, the reason only in the log", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    for (const service of RESERVED_SERVICES) {
+      await expect(identityAs({ service }).svid()).rejects.toThrow(
+        /^forbidden: the identity Worker issues no token to this caller$/,
+      );
+    }
+    const reasons = warn.mock.calls.map(([line]) => JSON.parse(String(line)).reason as string);
+    warn.mockRestore();
+    expect(reasons).toEqual(
+      RESERVED_SERVICES.map(
+        (s) => `'${s}' is one of the mesh's own services: no workload may have its identity`,
+      ),
+    );
+    // The router's own binding still has its passport key certified (that is no SVID).
+    const { publicKey } = (await crypto.subtle.generateKey(
+      { name: "ECDSA", namedCurve: "P-256" },
+      true,
+      ["sign", "verify"],
+    )) as CryptoKeyPair;
+    const certified = await identityAs({ service: "meshwork-router" }).certifyRouterKey(
+      await exportJWK(publicKey),
+    );
+    expect(certified.certificate).toMatch(/^ey/);
+  });
+
+  it("attack: a credential for one of the mesh's own services that reached KV unvalidated — issuing refuses it too", async () => {
+    const signed: string[] = [];
+    const context: IssueContext = {
+      settings: readSettings(env),
+      revocations: [],
+      sign: async (typ) => {
+        signed.push(typ);
+        return "signed";
+      },
+      now: Date.now(),
+    };
+    for (const service of RESERVED_SERVICES) {
+      const refused = await issueSvid(context, service, {}).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(MeshError);
+      expect(refused).toMatchObject({ code: "forbidden" });
+    }
+    expect(signed).toEqual([]);
+    await issueSvid(context, "orders", {});
+    expect(signed).toEqual(["JWT"]);
   });
 
   it("issues nothing to a revoked subject, nor to one whose revocation's issuedBefore is ahead", async () => {

@@ -10,6 +10,7 @@ import { issuesFromZod } from "../../core/config/validate.ts";
 import { MeshError } from "../../core/errors.ts";
 import {
   identityIssuer,
+  isReservedService,
   ROUTER_KEY_TYPE,
   routerId,
   spiffeId,
@@ -97,6 +98,18 @@ function checkNotRevoked(
   }
 }
 
+/**
+ * Refuses an SVID for one of the mesh's own services (the router, the identity Worker, the policy
+ * Worker), however the caller was attested — binding props or a WorkloadCredential that reached
+ * KV without the admin API's validation. `forbidden`; the name goes to the log.
+ */
+function checkNotReserved(service: string): void {
+  if (!isReservedService(service)) return;
+  throw new MeshError("forbidden", "the identity Worker issues no token to this caller", {
+    cause: `'${service}' is one of the mesh's own services: no workload may have its identity`,
+  });
+}
+
 /** What issuing needs from the Worker: its settings, the revocations, the signer and the time. */
 export interface IssueContext {
   readonly settings: IdentitySettings;
@@ -116,6 +129,7 @@ export async function issueSvid(
   certificateThumbprint?: string,
 ): Promise<IssuedSvid> {
   const { settings, now } = context;
+  checkNotReserved(service);
   const subject = spiffeId(settings.trustDomain, service);
   checkNotRevoked(subject, context.revocations, now);
   const ttl = Math.min(options.ttlSeconds ?? settings.svidTtlSeconds, settings.svidMaxTtlSeconds);

@@ -1,7 +1,9 @@
 /**
  * The router's HTTP surface: the reserved `/.mesh/` endpoints (a small Hono app), and everything
  * else straight into the mesh pipeline. Both entries — the HTTP entry (destination from `Host`)
- * and the `Mesh` entrypoint (destination from binding props) — come through `routerFetch`.
+ * and the `Mesh` entrypoint (destination from binding props) — come through `routerFetch`, each
+ * saying which it is: the entrypoint decides what a call may be trusted with, never its props (a
+ * `Mesh` binding may have none, and its Worker builds `request.cf` itself).
  *
  * Mesh calls bypass Hono on purpose: in `npm run bench` on workerd, taking Hono's routing and
  * context off the mesh path cut the router's CPU per call by roughly 100 µs (noisy machine; see
@@ -17,7 +19,7 @@ import {
   parseRequestUrl,
 } from "../../core/request-target.ts";
 import { continueRequestId } from "../../core/trace-context.ts";
-import type { MeshCall, MeshProps } from "./call.ts";
+import type { EntryKind, MeshCall, MeshProps } from "./call.ts";
 import { ConfigCache } from "./config-cache.ts";
 import { runPipeline } from "./pipeline.ts";
 import { errorResponse, rescue } from "./rescue.ts";
@@ -52,24 +54,33 @@ export interface RouterState {
   readonly identity: RouterIdentity;
   /** Tells the policy Worker which config version this isolate applied. */
   readonly reporter: VersionReporter;
-  /** When `/.mesh/status?refresh` last read KV (they are spaced REFRESH_SPACING_MS apart). */
+  /** The clock of the identity state and of `?refresh`'s limit (Date.now; tests set theirs). */
+  readonly now: () => number;
+  /** When `/.mesh/status?refresh` last read KV (at most one per REFRESH_INTERVAL_MS). */
   lastRefreshAt: number;
 }
 
 /**
- * `/.mesh/status?refresh` reads KV; however many ask, an isolate starts at most one such read
- * per this interval: a request that comes sooner waits for the next slot, and requests waiting
- * together share one read.
+ * `/.mesh/status?refresh` reads KV now; an isolate takes at most one such refresh per this
+ * interval, and answers any other in it `429 rate_limited` with `Retry-After` — a flood of
+ * refreshes costs KV one read a second per isolate, and nothing waits.
  */
-const REFRESH_SPACING_MS = 100;
+const REFRESH_INTERVAL_MS = 1000;
 
 // One state per KV namespace binding and isolate: it outlives requests, which is the point.
 const states = new WeakMap<object, RouterState>();
 
+/** What a new router state may be given (tests); an existing state keeps its own. */
+export interface RouterStateOptions {
+  /** The clock of the identity state (JWKS freshness, token expiry) and `?refresh`'s limit. */
+  readonly now?: () => number;
+}
+
 /** The isolate's router state for this environment. */
-export function routerFor(env: Env): RouterState {
+export function routerFor(env: Env, options: RouterStateOptions = {}): RouterState {
   let state = states.get(env.MESH_CONFIG);
   if (!state) {
+    const now = options.now ?? Date.now;
     const settings = readSettings(env);
     const config = new ConfigCache(env.MESH_CONFIG, {
       refreshMs: settings.refreshMs,
@@ -89,8 +100,9 @@ export function routerFor(env: Env): RouterState {
       location,
       services: new ServiceStates(),
       sync: new BackendSync(location),
-      identity: createRouterIdentity(env, settings),
+      identity: createRouterIdentity(env, settings, now),
       reporter: new VersionReporter(Date.now, location),
+      now,
       lastRefreshAt: -Infinity,
     };
     states.set(env.MESH_CONFIG, state);
@@ -103,13 +115,22 @@ export function configFor(env: Env): ConfigCache {
   return routerFor(env).config;
 }
 
-function propsOf(ctx: ExecutionContext): MeshProps {
+const NO_PROPS: MeshProps = {};
+
+/** The binding's props of a call through the `Mesh` entrypoint; none on the HTTP entry. */
+function propsOf(ctx: ExecutionContext, entry: EntryKind): MeshProps {
+  if (entry !== "binding") return NO_PROPS;
   const props = (ctx as ExecutionContext & { props?: unknown }).props;
-  return props && typeof props === "object" ? (props as MeshProps) : {};
+  return props && typeof props === "object" ? (props as MeshProps) : NO_PROPS;
 }
 
 /** What a caller of `handleMeshCall` may substitute (tests fix the random source). */
 export interface CallOptions {
+  /**
+   * The entrypoint the call came through (default `http`): `binding` for the `Mesh` entrypoint,
+   * whose props name the caller and destination, and where `request.cf` is never trusted.
+   */
+  entry?: EntryKind;
   random?: RandomSource;
   /** The request URL, parsed and with its path normalised (routerFetch does both). */
   url?: URL;
@@ -124,7 +145,8 @@ export async function handleMeshCall(
   ctx: ExecutionContext,
   options: CallOptions = {},
 ): Promise<Response> {
-  const props = propsOf(ctx);
+  const entry = options.entry ?? "http";
+  const props = propsOf(ctx, entry);
   const state = routerFor(env);
   state.location.seen(request);
   const call: MeshCall = {
@@ -138,7 +160,7 @@ export async function handleMeshCall(
     random: options.random ?? systemRandom,
     now: Date.now,
     startedAt: Date.now(),
-    entry: props.caller || props.target ? "binding" : "http",
+    entry,
     caller: props.caller || undefined,
     principal: undefined,
     authenticatedBy: undefined,
@@ -202,8 +224,13 @@ function requestUrl(request: Request, env: Env): URL {
   return normalizeUrlPath(parseRequestUrl(request.url), routerFor(env).settings.escapedSlashes);
 }
 
-/** The mesh's own endpoints under the reserved `/.mesh/` prefix (on every host). */
-export const meshEndpoints = new Hono<{ Bindings: Env }>();
+type MeshEndpoints = Hono<{ Bindings: Env; Variables: { entry: EntryKind } }>;
+
+/**
+ * The mesh's own endpoints under the reserved `/.mesh/` prefix (on every host), on both entries:
+ * `c.get("entry")` says which one a request came through (MESH_ENDPOINTS below).
+ */
+export const meshEndpoints: MeshEndpoints = new Hono();
 
 /** Open to anyone: only whether the router is up, and nothing about the mesh. */
 meshEndpoints.get("/.mesh/health", (c) => c.json({ ok: true }));
@@ -216,11 +243,11 @@ meshEndpoints.get("/.mesh/status", async (c) => {
   const state = routerFor(c.env);
   const { config, settings, services, sync, identity } = state;
   // Revocations come with the config: an isolate that has none loaded loads it first.
-  if (!config.loaded) await config.refreshNow();
-  // The admin endpoints answer on both entries; a client certificate counts only over HTTP (a
-  // Mesh binding's caller builds `cf` itself).
-  const props = propsOf(c.executionCtx as ExecutionContext);
-  const overHttp = props.caller === undefined && props.target === undefined;
+  const coldLoad = !config.loaded;
+  if (coldLoad) await config.refreshNow();
+  // The admin endpoints answer on both entries; a client certificate counts only on the HTTP
+  // entry (through any Mesh binding, props or none, the calling Worker builds `cf` itself).
+  const overHttp = c.get("entry") === "http";
   const admin = await adminOf(c.req.raw, state, (p) => c.executionCtx.waitUntil(p), overHttp);
   if (admin === undefined) {
     return errorResponse(
@@ -231,13 +258,25 @@ meshEndpoints.get("/.mesh/status", async (c) => {
       requestIdOf(c.req.raw),
     );
   }
-  // `?refresh` checks KV now (spaced out: it is a KV read). An isolate that had not loaded any
-  // config has done so above, so status never shows "no version" just because no call came in.
+  // `?refresh` checks KV now: one per REFRESH_INTERVAL_MS per isolate, and only for an admin (no
+  // one else can spend it). An isolate that had not loaded any config has done so above (that
+  // was the read), so status never shows "no version" just because no call came in.
   if (c.req.query("refresh") !== undefined) {
-    const wait = state.lastRefreshAt + REFRESH_SPACING_MS - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    state.lastRefreshAt = Date.now();
-    await config.refreshNow();
+    const now = state.now();
+    const waitMs = state.lastRefreshAt + REFRESH_INTERVAL_MS - now;
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      return errorResponse(
+        new MeshError(
+          "rate_limited",
+          `?refresh reads KV, and this router isolate takes at most one a second: try again in ${seconds} s (without ?refresh, status answers from memory at any time)`,
+          { retryAfterSeconds: seconds },
+        ),
+        requestIdOf(c.req.raw),
+      );
+    }
+    state.lastRefreshAt = now;
+    if (!coldLoad) await config.refreshNow();
   }
   const status = config.status();
   return c.json({
@@ -279,7 +318,7 @@ async function adminOf(
   if (token === null || settings.adminServices.length === 0) return undefined;
   try {
     const svid =
-      identity.authenticator.cached(token, Date.now()) ??
+      identity.authenticator.cached(token, waitUntil) ??
       (await identity.authenticator.verify(token, waitUntil));
     if (refusal(svid, clientCertificate(request, overHttp), config.revocations) !== undefined) {
       return undefined;
@@ -316,15 +355,33 @@ meshEndpoints.onError((error, c) => {
   );
 });
 
+/** `meshEndpoints` as `entry` serves them: the same routes, told which entry they are on. */
+function endpointsOn(entry: EntryKind): MeshEndpoints {
+  const app: MeshEndpoints = new Hono();
+  app.use(async (c, next) => {
+    c.set("entry", entry);
+    await next();
+  });
+  return app.route("/", meshEndpoints);
+}
+
+const MESH_ENDPOINTS: Readonly<Record<EntryKind, MeshEndpoints>> = {
+  http: endpointsOn("http"),
+  binding: endpointsOn("binding"),
+};
+
 /**
  * Both entries' fetch: `/.mesh/` to the mesh's endpoints, every other path into the mesh. The
  * path is normalised first, so no spelling of `/.mesh/` (`/%2Emesh/`, `//.mesh/`) reaches a
- * backend, and routes match the path the backend will receive.
+ * backend, and routes match the path the backend will receive. `entry` is the entrypoint the
+ * request came through (index.ts says which): `http` for the Worker's own fetch, `binding` for
+ * the `Mesh` entrypoint, with props or without.
  */
 export async function routerFetch(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
+  entry: EntryKind,
 ): Promise<Response> {
   let url: URL;
   try {
@@ -339,7 +396,7 @@ export async function routerFetch(
   }
   if (isReservedPath(url.pathname)) {
     const normalized = url.href === request.url ? request : new Request(url, request);
-    return meshEndpoints.fetch(normalized, env, ctx);
+    return MESH_ENDPOINTS[entry].fetch(normalized, env, ctx);
   }
-  return handleMeshCall(request, env, ctx, { url });
+  return handleMeshCall(request, env, ctx, { url, entry });
 }

@@ -20,7 +20,11 @@ import type { RouterIdentity } from "./identity/router-identity.ts";
 import type { ConfigCache } from "./config-cache.ts";
 import type { BreakerTransition, ServiceState, ServiceStates } from "./service-state.ts";
 
-/** How the call entered the mesh. */
+/**
+ * The entrypoint the call came through: `http`, the Worker's own fetch (its `request.cf` is
+ * Cloudflare's); `binding`, the `Mesh` entrypoint (props, when set, name the caller and the
+ * destination; its `request.cf` is the calling Worker's, props or none).
+ */
 export type EntryKind = "binding" | "http";
 
 /** Props a caller's service binding sets on the router's Mesh entrypoint. */

@@ -1,8 +1,13 @@
 /**
  * Who is calling: the caller a service binding attests through its props, or the one a verified
- * JWT-SVID names. A verified token is kept in isolate memory until it expires, so a warm caller
- * costs a map lookup, not a signature check; what can change while it is cached — revocations,
- * and the client certificate of the connection it arrives on — is checked on every request.
+ * JWT-SVID names. A verified token is kept in isolate memory until it expires or its key leaves
+ * the mesh's JWKS, so a warm caller costs a map lookup, not a signature check; what can change
+ * while it is cached — revocations, and the client certificate of the connection it arrives on —
+ * is checked on every request.
+ *
+ * A client certificate exists only on the HTTP entry: there `request.cf` is Cloudflare's. Through
+ * a service binding (the `Mesh` entrypoint, with or without props) the calling Worker builds
+ * `request.cf` itself, so a certificate it names proves nothing and is never read.
  */
 import { thumbprintFromHex, verifySvid, type VerifiedSvid } from "../../../core/identity/svid.ts";
 import type { Revocations } from "../../../core/config/snapshot.ts";
@@ -63,19 +68,25 @@ export interface ClientCertificate {
   readonly subject: string;
 }
 
+type TlsClientAuth = Record<string, unknown>;
+
+function tlsClientAuth(request: Request): TlsClientAuth | undefined {
+  return (request as Request & { cf?: { tlsClientAuth?: TlsClientAuth } }).cf?.tlsClientAuth;
+}
+
 /**
- * The client certificate Cloudflare verified on this request's connection. Only for a request
- * that arrived over HTTP: through a service binding the calling Worker builds `request.cf`
- * itself, so there it proves nothing.
+ * The client certificate Cloudflare verified on this request's connection: only for a request
+ * that arrived on the HTTP entry (`overHttp`: decided by the entrypoint, never by props), only
+ * when presented, verified and not revoked, and with a usable SHA-256 fingerprint.
  */
 export function clientCertificate(
   request: Request,
   overHttp: boolean,
 ): ClientCertificate | undefined {
   if (!overHttp) return undefined;
-  const auth = (request as Request & { cf?: { tlsClientAuth?: Record<string, unknown> } }).cf
-    ?.tlsClientAuth;
+  const auth = tlsClientAuth(request);
   if (!auth || auth.certPresented !== "1" || auth.certVerified !== "SUCCESS") return undefined;
+  if (auth.certRevoked === "1") return undefined;
   const fingerprint = auth.certFingerprintSHA256;
   const thumbprint = typeof fingerprint === "string" ? thumbprintFromHex(fingerprint) : undefined;
   if (thumbprint === undefined) return undefined;
@@ -86,11 +97,26 @@ export function clientCertificate(
   };
 }
 
+/** Why `clientCertificate` found none (for the log of a refusal; off the hot path). */
+export function noCertificateReason(request: Request, overHttp: boolean): string {
+  if (!overHttp) {
+    return "the call came through a service binding, where no client certificate is verified (its request.cf is the calling Worker's)";
+  }
+  const auth = tlsClientAuth(request);
+  if (!auth || auth.certPresented !== "1") return "no client certificate was presented";
+  if (auth.certVerified !== "SUCCESS") {
+    return `the client certificate failed verification (${String(auth.certVerified)})`;
+  }
+  if (auth.certRevoked === "1") return "the client certificate is revoked";
+  return "the client certificate's SHA-256 fingerprint is not 64 hex digits";
+}
+
 export interface AuthenticatorOptions {
   readonly trustDomain: string;
   readonly now: () => number;
 }
 
+/** Verifies callers' JWT-SVIDs and keeps the verified ones (see the module's header). */
 export class Authenticator {
   private readonly verified = new Map<string, VerifiedSvid>();
   private verifications = 0;
@@ -102,19 +128,34 @@ export class Authenticator {
   constructor(jwks: JwksCache, options: AuthenticatorOptions) {
     this.jwks = jwks;
     this.options = options;
+    // A key withdrawn from the JWKS takes its tokens with it as soon as a refresh sees it go.
+    jwks.onWithdrawn((kids) => this.forgetTokensOf(kids));
   }
 
   /**
    * The token's verified claims when this isolate has verified it, it has not expired, and the
-   * key that signed it is still the mesh's (a key withdrawn from the JWKS takes its tokens with
-   * it at the next refresh).
+   * key that signed it is still the mesh's. A hit also keeps the JWKS fresh: once its max-age
+   * has passed, a refresh starts in the background (`waitUntil`; never awaited here), so a
+   * withdrawn key's tokens stop working although every caller is warm.
    */
-  cached(token: string, now: number): VerifiedSvid | undefined {
+  cached(token: string, waitUntil: (promise: Promise<unknown>) => void): VerifiedSvid | undefined {
     const svid = this.verified.get(token);
     if (svid === undefined) return undefined;
-    if (now < svid.expiresAt + CLOCK_SKEW_SECONDS * 1000 && this.jwks.get(svid.kid)) return svid;
+    const now = this.options.now();
+    // The kid check covers a token verified while a refresh withdrew its key.
+    if (now < svid.expiresAt + CLOCK_SKEW_SECONDS * 1000 && this.jwks.get(svid.kid)) {
+      this.jwks.refreshIfStale(now, waitUntil);
+      return svid;
+    }
     this.verified.delete(token);
     return undefined;
+  }
+
+  /** Drops the cached tokens signed by any of `kids` (keys the JWKS no longer publishes). */
+  private forgetTokensOf(kids: ReadonlySet<string>): void {
+    for (const [token, svid] of this.verified) {
+      if (kids.has(svid.kid)) this.verified.delete(token);
+    }
   }
 
   /** Verifies `token` (signature and claims) and caches it; throws SvidError. */
@@ -141,6 +182,10 @@ export class Authenticator {
     }
   }
 
+  /**
+   * For `/.mesh/status`: tokens cached, signature checks made (a warm caller adds none) and
+   * tokens refused by them.
+   */
   view(): { cachedTokens: number; verifications: number; failures: number } {
     return {
       cachedTokens: this.verified.size,
@@ -152,19 +197,24 @@ export class Authenticator {
 
 /**
  * What a verified token still needs on this request: not revoked, and — when bound to a
- * certificate — arriving on a connection with that verified certificate. A reason, or undefined.
+ * certificate — arriving on a connection with that verified certificate (`certificate`, as
+ * `clientCertificate` found it: never through a service binding). A reason, or undefined;
+ * `explainMissing` adds why there was no certificate, for the log.
  */
 export function refusal(
   svid: VerifiedSvid,
   certificate: ClientCertificate | undefined,
   revocations: RevocationList,
+  explainMissing?: () => string,
 ): string | undefined {
   const revoked = revocations.check(svid);
   if (revoked) return revoked;
   if (svid.certificateThumbprint !== undefined) {
     const presented = certificate?.thumbprint;
-    if (presented === undefined)
-      return "the token is bound to a client certificate, and none was verified";
+    if (presented === undefined) {
+      const why = explainMissing ? `: ${explainMissing()}` : "";
+      return `the token is bound to a client certificate, and none was verified${why}`;
+    }
     if (!constantTimeEqual(presented, svid.certificateThumbprint)) {
       return "the token is bound to another client certificate";
     }

@@ -1,7 +1,9 @@
 /**
  * The mesh's verification keys, in isolate memory: fetched from the identity Worker's
  * `/.well-known/jwks.json` through the router's service binding, imported once per key, and
- * refreshed in the background (through `waitUntil`) when the answer's max-age has passed. Only
+ * refreshed in the background (through `waitUntil`) when the answer's max-age has passed — by
+ * any request that uses a key or a cached token, so a key the mesh withdrew leaves every busy
+ * isolate within about one max-age, and the tokens it signed with it (`onWithdrawn`). Only
  * two things await a fetch: an isolate's first token (it has no keys yet) and a `kid` the isolate
  * does not know — one such fetch per `minRefreshMs`, so a stream of forged kids costs one fetch,
  * not one per request. The identity Worker publishes a key long before it signs with it, so a warm
@@ -46,6 +48,7 @@ export class JwksCache {
   private awaitedFetches = 0;
   private backgroundFetches = 0;
   private lastError: { at: number; message: string } | undefined;
+  private readonly withdrawnListeners: ((kids: ReadonlySet<string>) => void)[] = [];
 
   private readonly fetchJwks: () => Promise<Response>;
   private readonly options: JwksOptions;
@@ -60,6 +63,21 @@ export class JwksCache {
     return this.keys.get(kid);
   }
 
+  /** Calls `listener` with the kids a refresh found withdrawn (held before, published no more). */
+  onWithdrawn(listener: (kids: ReadonlySet<string>) => void): void {
+    this.withdrawnListeners.push(listener);
+  }
+
+  /**
+   * Starts a background refresh (through `waitUntil`, never awaited) when the keys' max-age has
+   * passed, at most one per `minRefreshMs`. Costs a comparison while they are fresh.
+   */
+  refreshIfStale(now: number, waitUntil: (promise: Promise<unknown>) => void): void {
+    if (now < this.freshUntil || now - this.lastAttempt < this.options.minRefreshMs) return;
+    if (this.inFlight) return;
+    waitUntil(this.refresh(false));
+  }
+
   /**
    * The key with this kid: from memory when the isolate has it (refreshing stale keys in the
    * background), else after one fetch when the rate limit allows it.
@@ -71,9 +89,7 @@ export class JwksCache {
     const now = this.options.now();
     const key = this.keys.get(kid);
     if (key) {
-      if (now >= this.freshUntil && now - this.lastAttempt >= this.options.minRefreshMs) {
-        waitUntil(this.refresh(false));
-      }
+      this.refreshIfStale(now, waitUntil);
       return key;
     }
     // A fetch under way (the isolate's first) may bring it; otherwise one fetch for unknown
@@ -145,11 +161,13 @@ export class JwksCache {
     }
     if (keys.size === 0) throw new Error("the answer holds no ES256 keys");
     const now = this.options.now();
+    const withdrawn = new Set([...this.keys.keys()].filter((kid) => !keys.has(kid)));
     this.keys = keys;
     this.fetchedAt = now;
     this.freshUntil =
       now + maxAgeMs(response.headers.get("cache-control"), this.options.defaultMaxAgeMs);
     this.lastError = undefined;
+    if (withdrawn.size > 0) for (const listener of this.withdrawnListeners) listener(withdrawn);
   }
 
   view(): JwksView {

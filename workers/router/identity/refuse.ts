@@ -6,7 +6,8 @@
 import { MeshError } from "../../../core/errors.ts";
 import type { MeshCall } from "../call.ts";
 
-const MESSAGES = {
+/** The whole message of each refusal: fixed, whatever the reason (tests hold the body to it). */
+export const REFUSAL_MESSAGES = {
   unauthenticated:
     "the caller is not authenticated: call through a service binding to the router's Mesh entrypoint, or present a valid JWT-SVID in X-Mesh-SVID",
   forbidden: "the call is not allowed by the destination's authorization policy",
@@ -29,5 +30,7 @@ export function refuse(
       reason,
     }),
   );
-  return new MeshError(code, MESSAGES[code], { destination: call.destination || undefined });
+  return new MeshError(code, REFUSAL_MESSAGES[code], {
+    destination: call.destination || undefined,
+  });
 }

@@ -22,7 +22,12 @@ export interface RouterIdentity {
 /** The router's binding to the identity Worker's `Identity` entrypoint. */
 type IdentityBinding = Fetcher & RouterKeyCertifier;
 
-export function createRouterIdentity(env: Env, settings: RouterSettings): RouterIdentity {
+/** The isolate's identity state for `env`, on the clock `now` (the router's; tests set theirs). */
+export function createRouterIdentity(
+  env: Env,
+  settings: RouterSettings,
+  now: () => number,
+): RouterIdentity {
   const binding = () => (env as unknown as { IDENTITY?: IdentityBinding }).IDENTITY;
   const jwks = new JwksCache(
     () => {
@@ -30,12 +35,12 @@ export function createRouterIdentity(env: Env, settings: RouterSettings): Router
       if (!identity) return Promise.reject(new Error("the router has no IDENTITY binding"));
       return identity.fetch("https://identity.mesh/.well-known/jwks.json");
     },
-    { now: Date.now, minRefreshMs: JWKS_MIN_REFRESH_MS, defaultMaxAgeMs: JWKS_DEFAULT_MAX_AGE_MS },
+    { now, minRefreshMs: JWKS_MIN_REFRESH_MS, defaultMaxAgeMs: JWKS_DEFAULT_MAX_AGE_MS },
   );
   return {
     trustDomain: settings.trustDomain,
     jwks,
-    authenticator: new Authenticator(jwks, { trustDomain: settings.trustDomain, now: Date.now }),
-    passports: new PassportSigner(binding, { trustDomain: settings.trustDomain, now: Date.now }),
+    authenticator: new Authenticator(jwks, { trustDomain: settings.trustDomain, now }),
+    passports: new PassportSigner(binding, { trustDomain: settings.trustDomain, now }),
   };
 }

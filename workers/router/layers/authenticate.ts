@@ -1,15 +1,17 @@
 /**
  * Who is calling. Through the `Mesh` entrypoint the caller is the one its service binding's
- * props name — the account's own deploy config attests it. Over HTTP it is the one a JWT-SVID in
- * `X-Mesh-SVID` names, verified against the mesh's keys (identity/authenticator.ts); through the
- * entrypoint a token may be sent too, and then it must name the same caller. A token that is
- * present and fails is `unauthenticated` whatever the destination's mode — refused here, before
- * the destination is looked up, so a bad token learns nothing about which Services exist. What
- * can change while a verified token is cached (revocation, the client certificate) is checked
- * by authorize.ts once the config is loaded; a call with no caller at all goes on, and the
- * destination's peer authentication decides there.
+ * props name — the account's own deploy config attests it. Over HTTP, and through a `Mesh`
+ * binding whose props name no caller, it is the one a JWT-SVID in `X-Mesh-SVID` names, verified
+ * against the mesh's keys (identity/authenticator.ts); through a binding with a caller a token
+ * may be sent too, and then it must name the same caller. A token that is present and fails is
+ * `unauthenticated` whatever the destination's mode — refused here, before the destination is
+ * looked up, so a bad token learns nothing about which Services exist. What can change while a
+ * verified token is cached (revocation, the client certificate) is checked by authorize.ts once
+ * the config is loaded; a call with no caller at all goes on, and the destination's peer
+ * authentication decides there.
  *
- * Warm, this layer is synchronous: a token this isolate verified before is a map lookup.
+ * Warm, this layer is synchronous: a token this isolate verified before is a map lookup (which
+ * may hand a JWKS refresh to `waitUntil`, never waiting for it).
  */
 import { spiffeId } from "../../../core/identity/names.ts";
 import { SvidError, type VerifiedSvid } from "../../../core/identity/svid.ts";
@@ -29,26 +31,25 @@ export const authenticate: Layer = (call, next) => {
     return next();
   }
   const { authenticator } = call.identity;
-  const cached = authenticator.cached(token, call.now());
+  const waitUntil = (p: Promise<unknown>) => call.ctx.waitUntil(p);
+  const cached = authenticator.cached(token, waitUntil);
   if (cached) {
     accept(call, cached);
     return next();
   }
-  return authenticator
-    .verify(token, (p) => call.ctx.waitUntil(p))
-    .then(
-      (svid) => {
-        accept(call, svid);
-        return next();
-      },
-      (error: unknown) => {
-        throw refuse(
-          call,
-          "unauthenticated",
-          error instanceof SvidError ? error.reason : `verification failed: ${String(error)}`,
-        );
-      },
-    );
+  return authenticator.verify(token, waitUntil).then(
+    (svid) => {
+      accept(call, svid);
+      return next();
+    },
+    (error: unknown) => {
+      throw refuse(
+        call,
+        "unauthenticated",
+        error instanceof SvidError ? error.reason : `verification failed: ${String(error)}`,
+      );
+    },
+  );
 };
 
 function accept(call: MeshCall, svid: VerifiedSvid): void {

@@ -2,8 +2,9 @@
  * May this caller make this call? In order:
  *  1. what may have changed since the caller's token was verified and cached: revoked (by
  *     `jti` or subject, from the applied config), or bound to a client certificate this
- *     connection does not have — `unauthenticated`; a Worker attested by its binding whose
- *     subject is revoked outright, likewise;
+ *     connection does not have (a call through a service binding never has one) —
+ *     `unauthenticated`; a Worker attested by its binding whose subject is revoked outright,
+ *     likewise;
  *  2. the destination's peer authentication: STRICT (the default) refuses a call with no
  *     verified caller (`unauthenticated`), PERMISSIVE lets it on, with no principal;
  *  3. its authorization policies, compiled with its routes: DENY, then ALLOW, then the mesh's
@@ -23,10 +24,16 @@ import type { MeshError } from "../../../core/errors.ts";
 import { spiffeId } from "../../../core/identity/names.ts";
 import { isPreflight } from "../../../core/routing/cors.ts";
 import type { Layer, MeshCall } from "../call.ts";
-import { clientCertificate, refusal, type ClientCertificate } from "../identity/authenticator.ts";
+import {
+  clientCertificate,
+  noCertificateReason,
+  refusal,
+  type ClientCertificate,
+} from "../identity/authenticator.ts";
 import { refuse } from "../identity/refuse.ts";
 
 export const authorize: Layer = (call, next) => {
+  // Only the HTTP entry's request.cf is Cloudflare's; through any binding there is none.
   const certificate = clientCertificate(call.request, call.entry === "http");
   const refused = check(call, certificate);
   if (refused) {
@@ -42,7 +49,9 @@ export const authorize: Layer = (call, next) => {
 function check(call: MeshCall, certificate: ClientCertificate | undefined): MeshError | undefined {
   const { revocations } = call.config;
   if (call.svid) {
-    const reason = refusal(call.svid, certificate, revocations);
+    const reason = refusal(call.svid, certificate, revocations, () =>
+      noCertificateReason(call.request, call.entry === "http"),
+    );
     if (reason) return refuse(call, "unauthenticated", reason);
   } else if (call.principal !== undefined) {
     const reason = revocations.checkSubject(call.principal);
