@@ -23,9 +23,9 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import {
-  admit,
   CLOSED,
   current,
+  grantProbe,
   mergeFromRoot,
   record,
   type BreakerPolicy,
@@ -124,12 +124,13 @@ export class BackendState extends DurableObject {
       breaker = record(breaker ?? CLOSED, policy, outcomes, now, Math.random);
       storage.kv.put(BREAKER_KEY, breaker);
     }
-    // Half-open probes are the mesh's: the first isolates to ask get them, the rest wait.
+    // Half-open probes are the mesh's: the first isolates to ask get them (now, or reserved for
+    // when it half-opens), the rest wait.
     let probes = 0;
     if (report.breaker?.wantsProbe === true && policy && breaker) {
-      const probe = admit(breaker, policy, now);
-      if (probe.admitted && probe.state.kind === "half-open") {
-        breaker = probe.state;
+      const granted = grantProbe(breaker, policy, now);
+      if (granted) {
+        breaker = granted;
         storage.kv.put(BREAKER_KEY, breaker);
         probes = 1;
       }

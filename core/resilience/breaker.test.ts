@@ -7,6 +7,7 @@ import {
   CLOSED,
   current,
   FAILURE,
+  grantProbe,
   MESH_PROBE_WAIT_MS,
   openDuration,
   PLAIN_SUCCESS,
@@ -203,6 +204,37 @@ describe("half-open probes, counted mesh-wide", () => {
     const alone = admit(adopted, mesh, 5_000 + MESH_PROBE_WAIT_MS);
     expect(alone.admitted).toBe(true);
     expect(alone.state.kind).toBe("half-open");
+  });
+
+  it("reserves a probe while still open, so the isolate holding it probes the moment the time is up", () => {
+    const object = globalOpen;
+    const reserved = grantProbe(object, mesh, 100);
+    expect(reserved).toEqual({ ...globalOpen, reserved: 1 });
+    expect(grantProbe(reserved!, mesh, 200)).toBeUndefined(); // one probe in all
+    // At the open time the object is half-open with its reserved probe already out.
+    expect(current(reserved!, 5_000)).toMatchObject({ kind: "half-open", admitted: 1 });
+    expect(grantProbe(reserved!, mesh, 5_000)).toBeUndefined();
+    // The isolate that was granted it: open until then, then a probe without asking again.
+    const holder = adopt(adopt(CLOSED, object, 100), reserved!, 150, 1);
+    expect(holder).toEqual({ kind: "open", openedAt: 0, until: 5_000, trips: 1, granted: 1 });
+    expect(admit(holder, mesh, 4_999).admitted).toBe(false);
+    const probe = admit(holder, mesh, 5_000);
+    expect(probe.admitted).toBe(true);
+    expect(record(probe.state, mesh, PROBE_SUCCESS, 5_010, noJitter)).toEqual(CLOSED);
+    // Another isolate, without a reservation, waits for the mesh at the open time.
+    const other = adopt(CLOSED, reserved!, 150);
+    expect(awaitingGrant(other, 5_000)).toBe(true);
+  });
+
+  it("drops a reservation when the mesh opens again for another period", () => {
+    const holder = adopt(CLOSED, globalOpen, 100, 1);
+    const reopened: BreakerState = { kind: "open", openedAt: 5_050, until: 7_050, trips: 2 };
+    expect(adopt(holder, reopened, 5_100)).toEqual({ ...reopened, awaitsGrant: true });
+  });
+
+  it("grants nothing for a closed breaker, and a probe now for a half-open one", () => {
+    expect(grantProbe(CLOSED, mesh, 0)).toBeUndefined();
+    expect(grantProbe(globalOpen, mesh, 5_000)).toMatchObject({ kind: "half-open", admitted: 1 });
   });
 
   it("a thousand isolates and one object: one probe in all, then every isolate closes", () => {

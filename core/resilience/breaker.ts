@@ -15,8 +15,12 @@
  * mesh said so (`awaitsGrant`) does not half-open on its own clock — a thousand isolates would
  * send a thousand probes to a backend that may still be down. It asks the Durable Object, which
  * grants the Service's `halfOpenProbes` to the first isolates that ask (`adopt` with a grant).
- * If no grant and no word from the object comes for `MESH_PROBE_WAIT_MS` after the open time,
- * the isolate probes on its own: an unreachable object delays recovery, it never prevents it.
+ * An isolate asks as soon as it adopts the mesh's open state, so the grant is usually made while
+ * the breaker is still open — a reservation (`reserved` on the object's state, `granted` on the
+ * isolate's) for when it half-opens — and recovery is not a report round slower than a breaker
+ * of its own. If no grant and no word from the object comes for `MESH_PROBE_WAIT_MS` after the
+ * open time, the isolate probes on its own: an unreachable object delays recovery, it never
+ * prevents it.
  */
 import type { RandomSource } from "../random.ts";
 
@@ -68,6 +72,10 @@ export type BreakerState =
        * Durable Object (or, without word from it, `MESH_PROBE_WAIT_MS` later).
        */
       readonly awaitsGrant?: true;
+      /** The object's: probes promised to isolates for when it half-opens (counted admitted). */
+      readonly reserved?: number;
+      /** An isolate's: probes the mesh promised it for when this open time is up. */
+      readonly granted?: number;
     }
   | {
       readonly kind: "half-open";
@@ -205,7 +213,26 @@ export function awaitingGrant(state: BreakerState, now: number): boolean {
  */
 export function current(state: BreakerState, now: number): BreakerState {
   if (state.kind === "open" && now >= state.until) {
+    if (state.granted !== undefined) {
+      return {
+        kind: "half-open",
+        trips: state.trips,
+        admitted: 0,
+        successes: 0,
+        allowance: state.granted,
+      };
+    }
     if (state.awaitsGrant && now < state.until + MESH_PROBE_WAIT_MS) return state;
+    if (state.reserved) {
+      // The promised probes are out from the moment it half-opens (given back if never sent).
+      return {
+        kind: "half-open",
+        trips: state.trips,
+        admitted: state.reserved,
+        successes: 0,
+        probedAt: state.until,
+      };
+    }
     return { kind: "half-open", trips: state.trips, admitted: 0, successes: 0 };
   }
   if (
@@ -222,6 +249,27 @@ export function current(state: BreakerState, now: number): BreakerState {
     };
   }
   return state;
+}
+
+/**
+ * The object's answer to an isolate asking for a probe: the state after granting one, or
+ * undefined when it grants none. Half-open, a probe is admitted now; open, one is reserved for
+ * when it half-opens; either way at most `halfOpenProbes` in all. Closed, no probe is needed.
+ */
+export function grantProbe(
+  state: BreakerState,
+  policy: BreakerPolicy,
+  now: number,
+): BreakerState | undefined {
+  const s = current(state, now);
+  if (s.kind === "half-open") {
+    const probe = admit(s, policy, now);
+    return probe.admitted ? probe.state : undefined;
+  }
+  if (s.kind === "open" && (s.reserved ?? 0) < policy.halfOpenProbes) {
+    return { ...s, reserved: (s.reserved ?? 0) + 1 };
+  }
+  return undefined;
 }
 
 /** The probes a half-open breaker may admit in all. */
@@ -296,8 +344,8 @@ export function record(
  * What an isolate's breaker becomes when the Durable Object hands back the mesh-wide state (and,
  * when the isolate asked for one, `granted` probes): the more cautious of the two, with probes
  * only as the mesh grants them.
- *  - Open in the mesh: the isolate is open too, waiting for a grant when the time is up — unless
- *    it is open on what it saw itself for longer.
+ *  - Open in the mesh: the isolate is open too until the mesh's time, then probes if it was
+ *    granted a probe, else waits for one — unless it is open on what it saw itself for longer.
  *  - Half-open in the mesh: a grant makes the isolate half-open with that many probes; without
  *    one it keeps probes it was granted before, and otherwise refuses (waits for a grant).
  *  - Closed in the mesh: a breaker open only on the mesh's word closes; one open (or probing) on
@@ -311,10 +359,14 @@ export function adopt(
 ): BreakerState {
   const l = current(local, now);
   const g = current(global, now);
-  const ownEvidence = !(l.kind === "open" && l.awaitsGrant) && !isGranted(l);
+  const ownEvidence = !onMeshWord(l);
   if (g.kind === "open") {
+    const open = { kind: "open", openedAt: g.openedAt, until: g.until, trips: g.trips } as const;
+    if (granted > 0) return { ...open, granted };
+    // A reservation holds for the open period it was made in.
+    if (l.kind === "open" && l.granted !== undefined && l.until === g.until) return l;
     if (l.kind === "open" && ownEvidence && l.until >= g.until) return l;
-    return { ...g, awaitsGrant: true };
+    return { ...open, awaitsGrant: true };
   }
   if (g.kind === "half-open") {
     if (granted > 0) {
@@ -326,6 +378,14 @@ export function adopt(
     return { kind: "open", openedAt: now, until: now, trips: g.trips, awaitsGrant: true };
   }
   return ownEvidence ? l : { ...CLOSED, trips: 0 };
+}
+
+/** True when `state` is open or probing on the mesh's word, not on what the isolate saw. */
+export function onMeshWord(state: BreakerState): boolean {
+  return (
+    (state.kind === "open" && (state.awaitsGrant === true || state.granted !== undefined)) ||
+    isGranted(state)
+  );
 }
 
 /** True when `state` is half-open on probes the mesh granted. */
@@ -352,6 +412,8 @@ export function mergeFromRoot(shard: BreakerState, root: BreakerState, now: numb
       openedAt: r.openedAt,
       until: r.until,
       trips: Math.max(r.trips, s.trips),
+      // Probes this shard already promised its isolates for this trip stay promised.
+      ...(s.kind === "open" && s.reserved ? { reserved: s.reserved } : {}),
     };
   }
   if (r.kind === "half-open" && s.kind === "closed") {

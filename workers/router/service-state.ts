@@ -77,6 +77,8 @@ export class ServiceState {
   private breakerState: BreakerState = CLOSED;
   /** True once a breaker policy has governed this Service (only then does status show it). */
   private hasBreaker = false;
+  /** The breaker policy last applied (a report asking for a probe carries it). */
+  private breakerPolicy: BreakerPolicy | undefined;
   private budget: RetryBudget | undefined;
   private latency: RollingLatency | undefined;
   private meshLatency: { counts: LatencyCounts; until: number } | undefined;
@@ -115,6 +117,7 @@ export class ServiceState {
    */
   admit(policy: BreakerPolicy, now: number): "pass" | "probe" | "refuse" {
     this.hasBreaker = true;
+    this.breakerPolicy = policy;
     const result = admit(this.breakerState, policy, now);
     this.breakerState = result.state;
     if (!result.admitted) {
@@ -156,6 +159,7 @@ export class ServiceState {
     random: RandomSource,
   ): BreakerTransition | undefined {
     this.hasBreaker = true;
+    this.breakerPolicy = policy;
     const before = current(this.breakerState, now).kind;
     this.breakerState = record(this.breakerState, policy, outcomes, now, random);
     const pending = this.unreported.breaker;
@@ -347,7 +351,17 @@ export class ServiceState {
   /** Takes in what the Durable Object says of the whole mesh. */
   adoptView(view: BackendView, now: number): void {
     if (view.breaker) {
-      this.breakerState = adopt(this.breakerState, view.breaker, now, view.probes ?? 0);
+      const before = this.breakerState;
+      this.breakerState = adopt(before, view.breaker, now, view.probes ?? 0);
+      // Newly open on the mesh's word: ask for a probe now, to hold it when the time is up.
+      const s = this.breakerState;
+      const policy = this.breakerPolicy;
+      const newlyWaiting = !(before.kind === "open" && before.awaitsGrant);
+      if (policy && s.kind === "open" && s.awaitsGrant && newlyWaiting) {
+        const pending = (this.unreported.breaker ??= { policy, outcomes: NO_OUTCOMES });
+        pending.wantsProbe = true;
+        this.noteNews();
+      }
     }
     if (view.budget && this.budget) {
       // The rest of the mesh: the object's totals less what this isolate counted itself.
