@@ -597,10 +597,15 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
     }
     if (issues.length > 0) {
       audit("invalid_config", issuesDetail(issues));
+      // A delete is refused when something still attaches to what it deletes: say so first.
+      const what =
+        request.op === "delete"
+          ? `deleting ${request.kind}/${request.name} would leave the config invalid`
+          : "the config this write makes is invalid";
       return {
         ok: false,
         code: "invalid_config",
-        message: `the config this write makes is invalid: ${issuesDetail(issues)}`,
+        message: `${what}: ${issuesDetail(issues)}`,
         version: held.version,
         issues,
       };

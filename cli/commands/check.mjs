@@ -123,7 +123,7 @@ drift; every router reports the current version. Prints ✓, ⚠ or ✗ per chec
       pass("no references to missing resources");
     } else {
       warn(
-        `${dangling.length} ${dangling.length === 1 ? "reference" : "references"} to missing resources (those rules answer 500 or apply to nothing)`,
+        `${dangling.length} ${dangling.length === 1 ? "reference" : "references"} to missing resources (what they would get is answered 500, or not mirrored or failed over)`,
         dangling.map((issue) => namedIssue(resources, issue)),
       );
     }

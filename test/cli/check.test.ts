@@ -54,7 +54,7 @@ describe("meshctl check", () => {
       "✗ Service/echo-v9 names binding ECHO_V9, which wrangler.toml does not declare: needs a router binding and a redeploy",
     );
     expect(result.stdout).toContain(
-      "⚠ 1 reference to missing resources (those rules answer 500 or apply to nothing)\n" +
+      "⚠ 1 reference to missing resources (what they would get is answered 500, or not mirrored or failed over)\n" +
         "    HTTPRoute/echo.spec.rules[0].backendRefs[0].name: names Service 'echo-v7', which does not exist",
     );
     expect(result.stdout).toContain("✗ KV was edited outside the store: KV holds version 7");
