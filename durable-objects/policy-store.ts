@@ -164,6 +164,11 @@ export interface RouterView extends RouterReport {
 }
 
 export interface StoreStatus {
+  /**
+   * The store's clock when it answered (ISO 8601): ages (of a publish, of a router's applied
+   * version) are computed against it, so a client with a skewed clock still reads them right.
+   */
+  now: string;
   /** The current version (0: none yet). */
   version: number;
   published: {
@@ -486,6 +491,7 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
       }));
     const published = state.version;
     return {
+      now: new Date(now).toISOString(),
       version,
       published: {
         version: published,
