@@ -136,12 +136,16 @@ export default defineConfig({
                 ADMIN_SERVICES: ADMIN_SERVICE,
                 VIEWER_SERVICES: VIEWER_SERVICE,
               },
-              serviceBindings: Object.fromEntries(
-                [ADMIN_SERVICE, VIEWER_SERVICE, STRANGER_SERVICE].map((service) => [
-                  `IDENTITY_AS_${service.toUpperCase()}`,
-                  { name: "meshwork-identity", entrypoint: "Identity", props: { service } },
-                ]),
-              ),
+              serviceBindings: {
+                ...Object.fromEntries(
+                  [ADMIN_SERVICE, VIEWER_SERVICE, STRANGER_SERVICE].map((service) => [
+                    `IDENTITY_AS_${service.toUpperCase()}`,
+                    { name: "meshwork-identity", entrypoint: "Identity", props: { service } },
+                  ]),
+                ),
+                // Its HTTP entry, as a workload outside Workers reaches it (POST /v1/svid).
+                IDENTITY_HTTP: "meshwork-identity",
+              },
               workers: [auxiliaryWorker("meshwork-identity")],
             },
           }),

@@ -80,7 +80,7 @@ describe("secrets", () => {
       ["POST", "/v1/apply", { authorization: POLICY_ADMIN_TOKEN }, { resources: [] }, 401],
       ["POST", "/v1/apply", { "x-mesh-svid": tampered }, { resources: [] }, 401],
       ["DELETE", "/v1/resources/Service/secret-a", { "x-mesh-svid": viewerSvid }, undefined, 403],
-      ["GET", "/v1/config", { "x-mesh-svid": strangerSvid }, undefined, 401],
+      ["GET", "/v1/config", { "x-mesh-svid": strangerSvid }, undefined, 403],
       ["POST", "/v1/apply", ADMIN, { resources: [service("Bad_Name")] }, 400],
       ["POST", "/v1/apply", ADMIN, "{ not json", 400],
       ["POST", "/v1/apply", { ...ADMIN, "if-match": '"1"' }, { resources: [service("c")] }, 412],
