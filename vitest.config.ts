@@ -4,7 +4,7 @@
 // (wrangler dev and workerd as real processes, called over HTTP).
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { configDefaults, defineConfig } from "vitest/config";
-import { worker, workerVars } from "./scripts/workers.mjs";
+import { WORKERS, worker, workerBindings } from "./scripts/workers.mjs";
 import { TEST_ADMIN_TOKEN } from "./test/helpers/open-mesh.ts";
 import {
   ADMIN_SERVICE,
@@ -14,6 +14,8 @@ import {
 } from "./test/policy/constants.ts";
 
 const COMPATIBILITY_DATE = "2026-11-01";
+/** The router: the Worker under test of the "workers" project, not an auxiliary one. */
+const ROUTER = WORKERS[0]!.name;
 // The name the plugin gives the Worker under test (the router) in the "workers" project.
 const RUNNER_NAME = "vitest-plugin-runner-workers";
 
@@ -27,18 +29,39 @@ function auxiliary(name: string, script: string, bindings: Record<string, string
   };
 }
 
-/** A Worker of scripts/workers.mjs as an auxiliary Worker: its test build and its vars. */
+/**
+ * A Worker of scripts/workers.mjs as an auxiliary Worker: its test build, wired as its own
+ * wrangler config says — vars, KV namespaces, Durable Objects, service bindings (one to the
+ * router names the runner, the router's name here) — plus test-only `bindings`.
+ */
 function auxiliaryWorker(name: string, bindings: Record<string, string> = {}) {
   const { build, config } = worker(name);
   if (!build) throw new Error(`${name} has no test build in scripts/workers.mjs`);
-  return auxiliary(name, build, { ...workerVars(config), ...bindings });
+  const declared = workerBindings(config);
+  return {
+    ...auxiliary(name, build, { ...declared.vars, ...bindings }),
+    kvNamespaces: declared.kvNamespaces,
+    durableObjects: Object.fromEntries(
+      Object.entries(declared.durableObjects).map(([binding, { className, sqlite }]) => [
+        binding,
+        { className, useSQLite: sqlite },
+      ]),
+    ),
+    serviceBindings: Object.fromEntries(
+      Object.entries(declared.services).map(([binding, { service, entrypoint, props }]) => [
+        binding,
+        { name: service === ROUTER ? RUNNER_NAME : service, entrypoint, props },
+      ]),
+    ),
+  };
 }
 
-/** The identity Worker, with its keys' object and the router's KV namespace. */
-const identityWorker = {
-  ...auxiliaryWorker("meshwork-identity"),
-  durableObjects: { SIGNING_KEYS: { className: "SigningKeys", useSQLite: true } },
-  kvNamespaces: { MESH_CONFIG: "meshwork-config" },
+/**
+ * Test-only vars of auxiliary Workers: the policy Worker's admin token (test/helpers/open-mesh.ts),
+ * a secret, so in no wrangler config.
+ */
+const TEST_BINDINGS: Record<string, Record<string, string>> = {
+  "meshwork-policy": { ADMIN_TOKEN: TEST_ADMIN_TOKEN },
 };
 
 export default defineConfig({
@@ -62,40 +85,17 @@ export default defineConfig({
               bindings: { ADMIN_TOKEN: TEST_ADMIN_TOKEN },
               kvNamespaces: { RECORDINGS: "recordings" },
               workers: [
-                // The identity Worker the router's IDENTITY binding names (credentials and
-                // revocations from the router's KV namespace).
-                identityWorker,
-                // The policy Worker the router's POLICY binding names (its version reports).
-                {
-                  ...auxiliaryWorker("meshwork-policy", { ADMIN_TOKEN: TEST_ADMIN_TOKEN }),
-                  durableObjects: { POLICY_STORE: { className: "PolicyStore", useSQLite: true } },
-                  kvNamespaces: { MESH_CONFIG: "meshwork-config" },
-                  serviceBindings: {
-                    IDENTITY: {
-                      name: "meshwork-identity",
-                      entrypoint: "Identity",
-                      props: { service: "meshwork-policy" },
-                    },
-                  },
-                },
-                ...["echo-v1", "echo-v2", "echo-v3", "payments-v1", "payments-v2"].map((name) =>
-                  auxiliaryWorker(name),
+                // Every other Worker of the manifest, as its wrangler config wires it: the
+                // identity and policy Workers the router's IDENTITY and POLICY bindings name,
+                // the demo destinations, and `orders` calling through the router's Mesh
+                // entrypoint.
+                ...WORKERS.filter((w) => w.name !== ROUTER).map((w) =>
+                  auxiliaryWorker(w.name, TEST_BINDINGS[w.name]),
                 ),
+                // A test-only destination.
                 {
                   ...auxiliary("recorder", "recorder"),
                   kvNamespaces: { RECORDINGS: "recordings" },
-                },
-                // The demo caller, with its binding to the router's Mesh entrypoint exactly as in
-                // examples/orders/wrangler.toml (the router runs under the runner's name here).
-                {
-                  ...auxiliaryWorker("orders"),
-                  serviceBindings: {
-                    PAYMENTS: {
-                      name: RUNNER_NAME,
-                      entrypoint: "Mesh",
-                      props: { caller: "orders", target: "payments" },
-                    },
-                  },
                 },
               ],
             },
@@ -136,13 +136,17 @@ export default defineConfig({
                 ADMIN_SERVICES: ADMIN_SERVICE,
                 VIEWER_SERVICES: VIEWER_SERVICE,
               },
-              serviceBindings: Object.fromEntries(
-                [ADMIN_SERVICE, VIEWER_SERVICE, STRANGER_SERVICE].map((service) => [
-                  `IDENTITY_AS_${service.toUpperCase()}`,
-                  { name: "meshwork-identity", entrypoint: "Identity", props: { service } },
-                ]),
-              ),
-              workers: [identityWorker],
+              serviceBindings: {
+                ...Object.fromEntries(
+                  [ADMIN_SERVICE, VIEWER_SERVICE, STRANGER_SERVICE].map((service) => [
+                    `IDENTITY_AS_${service.toUpperCase()}`,
+                    { name: "meshwork-identity", entrypoint: "Identity", props: { service } },
+                  ]),
+                ),
+                // Its HTTP entry, as a workload outside Workers reaches it (POST /v1/svid).
+                IDENTITY_HTTP: "meshwork-identity",
+              },
+              workers: [auxiliaryWorker("meshwork-identity")],
             },
           }),
         ],

@@ -110,7 +110,7 @@ function explainApiError(error) {
     case "forbidden":
       return new CliError(`the admin API refused ${request}: ${error.message}`, {
         lines: [
-          "the credential may only read (a service in VIEWER_SERVICES); to write, pass --token with the ADMIN_TOKEN or the SVID of a service in ADMIN_SERVICES",
+          "the credential may only read (a viewer), or has no role at all; to write, pass --token with the ADMIN_TOKEN, or --svid with an SVID whose WorkloadCredential has roles [admin] (or of a service in ADMIN_SERVICES)",
         ],
       });
     case "not_found":

@@ -15,9 +15,10 @@ function failureText(failure) {
 }
 
 /**
- * `{ version, published: { version, at, pending, error }, kv: { version, error }, drift,
- * routers: [{ isolate, colo, version, at, error }], now }`. `now` is the server's clock when it
- * sends one, else this machine's.
+ * `{ version, published: { version, at, pending, nextAttemptAt, error }, kv: { version, error },
+ * drift, routers: [{ isolate, colo, version, appliedAt, reportedAt, error }], now }`. `now` is
+ * the server's clock when it sends one (ages are computed against it, so this machine's clock
+ * does not matter), else this machine's.
  */
 export function readStatus(body) {
   const published = body.published ?? {};
@@ -26,7 +27,10 @@ export function readStatus(body) {
     isolate: String(router.isolate ?? "?"),
     colo: String(router.colo ?? "-"),
     version: router.version ?? undefined,
-    at: firstDefined(router.reportedAt, router.at),
+    /** When the isolate applied its version (its own clock), if it has one. */
+    appliedAt: router.appliedAt ?? undefined,
+    /** When its last report arrived (the server's clock). */
+    reportedAt: firstDefined(router.reportedAt, router.at),
     error: router.error ?? undefined,
   }));
   const now = Date.parse(body.now ?? "");
@@ -36,6 +40,7 @@ export function readStatus(body) {
       version: published.version ?? undefined,
       at: published.at ?? undefined,
       pending: published.pending === true,
+      nextAttemptAt: published.nextAttemptAt ?? undefined,
       error: failureText(firstDefined(published.lastError, published.error)),
     },
     kv: { version: body.kv?.version ?? undefined, error: body.kv?.error ?? undefined },
@@ -51,10 +56,14 @@ export function routersAt(status, version = status.version) {
   return { current, total: status.routers.length };
 }
 
-/** "version N applied by X of Y routers". */
+/**
+ * "version N applied by X of Y routers", N the store's version; "(publish pending)" while the
+ * store has yet to publish it, since no router can run it before then.
+ */
 export function verdict(status) {
   const { current, total } = routersAt(status);
-  return `version ${status.version} applied by ${current} of ${total} ${total === 1 ? "router" : "routers"}`;
+  const pending = status.published.pending && !status.published.error ? " (publish pending)" : "";
+  return `version ${status.version} applied by ${current} of ${total} ${total === 1 ? "router" : "routers"}${pending}`;
 }
 
 /** A drift report as one line. */

@@ -25,7 +25,11 @@
  * trust their arguments' types.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { RevocationResource } from "../core/config/identity-schema.ts";
+import type {
+  RevocationResource,
+  WorkloadCredentialResource,
+} from "../core/config/identity-schema.ts";
+import type { AdminRole } from "../core/identity/names.ts";
 import { publishConfig, type SnapshotStore } from "../core/config/publish.ts";
 import {
   buildSnapshot,
@@ -158,12 +162,32 @@ export interface RefusalEntry {
   detail: string;
 }
 
+/** Control-plane roles a WorkloadCredential grants the SVIDs of `service` (it is not disabled). */
+export interface RoleGrant {
+  service: string;
+  roles: AdminRole[];
+  /** After this it grants nothing (ISO 8601). */
+  expires?: string;
+}
+
+/** What the current config says about admin SVIDs: what it revokes and the roles it grants. */
+export interface AdminIdentity {
+  version: number;
+  revocations: Revocations;
+  grants: RoleGrant[];
+}
+
 /** A router isolate's report, as status shows it. */
 export interface RouterView extends RouterReport {
   reportedAt: string;
 }
 
 export interface StoreStatus {
+  /**
+   * The store's clock when it answered (ISO 8601): ages (of a publish, of a router's applied
+   * version) are computed against it, so a client with a skewed clock still reads them right.
+   */
+  now: string;
   /** The current version (0: none yet). */
   version: number;
   published: {
@@ -265,8 +289,8 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
   /** The tail of the write chain: each write starts when the one before has finished. */
   #writes: Promise<unknown> = Promise.resolve();
   #held: HeldConfig | undefined;
-  /** The held config's revocations, computed once per version. */
-  #revoked: { version: number; revocations: Revocations } | undefined;
+  /** The held config's revocations and role grants, computed once per version. */
+  #adminIdentity: AdminIdentity | undefined;
   #auditInserts = 0;
   #reportInserts = 0;
 
@@ -410,30 +434,43 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
   }
 
   /**
-   * What the current config revokes, in the snapshot index's compact form: admin SVIDs are
-   * checked against it before the KV copy routers read has caught up.
+   * What the current config revokes (in the snapshot index's compact form) and which roles its
+   * WorkloadCredentials grant: admin SVIDs are checked against it before the KV copy the
+   * identity Worker and routers read has caught up, so a revocation, or a role taken away, counts
+   * as soon as it is committed.
    */
-  revocations(): { version: number; revocations: Revocations } {
+  adminIdentity(): AdminIdentity {
     const held = this.#current();
-    if (this.#revoked?.version === held.version) return this.#revoked;
+    if (this.#adminIdentity?.version === held.version) return this.#adminIdentity;
     const tokens = new Set<string>();
     const subjects: Revocations["subjects"] = [];
+    const grants: RoleGrant[] = [];
     for (const [key, resource] of held.resources) {
-      if (!key.startsWith("Revocation/")) continue;
-      const { spec } = JSON.parse(resource.json) as RevocationResource;
-      if (spec.jti !== undefined) tokens.add(spec.jti);
-      else if (spec.subject !== undefined) {
-        subjects.push({
-          subject: spec.subject,
-          ...(spec.issuedBefore === undefined ? {} : { issuedBefore: spec.issuedBefore }),
+      if (key.startsWith("Revocation/")) {
+        const { spec } = JSON.parse(resource.json) as RevocationResource;
+        if (spec.jti !== undefined) tokens.add(spec.jti);
+        else if (spec.subject !== undefined) {
+          subjects.push({
+            subject: spec.subject,
+            ...(spec.issuedBefore === undefined ? {} : { issuedBefore: spec.issuedBefore }),
+          });
+        }
+      } else if (key.startsWith("WorkloadCredential/")) {
+        const { spec } = JSON.parse(resource.json) as WorkloadCredentialResource;
+        if (spec.roles === undefined || spec.disabled === true) continue;
+        grants.push({
+          service: spec.service,
+          roles: spec.roles,
+          ...(spec.expires === undefined ? {} : { expires: spec.expires }),
         });
       }
     }
-    this.#revoked = {
+    this.#adminIdentity = {
       version: held.version,
       revocations: { tokens: [...tokens].sort().map((jti) => ({ jti })), subjects },
+      grants,
     };
-    return this.#revoked;
+    return this.#adminIdentity;
   }
 
   /** The store's version, what it published and when, drift, and the routers' versions. */
@@ -486,6 +523,7 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
       }));
     const published = state.version;
     return {
+      now: new Date(now).toISOString(),
       version,
       published: {
         version: published,
@@ -597,10 +635,15 @@ export class PolicyStore extends DurableObject<PolicyStoreEnv> {
     }
     if (issues.length > 0) {
       audit("invalid_config", issuesDetail(issues));
+      // A delete is refused when something still attaches to what it deletes: say so first.
+      const what =
+        request.op === "delete"
+          ? `deleting ${request.kind}/${request.name} would leave the config invalid`
+          : "the config this write makes is invalid";
       return {
         ok: false,
         code: "invalid_config",
-        message: `the config this write makes is invalid: ${issuesDetail(issues)}`,
+        message: `${what}: ${issuesDetail(issues)}`,
         version: held.version,
         issues,
       };

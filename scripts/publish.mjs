@@ -18,7 +18,8 @@ Options:
   --version N         the version to publish; must be higher than the one in KV
                       (default: one more than it)
   --dry-run           validate only; write nothing
-  --strict            also refuse references to missing Services (otherwise warnings)
+  --strict            also refuse backendRefs, mirrors, failovers and filters naming
+                      missing resources (otherwise warnings)
   -h, --help          show this help
 
 A running \`npm start\` applies a local publish within CONFIG_REFRESH_SECONDS (5 s).`;

@@ -16,6 +16,17 @@ export interface WorkerManifest {
 export const WORKERS: readonly WorkerManifest[];
 export function worker(name: string): WorkerManifest;
 export function workerVars(config: string): Record<string, string>;
+/** The bindings a Worker's wrangler config declares. */
+export interface WorkerBindings {
+  vars: Record<string, string>;
+  kvNamespaces: Record<string, string>;
+  durableObjects: Record<string, { className: string; sqlite: boolean }>;
+  services: Record<
+    string,
+    { service: string; entrypoint?: string; props?: Record<string, unknown> }
+  >;
+}
+export function workerBindings(config: string): WorkerBindings;
 export const WORKER_CONFIGS: readonly string[];
 export const IDENTITY_CONFIG: string;
 export const POLICY_CONFIG: string;

@@ -91,6 +91,33 @@ export function workerVars(config) {
   return Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, String(v)]));
 }
 
+/**
+ * The bindings a Worker's wrangler config declares, for running its bundle outside wrangler (the
+ * tests' auxiliary Workers): `[vars]`, KV namespaces (binding → id), Durable Objects (binding →
+ * class, and whether a migration makes it SQLite-backed) and service bindings (binding → the
+ * Worker, entrypoint and props).
+ */
+export function workerBindings(config) {
+  const toml = parseToml(readFileSync(join(ROOT, config), "utf8"));
+  const sqlite = new Set((toml.migrations ?? []).flatMap((m) => m.new_sqlite_classes ?? []));
+  return {
+    vars: workerVars(config),
+    kvNamespaces: Object.fromEntries((toml.kv_namespaces ?? []).map((kv) => [kv.binding, kv.id])),
+    durableObjects: Object.fromEntries(
+      (toml.durable_objects?.bindings ?? []).map((d) => [
+        d.name,
+        { className: d.class_name, sqlite: sqlite.has(d.class_name) },
+      ]),
+    ),
+    services: Object.fromEntries(
+      (toml.services ?? []).map((s) => [
+        s.binding,
+        { service: s.service, entrypoint: s.entrypoint, props: s.props },
+      ]),
+    ),
+  };
+}
+
 /** Every Worker's wrangler config, the router's first. */
 export const WORKER_CONFIGS = WORKERS.map((w) => w.config);
 

@@ -33,7 +33,9 @@ Checks, in order: the admin API is reachable and accepts the credential; the cur
 valid by this checkout's schemas; every Service endpoint's binding is declared in the router's
 wrangler.toml (a Service whose binding the router lacks needs a router binding and a
 redeploy); references to missing Services (warnings); the config is published to KV without
-drift; every router reports the current version. Prints ✓, ⚠ or ✗ per check; exits 1 on any ✗.`,
+drift; every router reports the version published to KV (a newer one still to be published is
+"publish pending", a warning: the store publishes at most once a second). Prints ✓, ⚠ or ✗ per
+check; exits 1 on any ✗.`,
   options: {},
   examples: ["meshctl check", "meshctl check --server https://policy.example.com"],
   async run({ positionals, io, client }) {
@@ -123,7 +125,7 @@ drift; every router reports the current version. Prints ✓, ⚠ or ✗ per chec
       pass("no references to missing resources");
     } else {
       warn(
-        `${dangling.length} ${dangling.length === 1 ? "reference" : "references"} to missing resources (those rules answer 500 or apply to nothing)`,
+        `${dangling.length} ${dangling.length === 1 ? "reference" : "references"} to missing resources (what they would get is answered 500, or not mirrored or failed over)`,
         dangling.map((issue) => namedIssue(resources, issue)),
       );
     }
@@ -143,14 +145,16 @@ drift; every router reports the current version. Prints ✓, ⚠ or ✗ per chec
       fail(`publishing to KV fails: ${published.error}`, [
         "the store retries on its alarm; the policy Worker's log has the cause",
       ]);
+    } else if (published.pending) {
+      // Due within a second or so (or at the retry the alarm is set for): not a failure yet.
+      const next = published.nextAttemptAt ? `, next at ${published.nextAttemptAt}` : "";
+      warn(
+        `version ${status.version}: publish pending (KV holds ${published.version === undefined ? "no version" : `version ${published.version}`}; the store publishes at most once a second${next})`,
+      );
     } else if (published.version === undefined) {
       fail(`version ${status.version} has not been published to KV`, [
         "the store publishes on its alarm within a second or so; if this persists, read the policy Worker's log",
       ]);
-    } else if (published.version < status.version) {
-      warn(
-        `KV holds version ${published.version}, the store version ${status.version}: publishing pending (at most one a second)`,
-      );
     } else {
       pass(
         `version ${published.version} published to KV${published.at ? ` ${age(published.at, status.now)} ago` : ""}`,
@@ -166,21 +170,29 @@ drift; every router reports the current version. Prints ✓, ⚠ or ✗ per chec
       pass("no drift between KV and the store");
     }
 
-    const { current, total } = routersAt(status, config.version);
+    // Routers can only run what is in KV: they are measured against the published version, and
+    // a version the store has yet to publish is pending, not a router falling behind.
+    const target = published.version;
+    const pending = published.pending ? ` (version ${status.version}: publish pending)` : "";
+    const { current, total } = routersAt(status, target);
     const failing = status.routers.filter((router) => router.error);
     if (total === 0) {
       warn("no router has reported its version yet (a router reports once it serves a request)");
+    } else if (target === undefined) {
+      warn(
+        `no version is published yet, so no router can run one${pending}: ${total} ${total === 1 ? "router has" : "routers have"} reported`,
+      );
     } else if (current === total) {
       pass(
-        `all ${total} ${total === 1 ? "router reports" : "routers report"} version ${config.version}`,
+        `all ${total} ${total === 1 ? "router reports" : "routers report"} version ${target}, the published one${pending}`,
       );
     } else {
-      fail(`${current} of ${total} routers report version ${config.version}`, [
+      fail(`${current} of ${total} routers report version ${target}, the published one${pending}`, [
         ...status.routers
-          .filter((router) => router.version !== config.version)
+          .filter((router) => router.version !== target)
           .map(
             (router) =>
-              `isolate ${router.isolate} (${router.colo}) runs version ${router.version ?? "none"}, reported ${age(router.at, status.now)} ago`,
+              `isolate ${router.isolate} (${router.colo}) runs version ${router.version ?? "none"}, reported ${age(router.reportedAt, status.now)} ago`,
           ),
         "routers refresh their config within seconds of a publish; run the check again shortly",
       ]);

@@ -11,7 +11,9 @@ export const deleteCommand = {
   usage: "meshctl delete KIND NAME [--if-match N]",
   description: `
 Deletes the resource (KIND NAME, or KIND/NAME) as a new version; the admin API warns when
-what is left refers to it (a route to a deleted Service answers 500 for that rule).`,
+what is left sends calls to it (a route to a deleted Service answers 500 for that rule). A
+Service or HTTPRoute that a route or policy is still attached to (parentRefs, targetRefs) is
+not deleted: the refusal names each one, to delete or change first.`,
   options: { "if-match": IF_MATCH_OPTION },
   examples: ["meshctl delete httproute echo", "meshctl delete svc/echo-v3 --if-match 14"],
   async run({ values, positionals, io, client }) {

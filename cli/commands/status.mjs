@@ -10,9 +10,10 @@ export const status = {
   description: `
 Shows the store's current version, the version last published to the router's KV namespace
 and when (or why publishing fails), drift (an edit made straight to KV), and every router
-isolate with the version it has applied and when it last reported (each reports when its
-version changes and at least once a minute). The last line says how many routers run the
-current version.`,
+isolate with the version it has applied, how long ago it applied it (AGE) and how long ago it
+last reported (REPORTED: each reports when its version changes and at least once a minute).
+Ages are computed against the policy Worker's clock. The last line says how many routers run
+the current version ("publish pending" until the store has published it).`,
   options: {},
   examples: ["meshctl status", "meshctl status -o json"],
   async run({ values, positionals, io, client }) {
@@ -41,12 +42,13 @@ current version.`,
       const errors = status.routers.some((r) => r.error);
       io.print(
         table(
-          ["ISOLATE", "COLO", "VERSION", "AGE", ...(errors ? ["ERROR"] : [])],
+          ["ISOLATE", "COLO", "VERSION", "AGE", "REPORTED", ...(errors ? ["ERROR"] : [])],
           status.routers.map((r) => [
             r.isolate,
             r.colo,
             r.version ?? "none",
-            age(r.at, status.now),
+            r.appliedAt === undefined ? "-" : age(r.appliedAt, status.now),
+            age(r.reportedAt, status.now),
             ...(errors ? [r.error ?? ""] : []),
           ]),
         ),

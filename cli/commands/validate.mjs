@@ -11,15 +11,16 @@ export const validate = {
   description: `
 Validates the files as one config, exactly as the router and the admin API would (schemas,
 limits, RE2 regexes, SPIFFE IDs, cross-resource checks) and against the service bindings the
-router's wrangler.toml declares. Every issue is printed with its file and line. References to
-missing Services are warnings (the Gateway API serves such a route and answers 500 for that
-rule) unless --strict. Exits 1 when the config is not valid.`,
+router's wrangler.toml declares. Every issue is printed with its file and line. What a route or
+policy is attached to (parentRefs, targetRefs) must exist; a backendRef, mirror, failover or
+filter naming a missing resource is a warning (the Gateway API serves such a route and answers
+500 for that rule) unless --strict. Exits 1 when the config is not valid.`,
   options: {
     file: FILE_OPTION,
     strict: {
       type: "boolean",
       flags: "--strict",
-      help: "refuse references to missing resources instead of warning",
+      help: "refuse backendRefs, mirrors, failovers and filters naming missing resources too",
     },
   },
   examples: ["meshctl validate -f examples/mesh.yaml", "meshctl validate -f config/ --strict"],

@@ -10,7 +10,7 @@
  * The semantics are in docs/identity.md; the schemas here check shape and syntax only.
  */
 import { z } from "zod";
-import { isReservedService, RESERVED_SERVICES } from "../identity/names.ts";
+import { ADMIN_ROLES, isReservedService, RESERVED_SERVICES } from "../identity/names.ts";
 import { HEADER_NAME, MESH_API_VERSION, Metadata, ResourceName } from "./schema.ts";
 
 /** A SPIFFE ID: `spiffe://<trust domain>/<path>` (lower-case trust domain, non-empty path). */
@@ -314,6 +314,17 @@ export const WorkloadCredentialResource = z.strictObject({
         .refine((c) => c.fingerprintSHA256 !== undefined || c.subjectDN !== undefined, {
           message: "set fingerprintSHA256 or subjectDN",
         })
+        .optional(),
+      /**
+       * Control-plane roles of the SVIDs this credential attests (their `meshwork.dev/roles`
+       * claim): `admin` may read and change the config through the policy Worker's admin API,
+       * `viewer` may read it. Unset: none.
+       */
+      roles: z
+        .array(z.enum(ADMIN_ROLES, { error: `must be ${ADMIN_ROLES.join(" or ")}` }))
+        .min(1, "name a role, or leave roles out")
+        .max(ADMIN_ROLES.length)
+        .refine((roles) => new Set(roles).size === roles.length, { message: "duplicate role" })
         .optional(),
       /** After this the credential proves nothing. */
       expires: z.iso.datetime({ offset: true }).optional(),

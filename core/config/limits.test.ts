@@ -101,7 +101,7 @@ describe("config limits", () => {
       service("echo"),
       route("r", [{ matches: [{ path: { type: "RegularExpression", value: "/(?:a?){200}" } }] }]),
     ]);
-    expect(big[0]!.path).toBe("resources[1].spec.rules[0].matches[0].path");
+    expect(big[0]!.path).toBe("resources[1].spec.rules[0].matches[0].path.value");
     expect(big[0]!.message).toMatch(/RE2 program of size \d+; the limit is 256/);
 
     const pattern = "/x[a-z0-9]{200}"; // a program of a little over 200
@@ -145,7 +145,7 @@ describe("config limits", () => {
     expect(parsed.ok).toBe(false);
     if (!parsed.ok) {
       expect(parsed.issues[0]!.path).toBe(
-        "mesh/dest/echo/x.routes[0].spec.rules[0].matches[0].path",
+        "mesh/dest/echo/x.routes[0].spec.rules[0].matches[0].path.value",
       );
       expect(parsed.issues[0]!.message).toMatch(/not a valid RE2 regular expression/);
     }

@@ -212,9 +212,10 @@ function checkPlainPath(value: string, ctx: z.RefinementCtx): void {
   }
 }
 
+/** Refuses a pattern outside RE2's linear-time dialect, at the match's `value`. */
 function checkRegex(value: string, ctx: z.RefinementCtx): void {
   const problem = regexProblem(value);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
+  if (problem) ctx.addIssue({ code: "custom", path: ["value"], message: problem });
 }
 
 const PathMatch = z

@@ -92,25 +92,29 @@ describe("config validation", () => {
     expect(result.warnings[0]!.message).toMatch(/NonExistent 'web-backend'.*only to Services/);
   });
 
-  it("warns about mirrors and parents that name missing Services", () => {
-    const result = validateResources([
-      service("echo"),
-      route({
-        parentRefs: [{ name: "echo" }, { name: "nowhere" }],
-        rules: [
-          {
-            filters: [{ type: "RequestMirror", requestMirror: { backendRef: { name: "gone" } } }],
-            backendRefs: [{ name: "echo" }],
-          },
-        ],
-      }),
-    ]);
-    expect(result.ok).toBe(true);
-    expect(result.warnings.map((w) => w.path)).toEqual([
-      "resources[1].spec.parentRefs[1].name",
+  it("warns about a mirror to a missing Service, and refuses a parent that does not exist", () => {
+    const mirror = {
+      filters: [{ type: "RequestMirror", requestMirror: { backendRef: { name: "gone" } } }],
+      backendRefs: [{ name: "echo" }],
+    };
+    const result = validateResources([service("echo"), route({ rules: [mirror] })]);
+    expect(result.ok && result.warnings.map((w) => w.path)).toEqual([
       "resources[1].spec.rules[0].filters[0].requestMirror.backendRef.name",
     ]);
-    expect(result.warnings[1]!.message).toMatch(/nothing will be mirrored/);
+    expect(result.warnings[0]!.message).toMatch(/nothing will be mirrored/);
+    // A route attached to a Service that does not exist would apply to no call: an issue.
+    const issues = issuesOf([
+      service("echo"),
+      route({ parentRefs: [{ name: "echo" }, { name: "nowhere" }], rules: [mirror] }),
+    ]);
+    expect(issues).toEqual([
+      {
+        path: "resources[1].spec.parentRefs[1].name",
+        message: expect.stringMatching(
+          /^names Service 'nowhere', which does not exist: an HTTPRoute attached to nothing would apply to no call\. Add the Service, or fix or remove this reference/,
+        ),
+      },
+    ]);
   });
 
   it("refuses a path value with characters a URL path cannot hold, saying how to write them", () => {
@@ -319,10 +323,18 @@ describe("BackendPolicy", () => {
     ]);
   });
 
-  it("warns about a target that does not exist", () => {
-    const result = validateResources([service("echo"), policy("p", "ghost", {})]);
-    expect(result.ok).toBe(true);
-    expect(result.warnings[0]!.path).toBe("resources[1].spec.targetRefs[0].name");
+  it("refuses a target that does not exist, whatever strict says", () => {
+    for (const strict of [false, true]) {
+      const issues = issuesOf([service("echo"), policy("p", "ghost", {})], { strict });
+      expect(issues).toEqual([
+        {
+          path: "resources[1].spec.targetRefs[0].name",
+          message: expect.stringMatching(
+            /^names Service 'ghost', which does not exist: a BackendPolicy/,
+          ),
+        },
+      ]);
+    }
   });
 
   it("puts the policies of a destination and its backends in its snapshot entry", () => {
@@ -409,15 +421,18 @@ describe("BackendPolicy targets and knobs", () => {
     ]);
   });
 
-  it("warns about a route or rule that does not exist", () => {
-    const result = validateResources([
+  it("refuses a route or rule that does not exist", () => {
+    const issues = issuesOf([
       service("echo"),
       echoRoute,
-      policy([onRoute("ghost"), onRoute("r", "nope")], { retry: {} }),
+      policy([onRoute("ghost"), onRoute("r", "nope"), onRoute("r", "main")], { retry: {} }),
     ]);
-    expect(result.ok && result.warnings.map((w) => w.path)).toEqual([
-      "resources[2].spec.targetRefs[0].name",
-      "resources[2].spec.targetRefs[1].sectionName",
+    expect(issues.map((i) => [i.path, i.message.split(":")[0]])).toEqual([
+      ["resources[2].spec.targetRefs[0].name", "names HTTPRoute 'ghost', which does not exist"],
+      [
+        "resources[2].spec.targetRefs[1].sectionName",
+        "names rule 'nope' of HTTPRoute 'r', which does not exist",
+      ],
     ]);
   });
 
@@ -528,5 +543,43 @@ describe("FaultInjection and ExtensionRef", () => {
         { strict: true },
       ).ok,
     ).toBe(false);
+  });
+});
+
+describe("attachment references", () => {
+  const targeting = (kind: string, spec: object) => ({
+    apiVersion: "meshwork.dev/v1",
+    kind,
+    metadata: { name: "p" },
+    spec: {
+      targetRefs: [
+        { kind: "Service", name: "echo" },
+        { kind: "Service", name: "gone" },
+      ],
+      ...spec,
+    },
+  });
+
+  it("refuses an AuthorizationPolicy or PeerAuthentication that targets a missing Service", () => {
+    for (const [kind, spec] of [
+      ["AuthorizationPolicy", { action: "DENY", rules: [{}] }],
+      ["PeerAuthentication", { mode: "PERMISSIVE" }],
+    ] as const) {
+      const issues = issuesOf([service("echo"), targeting(kind, spec)]);
+      expect(issues).toEqual([
+        {
+          path: "resources[1].spec.targetRefs[1].name",
+          message: expect.stringMatching(
+            new RegExp(
+              `^names Service 'gone', which does not exist: an? ${kind} attached to nothing`,
+            ),
+          ),
+        },
+      ]);
+      // Without targetRefs it is mesh-wide: nothing to resolve.
+      const meshWide = targeting(kind, spec) as { spec: { targetRefs?: unknown } };
+      delete meshWide.spec.targetRefs;
+      expect(validateResources([service("echo"), meshWide]).ok).toBe(true);
+    }
   });
 });

@@ -3,9 +3,14 @@
  * resources (unique names, per-destination limits, references). Issues name the field path
  * (`resources[1].spec.rules[0].backendRefs[0].weight`) so an operator can find the mistake.
  *
- * References follow the Gateway API: a backendRef to a Service that does not exist (or to a kind
- * the mesh cannot send to) does not invalidate the route — the requests that rule would send
- * there are answered 500 — so it is a warning, not an issue, unless `strict` asks otherwise.
+ * References are of two sorts, and treated as the Gateway API's behaviour makes them matter:
+ *  - what a resource attaches to (an HTTPRoute's parentRefs, a policy's targetRefs, down to a
+ *    route rule's sectionName) must exist: a route or policy attached to nothing applies to no
+ *    call, silently, so it is an issue — and deleting a Service that something still attaches to
+ *    is refused, naming what does;
+ *  - where a call is sent (a backendRef, a mirror, a failover Service, an ExtensionRef filter)
+ *    may dangle: the Gateway API serves the route and answers 500 for what that reference would
+ *    get, so it is a warning, not an issue, unless `strict` asks otherwise.
  */
 import type { z } from "zod";
 import { MAX_REGEX_COST_PER_DESTINATION, MIN_REGEX_COST, regexCost } from "../routing/regex.ts";
@@ -79,7 +84,11 @@ export type ConfigValidation =
 
 /** What `validateResources` can check beyond the resources themselves. */
 export interface ValidateOptions {
-  /** Refuse dangling references instead of warning about them. */
+  /**
+   * Refuse dangling forwarding references (backendRefs, mirrors, failover, ExtensionRef filters)
+   * instead of warning about them. Attachment references (parentRefs, targetRefs) are always
+   * refused.
+   */
   strict?: boolean;
   /**
    * The router's service bindings, when known (from its wrangler config): an endpoint naming
@@ -234,6 +243,15 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
   const serviceNames = new Set(services.map((s) => s.metadata.name));
   const dangling = (path: string, message: string) =>
     (options.strict ? issues : warnings).push({ path, message });
+  /** What a resource attaches to is missing: always an issue, saying how to fix it. */
+  const detached = (path: string, what: string, target: string, kind: string) => {
+    // HTTPRoute and AuthorizationPolicy read "an …".
+    const one = `${/^[AEIOH]/.test(kind) ? "an" : "a"} ${kind}`;
+    issues.push({
+      path,
+      message: `${what}, which does not exist: ${one} attached to nothing would apply to no call. Add the ${target}, or fix or remove this reference (to delete a ${target} that ${one} is attached to, delete or change the ${kind} first)`,
+    });
+  };
 
   if (options.routerBindings) {
     const { names, file } = options.routerBindings;
@@ -292,9 +310,11 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
         if (!list.includes(route)) list.push(route);
         attached.set(ref.name, list);
       } else {
-        dangling(
+        detached(
           `${base}.parentRefs[${i}].name`,
-          `names Service '${ref.name}', which does not exist; the route applies to no calls`,
+          `names Service '${ref.name}'`,
+          "Service",
+          "HTTPRoute",
         );
       }
     });
@@ -332,26 +352,22 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
       const path = `${base}.targetRefs[${i}]`;
       if (ref.kind === "Service") {
         if (!serviceNames.has(ref.name)) {
-          dangling(
-            `${path}.name`,
-            `names Service '${ref.name}', which does not exist; the policy applies to no calls`,
-          );
+          detached(`${path}.name`, `names Service '${ref.name}'`, "Service", "BackendPolicy");
         }
         return;
       }
       const route = routesByName.get(ref.name);
       if (!route) {
-        dangling(
-          `${path}.name`,
-          `names HTTPRoute '${ref.name}', which does not exist; the policy applies to no calls`,
-        );
+        detached(`${path}.name`, `names HTTPRoute '${ref.name}'`, "HTTPRoute", "BackendPolicy");
       } else if (
         ref.sectionName !== undefined &&
         !route.spec.rules.some((rule) => rule.name === ref.sectionName)
       ) {
-        dangling(
+        detached(
           `${path}.sectionName`,
-          `HTTPRoute '${ref.name}' has no rule named '${ref.sectionName}'; the policy applies to no calls`,
+          `names rule '${ref.sectionName}' of HTTPRoute '${ref.name}'`,
+          "rule",
+          "BackendPolicy",
         );
       }
     });
@@ -376,9 +392,11 @@ export function validateResources(input: unknown, options: ValidateOptions = {})
   ) => {
     resource.spec.targetRefs?.forEach((ref, i) => {
       if (!serviceNames.has(ref.name)) {
-        dangling(
+        detached(
           `${at(kind, resource.metadata.name)}.spec.targetRefs[${i}].name`,
-          `names Service '${ref.name}', which does not exist; the ${kind} applies to no calls`,
+          `names Service '${ref.name}'`,
+          "Service",
+          kind,
         );
       }
     });

@@ -62,6 +62,16 @@ export const PASSPORT_TYPE = "mesh-passport+jwt";
 /** JOSE `typ` of a router key certificate (signed by the identity Worker, for a router's key). */
 export const ROUTER_KEY_TYPE = "mesh-router-key+jwt";
 
+/**
+ * The JWT-SVID claim naming its subject's control-plane roles (`["admin"]`, `["viewer"]`): the
+ * identity Worker sets it for a workload whose WorkloadCredential grants roles, and the policy
+ * Worker's admin API takes it. A private claim, namespaced so it collides with no other.
+ */
+export const ROLES_CLAIM = "meshwork.dev/roles";
+/** Control-plane roles: `admin` reads and changes the config through the admin API; `viewer` reads it. */
+export const ADMIN_ROLES = ["admin", "viewer"] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
+
 /** The one signature algorithm of the mesh. */
 export const ALGORITHM = "ES256";
 

@@ -7,7 +7,16 @@
  * before a key is looked up, and keys come only from the mesh's JWKS, by `kid`.
  */
 import { errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
-import { ALGORITHM, identityIssuer, MAX_TOKEN_LENGTH, routerId, serviceOf } from "./names.ts";
+import {
+  ADMIN_ROLES,
+  ALGORITHM,
+  identityIssuer,
+  MAX_TOKEN_LENGTH,
+  ROLES_CLAIM,
+  routerId,
+  serviceOf,
+  type AdminRole,
+} from "./names.ts";
 
 /** Why a token was refused: for logs and the call's outcome, never for the caller. */
 export class SvidError extends Error {
@@ -33,6 +42,8 @@ export interface VerifiedSvid {
   readonly expiresAt: number;
   /** RFC 8705 `cnf["x5t#S256"]`: the client certificate the token is bound to, if any. */
   readonly certificateThumbprint: string | undefined;
+  /** The control-plane roles the ROLES_CLAIM names (roles this code does not know are left out). */
+  readonly roles: readonly AdminRole[];
 }
 
 export interface SvidCheck {
@@ -101,7 +112,17 @@ export async function verifySvid(token: string, check: SvidCheck): Promise<Verif
     issuedAt: payload.iat * 1000,
     expiresAt: (payload.exp as number) * 1000,
     certificateThumbprint: thumbprintOf(payload.cnf),
+    roles: rolesOf(payload[ROLES_CLAIM]),
   };
+}
+
+/** The roles of ROLES_CLAIM: none when absent; a claim that is not a list of names is refused. */
+function rolesOf(claim: unknown): readonly AdminRole[] {
+  if (claim === undefined) return [];
+  if (!Array.isArray(claim) || claim.length > 16 || !claim.every((r) => typeof r === "string")) {
+    throw new SvidError(`${ROLES_CLAIM} is not a list of role names`);
+  }
+  return ADMIN_ROLES.filter((role) => claim.includes(role));
 }
 
 /** The protected header, after the checks that need no key; throws SvidError. */

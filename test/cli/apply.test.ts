@@ -109,6 +109,18 @@ describe("meshctl apply", () => {
     expect(fake.requests).toHaveLength(0);
   });
 
+  test("refuses offline a policy that targets a missing Service, naming its file and line", async ({
+    fake,
+    run,
+  }) => {
+    const result = await run("apply", "-f", join(FIXTURES, "detached.yaml"));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /detached\.yaml:10: resources\[1\]\.spec\.targetRefs\[0\]\.name: names Service 'echo-v7', which does not exist/,
+    );
+    expect(fake.requests).toHaveLength(0);
+  });
+
   test("prints the server's invalid_config issues with the file they point at", async ({
     fake,
     run,

@@ -28,9 +28,38 @@ describe("meshctl check", () => {
     expect(result.stdout).toContain("✓ no references to missing resources");
     expect(result.stdout).toMatch(/✓ version 1 published to KV \d+s ago/);
     expect(result.stdout).toContain("✓ no drift between KV and the store");
-    expect(result.stdout).toContain("✓ all 2 routers report version 1");
+    expect(result.stdout).toContain("✓ all 2 routers report version 1, the published one\n");
     expect(result.stdout).not.toContain("✗");
     expect(result.stdout.trimEnd().split("\n").at(-1)).toBe("✓ all checks passed");
+  });
+
+  test("in the second before a publish, measures routers by the published version: publish pending, no ✗", async ({
+    fake,
+    run,
+  }) => {
+    fake.seed(fixtureResources("mesh"));
+    fake.seed(fixtureResources("mesh-v2.yaml"));
+    fake.published = { version: 1, at: now(), nextAttemptAt: now() };
+    fake.routers = [
+      { isolate: "a1", colo: "LHR", version: 1, reportedAt: now() },
+      { isolate: "b2", colo: "SJC", version: 1, reportedAt: now() },
+    ];
+    const result = await run("check");
+    expect(result.code, result.stdout).toBe(0);
+    expect(result.stdout).toMatch(
+      /^⚠ version 2: publish pending \(KV holds version 1; the store publishes at most once a second, next at \S+\)$/m,
+    );
+    expect(result.stdout).toContain(
+      "✓ all 2 routers report version 1, the published one (version 2: publish pending)\n",
+    );
+    expect(result.stdout).not.toContain("✗");
+    // A router behind the published version is still a failure.
+    fake.routers.push({ isolate: "c3", colo: "NRT", version: 0, reportedAt: now() });
+    const behind = await run("check");
+    expect(behind.code).toBe(1);
+    expect(behind.stdout).toContain(
+      "✗ 2 of 3 routers report version 1, the published one (version 2: publish pending)",
+    );
   });
 
   test("fails on a Service whose binding the router lacks and a router behind, and warns about dangling references", async ({
@@ -54,11 +83,11 @@ describe("meshctl check", () => {
       "✗ Service/echo-v9 names binding ECHO_V9, which wrangler.toml does not declare: needs a router binding and a redeploy",
     );
     expect(result.stdout).toContain(
-      "⚠ 1 reference to missing resources (those rules answer 500 or apply to nothing)\n" +
+      "⚠ 1 reference to missing resources (what they would get is answered 500, or not mirrored or failed over)\n" +
         "    HTTPRoute/echo.spec.rules[0].backendRefs[0].name: names Service 'echo-v7', which does not exist",
     );
     expect(result.stdout).toContain("✗ KV was edited outside the store: KV holds version 7");
-    expect(result.stdout).toContain("✗ 2 of 3 routers report version 1");
+    expect(result.stdout).toContain("✗ 2 of 3 routers report version 1, the published one\n");
     expect(result.stdout).toMatch(/isolate b2 \(SJC\) runs version 0, reported \d+s ago/);
     expect(result.stdout).toContain(
       "✗ 1 router reports a config error\n    isolate c3 (NRT): version 2 refused",

@@ -40,6 +40,8 @@ export interface RouterReport {
   isolate: string;
   colo: string | null;
   version: number | null;
+  /** When the isolate applied its version, by its own clock. */
+  appliedAt?: string | null;
   reportedAt: string;
   error?: string | null;
 }
@@ -60,10 +62,13 @@ export interface FakeAdmin {
     | {
         version: number | null;
         at: string | null;
+        nextAttemptAt?: string;
         lastError?: { message: string; failures: number };
       }
     | undefined;
   drift: { kvVersion: number; publishedVersion: number; message: string } | null;
+  /** The server's clock GET /v1/status sends (default: this machine's, now). */
+  now: string | undefined;
   /** When set, every request waits forever (for timeouts). */
   hang: boolean;
   /** When set, the next apply answers with this error instead. */
@@ -118,6 +123,7 @@ export async function startFakeAdmin(options: { token?: string } = {}): Promise<
     versions: [],
     routers: [],
     published: undefined,
+    now: undefined,
     drift: null,
     hang: false,
     nextApplyError: undefined,
@@ -289,12 +295,13 @@ export async function startFakeAdmin(options: { token?: string } = {}): Promise<
       };
       const routers = fake.routers;
       return send(res, 200, {
+        now: fake.now ?? new Date().toISOString(),
         version: current.version,
         published: {
           version: published.version,
           at: published.at,
           pending: current.version > (published.version ?? 0),
-          nextAttemptAt: null,
+          nextAttemptAt: published.nextAttemptAt ?? null,
           lastError: published.lastError
             ? { ...published.lastError, at: new Date().toISOString() }
             : null,

@@ -120,22 +120,40 @@ describe("meshctl status", () => {
     fake.seed([]);
     fake.seed([]);
     fake.seed([]);
-    const now = Date.now();
-    const ago = (seconds: number) => new Date(now - seconds * 1000).toISOString();
+    // The server's clock is two hours ahead of this machine's: ages are read against it.
+    const serverNow = Date.now() + 2 * 3_600_000;
+    fake.now = new Date(serverNow).toISOString();
+    const ago = (seconds: number) => new Date(serverNow - seconds * 1000).toISOString();
     fake.published = { version: 3, at: ago(4) };
     fake.routers = [
-      { isolate: "a1b2", colo: "LHR", version: 3, reportedAt: ago(5) },
-      { isolate: "c3d4", colo: "SJC", version: 3, reportedAt: ago(30) },
-      { isolate: "e5f6", colo: "NRT", version: 2, reportedAt: ago(200) },
+      { isolate: "a1b2", colo: "LHR", version: 3, appliedAt: ago(4), reportedAt: ago(1) },
+      { isolate: "c3d4", colo: "SJC", version: 3, appliedAt: ago(3), reportedAt: ago(30) },
+      { isolate: "e5f6", colo: "NRT", version: 2, appliedAt: ago(5400), reportedAt: ago(200) },
+      { isolate: "g7h8", colo: "SIN", version: null, appliedAt: null, reportedAt: ago(2) },
     ];
     const result = await run("status");
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(
-      /^version: {3}3\npublished: version 3, [45]s ago\ndrift: {5}none\n$/m,
+      /^version: {3}3\npublished: version 3, 4s ago\ndrift: {5}none\n$/m,
     );
-    expect(result.stdout).toMatch(/^ISOLATE\s+COLO\s+VERSION\s+AGE$/m);
-    expect(result.stdout).toMatch(/^e5f6\s+NRT\s+2\s+3m$/m);
-    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe("version 3 applied by 2 of 3 routers");
+    // AGE: how long ago the isolate applied its version; REPORTED: its last report.
+    expect(result.stdout).toMatch(/^ISOLATE\s+COLO\s+VERSION\s+AGE\s+REPORTED$/m);
+    expect(result.stdout).toMatch(/^a1b2\s+LHR\s+3\s+4s\s+1s$/m);
+    expect(result.stdout).toMatch(/^e5f6\s+NRT\s+2\s+90m\s+3m$/m);
+    expect(result.stdout).toMatch(/^g7h8\s+SIN\s+none\s+-\s+2s$/m);
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe("version 3 applied by 2 of 4 routers");
+  });
+
+  test("says a version the store has yet to publish is pending", async ({ fake, run }) => {
+    fake.seed([]);
+    fake.seed([]);
+    const now = new Date().toISOString();
+    fake.published = { version: 1, at: now, nextAttemptAt: now };
+    fake.routers = [{ isolate: "a1b2", colo: "LHR", version: 1, appliedAt: now, reportedAt: now }];
+    const result = await run("status");
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe(
+      "version 2 applied by 0 of 1 router (publish pending)",
+    );
   });
 
   test("reports drift, a failing publish and a router's config error", async ({ fake, run }) => {
@@ -163,7 +181,7 @@ describe("meshctl status", () => {
         "drift:         KV holds version 9, the store last published version 1: mesh/index was edited in KV\n",
     );
     expect(result.stdout).toMatch(
-      /^ISOLATE\s+COLO\s+VERSION\s+AGE\s+ERROR\na1b2\s+LHR\s+1\s+0s\s+version 2 refused$/m,
+      /^ISOLATE\s+COLO\s+VERSION\s+AGE\s+REPORTED\s+ERROR\na1b2\s+LHR\s+1\s+-\s+0s\s+version 2 refused$/m,
     );
     expect(result.stdout).toContain("version 2 applied by 0 of 1 router");
   });

@@ -43,6 +43,16 @@ describe("meshctl validate", () => {
     expect(strict.stderr).toContain(`  ${warning}`);
   });
 
+  it("refuses a policy that targets a missing Service, with or without --strict", async () => {
+    for (const args of [[], ["--strict"]]) {
+      const result = await meshctl(["validate", "-f", fixture("detached.yaml"), ...args], offline);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /^✗ test\/cli\/fixtures\/detached\.yaml is not a valid mesh config \(1 issue\)\n {2}test\/cli\/fixtures\/detached\.yaml:10: resources\[1\]\.spec\.targetRefs\[0\]\.name: names Service 'echo-v7', which does not exist: a BackendPolicy attached to nothing would apply to no call/,
+      );
+    }
+  });
+
   it("names the line of a YAML syntax error, and a missing file", async () => {
     // Written here, not kept as a fixture: the formatter would refuse a broken YAML file.
     const dir = mkdtempSync(join(tmpdir(), "meshctl-validate-"));

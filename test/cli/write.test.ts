@@ -69,7 +69,7 @@ describe("meshctl delete", () => {
     expect(result.stderr).toContain(
       "✗ the admin API refused DELETE /v1/resources/Service/echo: viewers may not change the config",
     );
-    expect(result.stderr).toContain("VIEWER_SERVICES");
+    expect(result.stderr).toContain("roles [admin]");
     expect(fake.requests[0]!.headers["x-mesh-svid"]).toBe(VIEWER_SVID);
     expect(fake.requests[0]!.headers.authorization).toBeUndefined();
   });

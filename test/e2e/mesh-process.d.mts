@@ -59,3 +59,8 @@ export function runMeshctl(
   args: string[],
   options?: { cwd?: string; env?: Record<string, string> },
 ): Promise<{ code: number | null; output: string }>;
+/** Runs one command line through `sh -c` from `cwd`, as typed in a shell (env added). */
+export function runShell(
+  line: string,
+  options?: { cwd?: string; env?: Record<string, string> },
+): Promise<{ code: number | null; output: string }>;

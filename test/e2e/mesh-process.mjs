@@ -224,3 +224,25 @@ export function runMeshctl(args, { cwd = ROOT, env = {} } = {}) {
     child.once("exit", (code) => done({ code, output }));
   });
 }
+
+/**
+ * Runs one command line through `sh -c` from `cwd`, as a user types it in a shell: a shell's
+ * environment (npm's INIT_CWD, which an npm script has, removed), plus `env`. npm runs offline, so
+ * an `npx` that found no local bin would fail rather than fetch one.
+ */
+export function runShell(line, { cwd = ROOT, env = {} } = {}) {
+  const shellEnv = { ...process.env, NO_COLOR: "1", npm_config_offline: "true", ...env };
+  delete shellEnv.INIT_CWD;
+  return new Promise((done) => {
+    const child = spawn("sh", ["-c", line], {
+      cwd,
+      env: shellEnv,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => (output += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk) => (output += chunk));
+    child.once("error", (error) => done({ code: null, output: `${output}${error.message}` }));
+    child.once("exit", (code) => done({ code, output }));
+  });
+}

@@ -62,6 +62,25 @@ spec:
     expect(strict.output).toMatch(/is not a valid mesh config/);
   });
 
+  it("refuses a policy that targets a missing Service, with or without --strict", async () => {
+    const policy = `apiVersion: meshwork.dev/v1
+kind: AuthorizationPolicy
+metadata:
+  name: payments-callers
+spec:
+  targetRefs: [{ kind: Service, name: payment }]
+  rules: [{ from: [{ source: { principals: ["*"] } }] }]
+`;
+    const config = file("detached.yaml", `${service("payments", "PAYMENTS_V1")}---\n${policy}`);
+    for (const extra of [[], ["--strict"]]) {
+      const result = await runPublish(["--config", config, "--dry-run", ...extra]);
+      expect(result.code, result.output).toBe(1);
+      expect(result.output).toMatch(
+        /resources\[1\]\.spec\.targetRefs\[0\]\.name: names Service 'payment', which does not exist: an AuthorizationPolicy attached to nothing/,
+      );
+    }
+  });
+
   it("reads --config relative to the directory it is run from", async () => {
     file("here.yaml", service("echo", "ECHO_V1"));
     const result = await runPublish(["--config", "here.yaml", "--dry-run"], { cwd: dir });

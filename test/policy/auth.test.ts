@@ -1,7 +1,8 @@
 // Who may use the admin API: the ADMIN_TOKEN, or a JWT-SVID from the real identity Worker of a
-// service in ADMIN_SERVICES (read and write) or VIEWER_SERVICES (read). Everyone else gets 401,
-// a viewer writing gets 403; neither changes anything, both are in the audit log, and the
-// answer says no more than the code.
+// service in ADMIN_SERVICES (read and write) or VIEWER_SERVICES (read) — or with a role claim
+// (admin-roles.test.ts). A caller with no valid credential gets 401; a valid SVID with no role,
+// and a viewer writing, 403; neither changes anything, both are in the audit log, and the answer
+// says no more than the code.
 import { describe, expect, it } from "vitest";
 import { spiffeId } from "../../core/identity/names.ts";
 import {
@@ -140,14 +141,15 @@ describe("admin SVIDs", () => {
     });
   });
 
-  it("a service in neither list gets 401", async () => {
+  it("a service in neither list, with no role claim, gets 403", async () => {
     const token = await svidFor("orders");
-    await expectRefused(call("GET", "/v1/config", { headers: { "x-mesh-svid": token } }), 401);
+    await expectRefused(call("GET", "/v1/config", { headers: { "x-mesh-svid": token } }), 403);
     const [last] = await auditEntries(1);
     expect(last).toMatchObject({
       actor: spiffeId(TRUST_DOMAIN, "orders"),
-      outcome: "unauthenticated",
-      detail: "service 'orders' is in neither ADMIN_SERVICES nor VIEWER_SERVICES",
+      outcome: "forbidden",
+      detail:
+        "service 'orders' has no admin role: its SVID claims no role, and it is in neither ADMIN_SERVICES nor VIEWER_SERVICES",
     });
   });
 

@@ -381,6 +381,20 @@ describe("router reports", () => {
     );
   });
 
+  it("come with the store's clock, so a client computes ages against it, not its own", async () => {
+    await routerReports().report({
+      ...report("isolate-aged", 1),
+      appliedAt: "2026-11-01T00:00:00Z",
+    });
+    clock.now += 90_000;
+    const answer = await status();
+    // The store's clock runs an hour ahead of real time in these tests.
+    expect(answer.now).toBe(new Date(clock.now).toISOString());
+    expect(answer.routers.isolates).toContainEqual(
+      expect.objectContaining({ isolate: "isolate-aged", appliedAt: "2026-11-01T00:00:00Z" }),
+    );
+  });
+
   it("are dropped after ten minutes without one", async () => {
     await routerReports().report(report("isolate-old", 1));
     clock.now += 10 * 60_000 + 1;

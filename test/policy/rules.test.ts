@@ -1,8 +1,9 @@
 // The policy Worker's rules that need no Worker, one piece at a time: the config a write proposes
 // (workers/policy/changes.ts), how its issues are named, diffs and summaries; when to publish and
 // when KV has drifted; and what the edge checks — request bodies (JSON, YAML, nesting, alias
-// expansion), If-Match, the settings read from its vars, router reports, the author note, and the
-// rate at which refusals reach the audit log. No storage, no clock but the one passed in.
+// expansion), If-Match, the settings read from its vars, router reports, the author note, the
+// role an admin SVID has, and the rate at which refusals reach the audit log. No storage, no clock
+// but the one passed in.
 import { describe, expect, it } from "vitest";
 import {
   canonicalJson,
@@ -17,7 +18,10 @@ import { driftOf, PROPAGATION_MS } from "../../workers/policy/drift.ts";
 import { MAX_BACKOFF_MS, publishAt, retryDelayMs } from "../../workers/policy/publish-schedule.ts";
 import { route, service } from "./helpers.ts";
 import { parseIfMatch } from "../../workers/policy/app.ts";
-import { authorNote } from "../../workers/policy/auth.ts";
+import { generateKeyPair, SignJWT } from "jose";
+import { identityIssuer, ROLES_CLAIM, routerId, spiffeId } from "../../core/identity/names.ts";
+import { verifySvid } from "../../core/identity/svid.ts";
+import { authorNote, roleOf } from "../../workers/policy/auth.ts";
 import { AdminError } from "../../workers/policy/errors.ts";
 import { RefusalLog } from "../../workers/policy/refusal-log.ts";
 import {
@@ -319,7 +323,9 @@ describe("settings", () => {
   });
 
   it("warns when nobody could change the config", () => {
-    expect(readSettings({}).problems).toEqual([expect.stringMatching(/nobody can change/)]);
+    expect(readSettings({}).problems).toEqual([
+      expect.stringMatching(/neither ADMIN_TOKEN nor ADMIN_SERVICES is set/),
+    ]);
   });
 });
 
@@ -374,5 +380,78 @@ describe("RefusalLog", () => {
       "no credential (and 10 earlier refusals from this isolate, not recorded one by one)",
     );
     expect(log.admit(entry)).toBeUndefined();
+  });
+});
+
+describe("the role of an admin SVID", () => {
+  const NOW = Date.parse("2026-11-01T12:00:00Z");
+  const lists = { adminServices: ["ops"], viewerServices: ["dash"] };
+  const svid = (service: string, roles: ("admin" | "viewer")[]) => ({ service, roles });
+  const grant = (service: string, roles: ("admin" | "viewer")[], expires?: string) => ({
+    service,
+    roles,
+    ...(expires === undefined ? {} : { expires }),
+  });
+
+  it("is what the claim names, no more than a grant of the config still gives", () => {
+    const grants = [grant("ci", ["admin"]), grant("board", ["viewer"])];
+    expect(roleOf(svid("ci", ["admin"]), grants, lists, NOW)).toEqual({ role: "admin" });
+    expect(roleOf(svid("board", ["viewer"]), grants, lists, NOW)).toEqual({ role: "viewer" });
+    // Claims admin, granted viewer now: a viewer. Claims admin, granted nothing: none.
+    expect(roleOf(svid("board", ["admin"]), grants, lists, NOW)).toEqual({ role: "viewer" });
+    expect(roleOf(svid("other", ["admin"]), grants, lists, NOW)).toMatchObject({
+      role: undefined,
+      why: expect.stringContaining("its SVID claims admin, which no usable WorkloadCredential"),
+    });
+    // A grant past its credential's expiry grants nothing.
+    const expired = [grant("ci", ["admin"], "2026-11-01T11:59:59Z")];
+    expect(roleOf(svid("ci", ["admin"]), expired, lists, NOW).role).toBeUndefined();
+    // The claim never raises what the grant gives: a viewer claim with an admin grant is a viewer.
+    expect(roleOf(svid("ci", ["viewer"]), grants, lists, NOW)).toEqual({ role: "viewer" });
+  });
+
+  it("falls back to ADMIN_SERVICES and VIEWER_SERVICES, the higher of the two ways winning", () => {
+    expect(roleOf(svid("ops", []), [], lists, NOW)).toEqual({ role: "admin" });
+    expect(roleOf(svid("dash", []), [], lists, NOW)).toEqual({ role: "viewer" });
+    expect(roleOf(svid("dash", ["admin"]), [grant("dash", ["admin"])], lists, NOW)).toEqual({
+      role: "admin",
+    });
+    expect(roleOf(svid("orders", []), [], lists, NOW)).toEqual({
+      role: undefined,
+      why: "service 'orders' has no admin role: its SVID claims no role, and it is in neither ADMIN_SERVICES nor VIEWER_SERVICES",
+    });
+  });
+
+  it("comes from a claim verifySvid reads: roles it does not know dropped, a malformed claim refused", async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    const iat = Math.floor(NOW / 1000);
+    const token = (roles: unknown) =>
+      new SignJWT({
+        sub: spiffeId("meshwork.local", "ci"),
+        jti: "j1",
+        ...(roles === undefined ? {} : { [ROLES_CLAIM]: roles }),
+      })
+        .setProtectedHeader({ alg: "ES256", kid: "k1", typ: "JWT" })
+        .setIssuer(identityIssuer("meshwork.local"))
+        .setAudience(routerId("meshwork.local"))
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + 300)
+        .sign(privateKey);
+    const check = {
+      trustDomain: "meshwork.local",
+      key: () => publicKey,
+      now: NOW,
+      skewSeconds: 30,
+    };
+    expect((await verifySvid(await token(undefined), check)).roles).toEqual([]);
+    expect((await verifySvid(await token(["viewer", "root", "admin"]), check)).roles).toEqual([
+      "admin",
+      "viewer",
+    ]);
+    for (const bad of ["admin", [1], { admin: true }]) {
+      await expect(verifySvid(await token(bad), check)).rejects.toThrow(
+        `${ROLES_CLAIM} is not a list of role names`,
+      );
+    }
   });
 });

@@ -227,11 +227,16 @@ httpApp.post("/v1/svid", async (c) => {
   // `request.cf` is Cloudflare's here (this is the Worker's own HTTP entry), never a caller's.
   const attestation = await attestRequest(c.req.raw, context.config.credentials, context.now);
   const options = parseSvidOptions(await readJsonBody(c.req.raw));
+  // The roles the attesting credential grants go into the token (meshwork.dev/roles).
+  const credential = context.config.credentials.find(
+    (c) => c.metadata.name === attestation.credential,
+  );
   const svid = await issueSvid(
     context,
     attestation.service,
     options,
     attestation.certificateThumbprint,
+    credential?.spec.roles,
   );
   return c.json(svid, 200, { "cache-control": "no-store" });
 });

@@ -11,10 +11,12 @@ import { MeshError } from "../../core/errors.ts";
 import {
   identityIssuer,
   isReservedService,
+  ROLES_CLAIM,
   ROUTER_KEY_TYPE,
   routerId,
   spiffeId,
   SVID_TYPE,
+  type AdminRole,
 } from "../../core/identity/names.ts";
 import type { IdentitySettings } from "./settings.ts";
 
@@ -119,14 +121,16 @@ export interface IssueContext {
 }
 
 /**
- * A JWT-SVID for `service`: `iss`, `sub`, `aud`, `iat`, `exp`, `jti`, and `cnf` when the caller
- * proved itself with a client certificate (RFC 8705: the token is then worth nothing without it).
+ * A JWT-SVID for `service`: `iss`, `sub`, `aud`, `iat`, `exp`, `jti`, `cnf` when the caller
+ * proved itself with a client certificate (RFC 8705: the token is then worth nothing without it),
+ * and ROLES_CLAIM when the credential that attested it grants control-plane `roles`.
  */
 export async function issueSvid(
   context: IssueContext,
   service: string,
   options: SvidOptions,
   certificateThumbprint?: string,
+  roles: readonly AdminRole[] = [],
 ): Promise<IssuedSvid> {
   const { settings, now } = context;
   checkNotReserved(service);
@@ -144,6 +148,7 @@ export async function issueSvid(
     jti: newJti(),
   };
   if (certificateThumbprint !== undefined) claims.cnf = { "x5t#S256": certificateThumbprint };
+  if (roles.length > 0) claims[ROLES_CLAIM] = [...roles];
   return {
     token: await context.sign(SVID_TYPE, claims),
     spiffeId: subject,

@@ -65,7 +65,7 @@ export function policyFor(env: PolicyEnv): PolicyState {
     const authenticator = new AdminAuthenticator(
       settings,
       jwks,
-      async () => (await policyStore(env).revocations()).revocations,
+      async () => await policyStore(env).adminIdentity(),
       Date.now,
     );
     state = { settings, authenticator, refusals: new RefusalLog(Date.now) };
@@ -180,7 +180,7 @@ app.use("/v1/*", async (c, next) => {
   if (admin.role !== "admin" && !READ_METHODS.has(c.req.method)) {
     throw new AdminError(
       "forbidden",
-      "this credential may read the config but not change it (its service is in VIEWER_SERVICES, not ADMIN_SERVICES)",
+      "this credential may read the config but not change it (its SVID has the viewer role: a WorkloadCredential with roles [viewer], or its service in VIEWER_SERVICES)",
       { refusal: { actor: admin.author, detail: "a viewer writing" } },
     );
   }

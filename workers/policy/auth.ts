@@ -1,15 +1,20 @@
 /**
- * Who is calling the admin API, and what they may do. Two credentials make an admin:
+ * Who is calling the admin API, and what they may do. Two credentials authenticate:
  *  - `Authorization: Bearer <ADMIN_TOKEN>`, compared as SHA-256 digests in constant time (so
- *    neither the token nor its length leaks through timing: the router's `sameSecret`);
+ *    neither the token nor its length leaks through timing: the router's `sameSecret`): an admin;
  *  - a JWT-SVID in `X-Mesh-SVID`, verified exactly as the router verifies one (core/identity/
  *    svid.ts against the mesh's JWKS, fetched through the IDENTITY binding), not revoked by the
- *    current config and — when bound to a client certificate — arriving with it; its service is
- *    an admin when ADMIN_SERVICES lists it, a viewer (reads only) when VIEWER_SERVICES does.
- * Anything else is refused as `unauthenticated`, saying no more than that; the reason goes to the
- * audit log and the Worker's log.
+ *    current config and — when bound to a client certificate — arriving with it. Its role is the
+ *    one its `meshwork.dev/roles` claim names (the identity Worker sets it from the attesting
+ *    WorkloadCredential's `roles`) while the current config still grants it — a role taken away
+ *    counts at once, as a revocation does — or, by service name, ADMIN_SERVICES and
+ *    VIEWER_SERVICES. The claim is worth only the signature: a token the mesh's keys did not sign
+ *    fails verification before any claim is read.
+ * A request with neither credential valid is refused as `unauthenticated`, saying no more than
+ * that; a valid SVID with no role as `forbidden`. The reason goes to the audit log and the log.
  */
-import type { Revocations } from "../../core/config/snapshot.ts";
+import type { AdminIdentity } from "../../durable-objects/policy-store.ts";
+import type { AdminRole } from "../../core/identity/names.ts";
 import { verifySvid, type VerifiedSvid } from "../../core/identity/svid.ts";
 // The router's own checks, so an admin SVID is judged exactly as a caller's is. (Both Workers
 // use them: they belong in a shared home for Worker-side identity code.)
@@ -57,28 +62,68 @@ export function authorNote(header: string | null): string | undefined {
   return note === "" ? undefined : [...note].slice(0, MAX_AUTHOR_NOTE).join("");
 }
 
-/** Reads the current config's revocations (from the PolicyStore). */
-export type RevocationSource = () => Promise<Revocations>;
+/** Reads what the current config revokes and the roles it grants (from the PolicyStore). */
+export type AdminIdentitySource = () => Promise<Pick<AdminIdentity, "revocations" | "grants">>;
+
+/** Roles from the least to the most: `admin` may do whatever `viewer` may. */
+const RANK: Record<AdminRole, number> = { viewer: 1, admin: 2 };
+const highest = (roles: Iterable<AdminRole>) =>
+  [...roles].reduce((best, role) => Math.max(best, RANK[role]), 0);
+
+/**
+ * The role an SVID has: what its claim names, but no more than a usable grant of the current
+ * config still gives its service (an admin whose credential now says viewer is a viewer) — or
+ * what the env lists give its service, if more; undefined for none, with why.
+ */
+export function roleOf(
+  svid: Pick<VerifiedSvid, "service" | "roles">,
+  grants: AdminIdentity["grants"],
+  settings: Pick<PolicySettings, "adminServices" | "viewerServices">,
+  now: number,
+): { role: AdminRole } | { role: undefined; why: string } {
+  const granted = grants
+    .filter((g) => g.service === svid.service)
+    .filter((g) => g.expires === undefined || Date.parse(g.expires) > now)
+    .flatMap((g) => g.roles);
+  const byClaim = Math.min(highest(svid.roles), highest(granted));
+  if (byClaim === RANK.admin || settings.adminServices.includes(svid.service)) {
+    return { role: "admin" };
+  }
+  if (byClaim === RANK.viewer || settings.viewerServices.includes(svid.service)) {
+    return { role: "viewer" };
+  }
+  const claim =
+    svid.roles.length === 0
+      ? "its SVID claims no role"
+      : `its SVID claims ${svid.roles.join(", ")}, which no usable WorkloadCredential of '${svid.service}' grants now`;
+  return {
+    role: undefined,
+    why: `service '${svid.service}' has no admin role: ${claim}, and it is in neither ADMIN_SERVICES nor VIEWER_SERVICES`,
+  };
+}
 
 export class AdminAuthenticator {
   readonly #settings: PolicySettings;
   readonly #jwks: JwksCache;
-  readonly #readRevocations: RevocationSource;
+  readonly #readAdminIdentity: AdminIdentitySource;
   readonly #now: () => number;
 
   constructor(
     settings: PolicySettings,
     jwks: JwksCache,
-    readRevocations: RevocationSource,
+    readAdminIdentity: AdminIdentitySource,
     now: () => number,
   ) {
     this.#settings = settings;
     this.#jwks = jwks;
-    this.#readRevocations = readRevocations;
+    this.#readAdminIdentity = readAdminIdentity;
     this.#now = now;
   }
 
-  /** The caller, or an `unauthenticated` AdminError carrying what the audit log records. */
+  /**
+   * The caller, or an `unauthenticated` (no valid credential) or `forbidden` (a valid SVID with
+   * no role) AdminError carrying what the audit log records.
+   */
   async authenticate(
     request: Request,
     waitUntil: (promise: Promise<unknown>) => void,
@@ -120,19 +165,24 @@ export class AdminAuthenticator {
       );
     }
     const actor = withNote(svid.subject);
-    // Revocations as the store has them now, not as KV will in a minute: a revoked admin is out
-    // as soon as the revocation is committed. (One read per SVID request; admin calls are few.)
-    const revocations = new RevocationList(await this.#readRevocations());
-    const refused = refusal(svid, clientCertificate(request, true), revocations);
-    if (refused !== undefined) throw refuse(actor, `JWT-SVID refused: ${refused}`);
-    if (this.#settings.adminServices.includes(svid.service))
-      return { role: "admin", author: actor };
-    if (this.#settings.viewerServices.includes(svid.service)) {
-      return { role: "viewer", author: actor };
-    }
-    throw refuse(
-      actor,
-      `service '${svid.service}' is in neither ADMIN_SERVICES nor VIEWER_SERVICES`,
+    // Revocations and grants as the store has them now, not as KV will in a minute: a revoked
+    // admin, or a role taken away, is out as soon as the change is committed. (One read per SVID
+    // request; admin calls are few.)
+    const { revocations, grants } = await this.#readAdminIdentity();
+    const refused = refusal(
+      svid,
+      clientCertificate(request, true),
+      new RevocationList(revocations),
     );
+    if (refused !== undefined) throw refuse(actor, `JWT-SVID refused: ${refused}`);
+    const decided = roleOf(svid, grants, this.#settings, this.#now());
+    if (decided.role === undefined) {
+      throw new AdminError(
+        "forbidden",
+        "this JWT-SVID is valid but grants no access to the admin API: give its WorkloadCredential roles (admin or viewer), or list its service in ADMIN_SERVICES or VIEWER_SERVICES",
+        { refusal: { actor, detail: decided.why } },
+      );
+    }
+    return { role: decided.role, author: actor };
   }
 }

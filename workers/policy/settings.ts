@@ -73,7 +73,7 @@ export function readSettings(env: PolicyVars): PolicySettings {
   );
   if (adminToken === undefined && adminServices.length === 0) {
     problems.push(
-      "nobody can change the config: set ADMIN_TOKEN (`wrangler secret put ADMIN_TOKEN`) or ADMIN_SERVICES",
+      "neither ADMIN_TOKEN nor ADMIN_SERVICES is set: only an SVID whose WorkloadCredential grants roles [admin] can change the config; set ADMIN_TOKEN (`wrangler secret put ADMIN_TOKEN`) or ADMIN_SERVICES",
     );
   }
   return { trustDomain, adminToken, adminServices, viewerServices, problems };
