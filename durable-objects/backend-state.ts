@@ -25,7 +25,7 @@ import { DurableObject } from "cloudflare:workers";
 import {
   CLOSED,
   current,
-  grantProbe,
+  grantProbes,
   mergeFromRoot,
   record,
   type BreakerPolicy,
@@ -34,7 +34,7 @@ import {
 import { LATENCY_WINDOW_MS, RollingLatency, toSparse } from "../core/resilience/latency.ts";
 import { RATE_WINDOW_MS } from "../core/resilience/rate-limit.ts";
 import type { BackendReport, BackendView } from "../core/resilience/report.ts";
-import { mergeReports, withPending } from "../core/resilience/rollup.ts";
+import { mergeReports, rollupReport, withPending } from "../core/resilience/rollup.ts";
 import { SlidingCounter } from "../core/resilience/window.ts";
 
 export type { BackendReport, BackendView } from "../core/resilience/report.ts";
@@ -91,6 +91,8 @@ interface RootLink {
   view: BackendView | undefined;
   /** When `view` arrived (the shard's clock). */
   viewAt: number;
+  /** The budget window `view`'s budget counts are over. */
+  viewBudgetWindowMs: number | undefined;
   pending: BackendReport | undefined;
   lastRollupAt: number;
   rollups: number;
@@ -128,11 +130,11 @@ export class BackendState extends DurableObject {
     // when it half-opens), the rest wait.
     let probes = 0;
     if (report.breaker?.wantsProbe === true && policy && breaker) {
-      const granted = grantProbe(breaker, policy, now);
-      if (granted) {
-        breaker = granted;
+      const grant = grantProbes(breaker, policy, now);
+      if (grant) {
+        breaker = grant.state;
         storage.kv.put(BREAKER_KEY, breaker);
-        probes = 1;
+        probes = grant.granted;
       }
     }
     const budget = report.budget && this.budgetWindow(report.budget.windowMs, now);
@@ -171,7 +173,13 @@ export class BackendState extends DurableObject {
     const answer = this.answer(wants, breaker, now, probes);
     const rootView = shard?.view;
     if (!shard || !rootView || now - shard.viewAt > ROOT_VIEW_FRESH_MS) return answer;
-    return { ...answer, ...withPending(rootView, shard.pending, answer) };
+    return {
+      ...answer,
+      ...withPending(rootView, shard.pending, answer, {
+        budgetWindowMs: wants.budget,
+        rootBudgetWindowMs: shard.viewBudgetWindowMs,
+      }),
+    };
   }
 
   /** The shard link for a report naming its root (a sane name), kept across reports. */
@@ -189,6 +197,7 @@ export class BackendState extends DurableObject {
         name: rollUpTo,
         view: undefined,
         viewAt: 0,
+        viewBudgetWindowMs: undefined,
         pending: undefined,
         lastRollupAt: 0,
         rollups: 0,
@@ -208,8 +217,12 @@ export class BackendState extends DurableObject {
 
   /** Sends the shard's news to the root and takes in the root's answer. */
   private async rollUp(shard: RootLink): Promise<void> {
-    const news = shard.pending;
-    if (!news) return;
+    if (!shard.pending) return;
+    const news = rollupReport(shard.pending, {
+      budgetWindowMs: [...this.budgets.keys()].at(-1),
+      latency: this.latency !== undefined,
+      limitKeys: [...this.limits.keys()],
+    });
     shard.pending = undefined;
     shard.lastRollupAt = Date.now();
     const namespace = (this.env as { BACKEND_STATE?: DurableObjectNamespace<BackendState> })
@@ -229,6 +242,7 @@ export class BackendState extends DurableObject {
       const now = Date.now();
       shard.view = view;
       shard.viewAt = now;
+      shard.viewBudgetWindowMs = news.budget?.windowMs;
       shard.rollups++;
       shard.lastError = undefined;
       if (view.breaker) {

@@ -408,3 +408,37 @@ describe("location shards", () => {
     },
   );
 });
+
+describe("a location shard's answers", () => {
+  const budget = (requests: number) => ({ windowMs: 10_000, requests, retries: 0 });
+  const rolledUp = async (shard: string, atLeast: number) =>
+    eventually(
+      async () => (await objectOf(shard).rollup())?.rollups ?? 0,
+      (n) => n >= atLeast,
+    );
+
+  it(
+    "keep the mesh's budget counts after a rollup that carried no budget news",
+    {
+      timeout: 15_000,
+    },
+    async () => {
+      const name = uniqueName("shard-windows");
+      // Amsterdam's isolates have sent 100 requests to the Service; the root knows it.
+      await objectOf(`${name}@AMS`).report({ rollUpTo: name, budget: budget(100) });
+      await eventually(
+        () => objectOf(name).view(),
+        (v) => (v.budget?.requests ?? 0) >= 100,
+      );
+      // Singapore: a budget report (rolled up), then a round with only rate-limit news.
+      const sin = objectOf(`${name}@SIN`);
+      await sin.report({ rollUpTo: name, budget: budget(1) });
+      await rolledUp(`${name}@SIN`, 1);
+      await sin.report({ rollUpTo: name, limits: { total: 1 } });
+      await rolledUp(`${name}@SIN`, 2);
+      // Its next answer about the budget is still the mesh's, not Singapore's alone.
+      const answer = await sin.report({ rollUpTo: name, budget: budget(1) });
+      expect(answer.budget?.requests).toBeGreaterThanOrEqual(102);
+    },
+  );
+});

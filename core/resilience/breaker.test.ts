@@ -7,15 +7,15 @@ import {
   CLOSED,
   current,
   FAILURE,
-  grantProbe,
+  grantProbes,
   MESH_PROBE_WAIT_MS,
   openDuration,
+  RESERVATION_GRACE_MS,
   PLAIN_SUCCESS,
   PROBE_EXPIRY_MS,
   PROBE_SUCCESS,
   record,
   refuses,
-  SUCCESS,
   windowCounts,
   type BreakerPolicy,
   type BreakerState,
@@ -35,7 +35,7 @@ const noJitter = () => 0;
 
 function feed(state: BreakerState, outcomes: readonly ("ok" | "fail")[], now: number, p = policy) {
   let s = state;
-  for (const o of outcomes) s = record(s, p, o === "ok" ? SUCCESS : FAILURE, now, noJitter);
+  for (const o of outcomes) s = record(s, p, o === "ok" ? PLAIN_SUCCESS : FAILURE, now, noJitter);
   return s;
 }
 
@@ -77,9 +77,9 @@ describe("circuit breaker", () => {
     const second = admit(first.state, policy, 1_000);
     const third = admit(second.state, policy, 1_000);
     expect([first.admitted, second.admitted, third.admitted]).toEqual([true, true, false]);
-    s = record(third.state, policy, SUCCESS, 1_010, noJitter);
+    s = record(third.state, policy, PROBE_SUCCESS, 1_010, noJitter);
     expect(s.kind).toBe("half-open");
-    s = record(s, policy, SUCCESS, 1_020, noJitter);
+    s = record(s, policy, PROBE_SUCCESS, 1_020, noJitter);
     expect(s).toEqual(CLOSED);
   });
 
@@ -88,11 +88,13 @@ describe("circuit breaker", () => {
     let s = current(opened, 1_000);
     s = admit(s, policy, 1_000).state;
     s = admit(s, policy, 1_000).state;
-    s = record(s, policy, SUCCESS, 1_010, noJitter); // one answered, one lost
+    s = record(s, policy, PROBE_SUCCESS, 1_010, noJitter); // one answered, one lost
     expect(admit(s, policy, 1_000 + PROBE_EXPIRY_MS - 1).admitted).toBe(false);
     const later = admit(s, policy, 1_000 + PROBE_EXPIRY_MS);
     expect(later.admitted).toBe(true);
-    expect(record(later.state, policy, SUCCESS, 1_000 + PROBE_EXPIRY_MS, noJitter)).toEqual(CLOSED);
+    expect(record(later.state, policy, PROBE_SUCCESS, 1_000 + PROBE_EXPIRY_MS, noJitter)).toEqual(
+      CLOSED,
+    );
   });
 
   it("opens again, for longer, when a probe fails; the open time doubles up to the cap", () => {
@@ -122,6 +124,7 @@ describe("circuit breaker", () => {
       successes,
       failures,
       trailingFailures,
+      probeSuccesses: 0,
     });
     let s = record(CLOSED, policy, batch(3, 2, 2), 0, noJitter);
     expect(s.kind === "closed" && s.consecutive).toBe(2);
@@ -172,7 +175,7 @@ describe("half-open probes, counted mesh-wide", () => {
     expect(admit(probe.state, mesh, 5_100).admitted).toBe(false);
     // Granted probes are kept while the mesh is still half-open and grants this isolate no more.
     expect(adopt(probe.state, current(globalOpen, 5_200), 5_200)).toEqual(probe.state);
-    expect(record(probe.state, mesh, SUCCESS, 5_300, noJitter)).toEqual(CLOSED);
+    expect(record(probe.state, mesh, PROBE_SUCCESS, 5_300, noJitter)).toEqual(CLOSED);
   });
 
   it("without a grant while the mesh probes, refuses until the mesh says more", () => {
@@ -184,7 +187,13 @@ describe("half-open probes, counted mesh-wide", () => {
 
   it("closes a half-open breaker on probes' successes only, not on late plain ones", () => {
     const halfOpen = current(
-      record(CLOSED, mesh, { successes: 0, failures: 5, trailingFailures: 5 }, 0, noJitter),
+      record(
+        CLOSED,
+        mesh,
+        { successes: 0, failures: 5, trailingFailures: 5, probeSuccesses: 0 },
+        0,
+        noJitter,
+      ),
       1_000,
     );
     expect(halfOpen.kind).toBe("half-open");
@@ -208,22 +217,50 @@ describe("half-open probes, counted mesh-wide", () => {
 
   it("reserves a probe while still open, so the isolate holding it probes the moment the time is up", () => {
     const object = globalOpen;
-    const reserved = grantProbe(object, mesh, 100);
-    expect(reserved).toEqual({ ...globalOpen, reserved: 1 });
-    expect(grantProbe(reserved!, mesh, 200)).toBeUndefined(); // one probe in all
+    const grant = grantProbes(object, mesh, 100)!;
+    expect(grant).toEqual({ granted: 1, state: { ...globalOpen, reserved: 1 } });
+    const reserved = grant.state;
+    expect(grantProbes(reserved, mesh, 200)).toBeUndefined(); // one probe in all
     // At the open time the object is half-open with its reserved probe already out.
-    expect(current(reserved!, 5_000)).toMatchObject({ kind: "half-open", admitted: 1 });
-    expect(grantProbe(reserved!, mesh, 5_000)).toBeUndefined();
+    expect(current(reserved, 5_000)).toMatchObject({ kind: "half-open", admitted: 1 });
+    expect(grantProbes(reserved, mesh, 5_000)).toBeUndefined();
     // The isolate that was granted it: open until then, then a probe without asking again.
-    const holder = adopt(adopt(CLOSED, object, 100), reserved!, 150, 1);
+    const holder = adopt(adopt(CLOSED, object, 100), reserved, 150, 1);
     expect(holder).toEqual({ kind: "open", openedAt: 0, until: 5_000, trips: 1, granted: 1 });
     expect(admit(holder, mesh, 4_999).admitted).toBe(false);
     const probe = admit(holder, mesh, 5_000);
     expect(probe.admitted).toBe(true);
     expect(record(probe.state, mesh, PROBE_SUCCESS, 5_010, noJitter)).toEqual(CLOSED);
     // Another isolate, without a reservation, waits for the mesh at the open time.
-    const other = adopt(CLOSED, reserved!, 150);
+    const other = adopt(CLOSED, reserved, 150);
     expect(awaitingGrant(other, 5_000)).toBe(true);
+  });
+
+  it("gives a reserved probe back when its holder has not answered within the grace", () => {
+    const reserved = grantProbes(globalOpen, mesh, 100)!.state;
+    expect(grantProbes(reserved, mesh, 5_000 + RESERVATION_GRACE_MS - 1)).toBeUndefined();
+    // No call reached the holder, or it is gone: another isolate gets the probe.
+    expect(grantProbes(reserved, mesh, 5_000 + RESERVATION_GRACE_MS)).toMatchObject({
+      granted: 1,
+      state: { kind: "half-open", admitted: 1 },
+    });
+  });
+
+  it("grants every free probe to the first to ask, so one isolate closes it without flapping", () => {
+    const three = { ...mesh, halfOpenProbes: 3 };
+    const grant = grantProbes(globalOpen, three, 100)!;
+    expect(grant.granted).toBe(3);
+    expect(grantProbes(grant.state, three, 200)).toBeUndefined();
+    let holder = adopt(CLOSED, grant.state, 150, grant.granted);
+    for (let i = 0; i < 3; i++) {
+      const probe = admit(holder, three, 5_000);
+      expect(probe.admitted).toBe(true);
+      holder = record(probe.state, three, PROBE_SUCCESS, 5_010, noJitter);
+      expect(holder.kind).toBe(i < 2 ? "half-open" : "closed");
+    }
+    // The object closes on the three probes' successes reported together.
+    const batch = { successes: 3, failures: 0, trailingFailures: 0, probeSuccesses: 3 };
+    expect(record(grant.state, three, batch, 5_100, noJitter)).toEqual(CLOSED);
   });
 
   it("drops a reservation when the mesh opens again for another period", () => {
@@ -232,9 +269,12 @@ describe("half-open probes, counted mesh-wide", () => {
     expect(adopt(holder, reopened, 5_100)).toEqual({ ...reopened, awaitsGrant: true });
   });
 
-  it("grants nothing for a closed breaker, and a probe now for a half-open one", () => {
-    expect(grantProbe(CLOSED, mesh, 0)).toBeUndefined();
-    expect(grantProbe(globalOpen, mesh, 5_000)).toMatchObject({ kind: "half-open", admitted: 1 });
+  it("grants nothing for a closed breaker, and probes now for a half-open one", () => {
+    expect(grantProbes(CLOSED, mesh, 0)).toBeUndefined();
+    expect(grantProbes(globalOpen, mesh, 5_000)).toMatchObject({
+      granted: 1,
+      state: { kind: "half-open", admitted: 1 },
+    });
   });
 
   it("a thousand isolates and one object: one probe in all, then every isolate closes", () => {
@@ -242,7 +282,7 @@ describe("half-open probes, counted mesh-wide", () => {
     let object: BreakerState = record(
       CLOSED,
       mesh,
-      { successes: 0, failures: 5, trailingFailures: 5 },
+      { successes: 0, failures: 5, trailingFailures: 5, probeSuccesses: 0 },
       0,
       noJitter,
     );
@@ -252,9 +292,9 @@ describe("half-open probes, counted mesh-wide", () => {
     const now = 1_000;
     isolates = isolates.map((local) => {
       expect(admit(local, mesh, now).admitted).toBe(false);
-      const grant = admit(object, mesh, now);
-      const granted = grant.admitted && grant.state.kind === "half-open" ? 1 : 0;
-      if (granted) object = grant.state;
+      const grant = grantProbes(object, mesh, now);
+      const granted = grant?.granted ?? 0;
+      if (grant) object = grant.state;
       const next = adopt(local, current(object, now), now, granted);
       const tried = admit(next, mesh, now);
       if (tried.admitted) probes++;
@@ -262,11 +302,11 @@ describe("half-open probes, counted mesh-wide", () => {
     });
     expect(probes).toBe(1);
     // The probe succeeds; the object closes; every isolate adopts that.
-    object = record(object, mesh, SUCCESS, now + 50, noJitter);
+    object = record(object, mesh, PROBE_SUCCESS, now + 50, noJitter);
     expect(object.kind).toBe("closed");
     const after = isolates.map((local) =>
       local.kind === "half-open"
-        ? record(local, mesh, SUCCESS, now + 50, noJitter)
+        ? record(local, mesh, PROBE_SUCCESS, now + 50, noJitter)
         : adopt(local, object, now + 1_000),
     );
     expect(after.every((s) => s.kind === "closed")).toBe(true);

@@ -105,14 +105,13 @@ export interface Outcomes {
    */
   readonly trailingFailures: number;
   /**
-   * How many of the successes were half-open probes (absent: all of them). Only a probe's
-   * success counts towards closing a half-open breaker: a success reported late, from a try sent
-   * before the breaker opened, says nothing of the backend now — a failure still reopens it.
+   * How many of the successes were half-open probes. Only a probe's success counts towards
+   * closing a half-open breaker: a success reported late, from a try sent before the breaker
+   * opened, says nothing of the backend now — a failure still reopens it.
    */
-  readonly probeSuccesses?: number;
+  readonly probeSuccesses: number;
 }
 
-export const SUCCESS: Outcomes = { successes: 1, failures: 0, trailingFailures: 0 };
 /** A half-open probe's success. */
 export const PROBE_SUCCESS: Outcomes = {
   successes: 1,
@@ -127,7 +126,12 @@ export const PLAIN_SUCCESS: Outcomes = {
   trailingFailures: 0,
   probeSuccesses: 0,
 };
-export const FAILURE: Outcomes = { successes: 0, failures: 1, trailingFailures: 1 };
+export const FAILURE: Outcomes = {
+  successes: 0,
+  failures: 1,
+  trailingFailures: 1,
+  probeSuccesses: 0,
+};
 
 /** How long trip number `trips` stays open: doubling from the base, capped, plus jitter. */
 export function openDuration(policy: BreakerPolicy, trips: number, random: RandomSource): number {
@@ -196,6 +200,12 @@ export const PROBE_EXPIRY_MS = 30_000;
  */
 export const MESH_PROBE_WAIT_MS = 5_000;
 
+/**
+ * How long after the open time a probe reserved while open stays out before it is given back
+ * to the mesh (about two report rounds): long enough for its holder's first call and report.
+ */
+export const RESERVATION_GRACE_MS = 3_000;
+
 /** True when `state` is open on the mesh's word, its time is up, and it waits for a grant. */
 export function awaitingGrant(state: BreakerState, now: number): boolean {
   return (
@@ -212,62 +222,68 @@ export function awaitingGrant(state: BreakerState, now: number): boolean {
  * half-open one whose probes have been out for `PROBE_EXPIRY_MS` admits probes again.
  */
 export function current(state: BreakerState, now: number): BreakerState {
-  if (state.kind === "open" && now >= state.until) {
-    if (state.granted !== undefined) {
-      return {
-        kind: "half-open",
-        trips: state.trips,
-        admitted: 0,
-        successes: 0,
-        allowance: state.granted,
-      };
-    }
-    if (state.awaitsGrant && now < state.until + MESH_PROBE_WAIT_MS) return state;
-    if (state.reserved) {
-      // The promised probes are out from the moment it half-opens (given back if never sent).
-      return {
-        kind: "half-open",
-        trips: state.trips,
-        admitted: state.reserved,
-        successes: 0,
-        probedAt: state.until,
-      };
-    }
-    return { kind: "half-open", trips: state.trips, admitted: 0, successes: 0 };
+  const s = state.kind === "open" && now >= state.until ? halfOpened(state, now) : state;
+  if (s.kind === "half-open" && s.probedAt !== undefined && now - s.probedAt >= PROBE_EXPIRY_MS) {
+    return {
+      kind: "half-open",
+      trips: s.trips,
+      admitted: s.successes,
+      successes: s.successes,
+      ...(s.allowance !== undefined ? { allowance: s.allowance } : {}),
+    };
   }
-  if (
-    state.kind === "half-open" &&
-    state.probedAt !== undefined &&
-    now - state.probedAt >= PROBE_EXPIRY_MS
-  ) {
+  return s;
+}
+
+/** An open breaker whose time is up, at `now` (still open while it waits for the mesh). */
+function halfOpened(state: BreakerState & { kind: "open" }, now: number): BreakerState {
+  if (state.granted !== undefined) {
     return {
       kind: "half-open",
       trips: state.trips,
-      admitted: state.successes,
-      successes: state.successes,
-      ...(state.allowance !== undefined ? { allowance: state.allowance } : {}),
+      admitted: 0,
+      successes: 0,
+      allowance: state.granted,
     };
   }
-  return state;
+  if (state.awaitsGrant && now < state.until + MESH_PROBE_WAIT_MS) return state;
+  if (state.reserved) {
+    // The promised probes are out from the moment it half-opens; an isolate that holds one
+    // probes at its first call after that, so one not answered within RESERVATION_GRACE_MS
+    // (no call came, the isolate is gone, the grant was lost) is given back.
+    return {
+      kind: "half-open",
+      trips: state.trips,
+      admitted: state.reserved,
+      successes: 0,
+      probedAt: state.until + RESERVATION_GRACE_MS - PROBE_EXPIRY_MS,
+    };
+  }
+  return { kind: "half-open", trips: state.trips, admitted: 0, successes: 0 };
 }
 
 /**
- * The object's answer to an isolate asking for a probe: the state after granting one, or
- * undefined when it grants none. Half-open, a probe is admitted now; open, one is reserved for
- * when it half-opens; either way at most `halfOpenProbes` in all. Closed, no probe is needed.
+ * The object's answer to an isolate asking for probes: how many it grants, and the state after.
+ * The first isolate to ask gets every probe still free — half-open, admitted now; open, reserved
+ * for when it half-opens — so one isolate sends the `halfOpenProbes` it takes to close, rather
+ * than several isolates one each, flapping between closed and refusing while the mesh counts.
+ * Closed, no probe is needed; with none free, the rest wait.
  */
-export function grantProbe(
+export function grantProbes(
   state: BreakerState,
   policy: BreakerPolicy,
   now: number,
-): BreakerState | undefined {
+): { granted: number; state: BreakerState } | undefined {
   const s = current(state, now);
   if (s.kind === "half-open") {
-    const probe = admit(s, policy, now);
-    return probe.admitted ? probe.state : undefined;
+    const free = policy.halfOpenProbes - s.admitted;
+    if (free <= 0) return undefined;
+    return { granted: free, state: { ...s, admitted: s.admitted + free, probedAt: now } };
   }
-  if (s.kind === "open" && (s.reserved ?? 0) < policy.halfOpenProbes) {
-    return { ...s, reserved: (s.reserved ?? 0) + 1 };
+  if (s.kind === "open") {
+    const free = policy.halfOpenProbes - (s.reserved ?? 0);
+    if (free <= 0) return undefined;
+    return { granted: free, state: { ...s, reserved: (s.reserved ?? 0) + free } };
   }
   return undefined;
 }
@@ -314,7 +330,7 @@ export function record(
       return s;
     case "half-open": {
       if (outcomes.failures > 0) return open(policy, s.trips + 1, now, random);
-      const successes = s.successes + (outcomes.probeSuccesses ?? outcomes.successes);
+      const successes = s.successes + outcomes.probeSuccesses;
       if (successes >= probeLimit(s, policy)) return { ...CLOSED, trips: 0 };
       return { ...s, successes };
     }
@@ -412,8 +428,8 @@ export function mergeFromRoot(shard: BreakerState, root: BreakerState, now: numb
       openedAt: r.openedAt,
       until: r.until,
       trips: Math.max(r.trips, s.trips),
-      // Probes this shard already promised its isolates for this trip stay promised.
-      ...(s.kind === "open" && s.reserved ? { reserved: s.reserved } : {}),
+      // Promises made for the shard's own open period do not carry over to the root's: the
+      // holders' grants end with that period, and they ask again.
     };
   }
   if (r.kind === "half-open" && s.kind === "closed") {

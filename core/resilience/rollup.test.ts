@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { CLOSED, mergeFromRoot, type BreakerPolicy, type BreakerState } from "./breaker.ts";
-import { mergeOutcomes, mergeReports, withPending } from "./rollup.ts";
+import {
+  CLOSED,
+  current,
+  mergeFromRoot,
+  type BreakerPolicy,
+  type BreakerState,
+} from "./breaker.ts";
+import { mergeOutcomes, mergeReports, rollupReport, withPending } from "./rollup.ts";
 
 const policy: BreakerPolicy = {
   consecutiveFailures: 5,
@@ -16,7 +22,9 @@ const policy: BreakerPolicy = {
 describe("rolling a Service's state up from location shards", () => {
   it("adds outcomes in order: a success in the later batch ends the earlier streak", () => {
     const a = { successes: 1, failures: 3, trailingFailures: 3, probeSuccesses: 0 };
-    expect(mergeOutcomes(a, { successes: 0, failures: 2, trailingFailures: 2 })).toEqual({
+    expect(
+      mergeOutcomes(a, { successes: 0, failures: 2, trailingFailures: 2, probeSuccesses: 0 }),
+    ).toEqual({
       successes: 1,
       failures: 5,
       trailingFailures: 5,
@@ -29,7 +37,10 @@ describe("rolling a Service's state up from location shards", () => {
 
   it("accumulates isolates' reports: counts add, the latest policy and budget window win", () => {
     const one = mergeReports(undefined, {
-      breaker: { policy, outcomes: { successes: 2, failures: 0, trailingFailures: 0 } },
+      breaker: {
+        policy,
+        outcomes: { successes: 2, failures: 0, trailingFailures: 0, probeSuccesses: 0 },
+      },
       budget: { windowMs: 10_000, requests: 10, retries: 1 },
       latency: [[3, 5]],
       limits: { total: 4 },
@@ -38,7 +49,7 @@ describe("rolling a Service's state up from location shards", () => {
     const two = mergeReports(one, {
       breaker: {
         policy: { ...policy, consecutiveFailures: 3 },
-        outcomes: { successes: 0, failures: 1, trailingFailures: 1 },
+        outcomes: { successes: 0, failures: 1, trailingFailures: 1, probeSuccesses: 0 },
         wantsProbe: true,
       },
       budget: { windowMs: 10_000, requests: 5, retries: 2 },
@@ -86,13 +97,35 @@ describe("rolling a Service's state up from location shards", () => {
       latency: [[2, 2]],
       limits: { total: 2, "caller:new": 3 },
     };
-    expect(withPending(root, pending, local)).toEqual({
+    const windows = { budgetWindowMs: 10_000, rootBudgetWindowMs: 10_000 };
+    expect(withPending(root, pending, local, windows)).toEqual({
       budget: { requests: 104, retries: 11 },
       latency: [[2, 52]],
       limits: { total: 42, "caller:new": 3 },
     });
     // Only what the isolate asked about (the shard's own answer's windows) is answered.
-    expect(withPending(root, pending, { breaker: undefined, at: 0 })).toEqual({});
+    expect(withPending(root, pending, { breaker: undefined, at: 0 }, windows)).toEqual({});
+    // Budget counts over another window than the isolate's are not mixed in: its own stand.
+    const otherWindow = { budgetWindowMs: 20_000, rootBudgetWindowMs: 10_000 };
+    expect(withPending(root, pending, local, otherWindow).budget).toEqual(local.budget);
+  });
+
+  it("asks the root for every window the shard serves, news or not", () => {
+    const pending = { limits: { total: 3 } };
+    expect(
+      rollupReport(pending, {
+        budgetWindowMs: 10_000,
+        latency: true,
+        limitKeys: ["total", "caller:a"],
+      }),
+    ).toEqual({
+      budget: { windowMs: 10_000, requests: 0, retries: 0 },
+      latency: [],
+      limits: { total: 3, "caller:a": 0 },
+    });
+    expect(rollupReport({}, { budgetWindowMs: undefined, latency: false, limitKeys: [] })).toEqual(
+      {},
+    );
   });
 
   it("merges the root's breaker into a shard's: open wins, half-open reaches closed shards, a close waits for the shard's own probe", () => {
@@ -111,5 +144,20 @@ describe("rolling a Service's state up from location shards", () => {
     const adopted = mergeFromRoot(CLOSED, rootOpen, 100);
     expect(mergeFromRoot(adopted, CLOSED, 200)).toEqual(adopted);
     expect(mergeFromRoot(adopted, CLOSED, 5_000).kind).toBe("half-open");
+  });
+
+  it("drops the shard's reservations when it takes the root's later open time", () => {
+    const shardOpen: BreakerState = {
+      kind: "open",
+      openedAt: 0,
+      until: 4_000,
+      trips: 1,
+      reserved: 1,
+    };
+    const rootOpen: BreakerState = { kind: "open", openedAt: 500, until: 5_000, trips: 1 };
+    const merged = mergeFromRoot(shardOpen, rootOpen, 600);
+    expect(merged).toEqual(rootOpen);
+    // So at the root's time the shard has its probes to give again, not promised to no one.
+    expect(current(merged, 5_000)).toMatchObject({ kind: "half-open", admitted: 0 });
   });
 });

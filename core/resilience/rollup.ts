@@ -26,7 +26,7 @@ export function mergeOutcomes(a: Outcomes, b: Outcomes): Outcomes {
     // A success in the later batch ends the earlier streak.
     trailingFailures:
       b.successes > 0 ? b.trailingFailures : a.trailingFailures + b.trailingFailures,
-    probeSuccesses: (a.probeSuccesses ?? 0) + (b.probeSuccesses ?? 0),
+    probeSuccesses: a.probeSuccesses + b.probeSuccesses,
   };
 }
 
@@ -90,17 +90,27 @@ export function mergeReports(a: BackendReport | undefined, b: BackendReport): Ba
  * What a shard answers an isolate for the windows it asked about: the root's last view (`root`)
  * plus what the shard has not rolled up yet (`pending`) — the mesh's counts as closely as the
  * shard knows them. `local` is the shard's own answer, used for what the root's view lacks.
+ * Budget counts are combined only over one window: the one the isolate asked about
+ * (`budgetWindowMs`), which the root's view must be of (`rootBudgetWindowMs`) and the pending
+ * counts too.
  */
 export function withPending(
   root: BackendView,
   pending: BackendReport | undefined,
   local: BackendView,
+  windows: { budgetWindowMs: number | undefined; rootBudgetWindowMs: number | undefined },
 ): Omit<BackendView, "breaker" | "probes" | "at"> {
+  const sameWindow =
+    windows.budgetWindowMs !== undefined && windows.budgetWindowMs === windows.rootBudgetWindowMs;
+  const unsent =
+    pending?.budget && pending.budget.windowMs === windows.budgetWindowMs
+      ? pending.budget
+      : undefined;
   const budget = local.budget
-    ? root.budget
+    ? root.budget && sameWindow
       ? {
-          requests: root.budget.requests + (pending?.budget ? pending.budget.requests : 0),
-          retries: root.budget.retries + (pending?.budget ? pending.budget.retries : 0),
+          requests: root.budget.requests + (unsent?.requests ?? 0),
+          retries: root.budget.retries + (unsent?.retries ?? 0),
         }
       : local.budget
     : undefined;
@@ -123,5 +133,35 @@ export function withPending(
     ...(budget ? { budget } : {}),
     ...(latency ? { latency } : {}),
     ...(limits ? { limits } : {}),
+  };
+}
+
+/**
+ * A shard's rollup report: its news, asking the root for every window the shard serves — its
+ * newest budget window, latency, each rate-limit key — even those without news this round, so
+ * the root's answer covers whatever its isolates ask about until the next rollup.
+ */
+export function rollupReport(
+  pending: BackendReport,
+  tracked: {
+    budgetWindowMs: number | undefined;
+    latency: boolean;
+    limitKeys: readonly string[];
+  },
+): BackendReport {
+  const budget =
+    pending.budget ??
+    (tracked.budgetWindowMs !== undefined
+      ? { windowMs: tracked.budgetWindowMs, requests: 0, retries: 0 }
+      : undefined);
+  const latency = pending.latency ?? (tracked.latency ? [] : undefined);
+  const limits: Record<string, number> = {};
+  for (const key of tracked.limitKeys) limits[key] = 0;
+  Object.assign(limits, pending.limits);
+  return {
+    ...(pending.breaker ? { breaker: pending.breaker } : {}),
+    ...(budget ? { budget } : {}),
+    ...(latency ? { latency } : {}),
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
   };
 }

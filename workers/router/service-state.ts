@@ -179,7 +179,7 @@ export class ServiceState {
           outcomes.successes > 0
             ? outcomes.trailingFailures
             : p.trailingFailures + outcomes.trailingFailures,
-        probeSuccesses: (p.probeSuccesses ?? 0) + (outcomes.probeSuccesses ?? 0),
+        probeSuccesses: p.probeSuccesses + outcomes.probeSuccesses,
       };
     }
     this.noteNews();
@@ -356,8 +356,9 @@ export class ServiceState {
       // Newly open on the mesh's word: ask for a probe now, to hold it when the time is up.
       const s = this.breakerState;
       const policy = this.breakerPolicy;
-      const newlyWaiting = !(before.kind === "open" && before.awaitsGrant);
-      if (policy && s.kind === "open" && s.awaitsGrant && newlyWaiting) {
+      // A new open period (the first, or again after a failed probe) asks anew.
+      const waitingBefore = before.kind === "open" && before.awaitsGrant ? before.until : undefined;
+      if (policy && s.kind === "open" && s.awaitsGrant && waitingBefore !== s.until) {
         const pending = (this.unreported.breaker ??= { policy, outcomes: NO_OUTCOMES });
         pending.wantsProbe = true;
         this.noteNews();
