@@ -667,7 +667,7 @@ const WORKERD_MICRO_CASES = [
   ["match-mesh", "matchRoute mesh table (echo-canary/split)", 200_000],
   ["match-mesh-regex", "matchRoute mesh-regex table (echo-re/split)", 40_000],
   // What mesh-resilient adds per call, with the router's code and echo-rs's compiled policies.
-  ["rs-breaker", "breaker per try: admit + the outcome's record(SUCCESS)", 100_000],
+  ["rs-breaker", "breaker per try: admit + the outcome's record (a success)", 100_000],
   ["rs-ejection", "outlier-ejection check: would the split's 2 breakers refuse", 250_000],
   ["rs-retry-setup", "retry setup: isRetryableRequest + the backend budget's deposit", 150_000],
   ["rs-rate-limit", "rate limits: the caller's, then the total (two buckets)", 150_000],
