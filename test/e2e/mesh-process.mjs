@@ -194,34 +194,18 @@ export async function startMesh({
  * package root with INIT_CWD = cwd). Resolves with its exit code and output.
  */
 export function runPublish(args, { cwd = ROOT } = {}) {
-  return new Promise((done) => {
-    const child = spawn("npm", ["--prefix", ROOT, "run", "--silent", "publish", "--", ...args], {
-      cwd,
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk) => (output += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk) => (output += chunk));
-    child.once("error", (error) => done({ code: null, output: `${output}${error.message}` }));
-    child.once("exit", (code) => done({ code, output }));
+  return captured("npm", ["--prefix", ROOT, "run", "--silent", "publish", "--", ...args], {
+    cwd,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
   });
 }
 
 /** Runs `meshctl ARGS` (the package's bin, with the project's Node) from `cwd`, as a user would. */
 export function runMeshctl(args, { cwd = ROOT, env = {} } = {}) {
-  return new Promise((done) => {
-    const child = spawn(nodeBinary(), [join(ROOT, "cli", "meshctl.mjs"), ...args], {
-      cwd,
-      // INIT_CWD is where npm was run (npm test's own): meshctl takes paths from there.
-      env: { ...process.env, NO_COLOR: "1", INIT_CWD: cwd, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk) => (output += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk) => (output += chunk));
-    child.once("error", (error) => done({ code: null, output: `${output}${error.message}` }));
-    child.once("exit", (code) => done({ code, output }));
+  return captured(nodeBinary(), [join(ROOT, "cli", "meshctl.mjs"), ...args], {
+    cwd,
+    // INIT_CWD is where npm was run (npm test's own): meshctl takes paths from there.
+    env: { ...process.env, NO_COLOR: "1", INIT_CWD: cwd, ...env },
   });
 }
 
@@ -233,12 +217,13 @@ export function runMeshctl(args, { cwd = ROOT, env = {} } = {}) {
 export function runShell(line, { cwd = ROOT, env = {} } = {}) {
   const shellEnv = { ...process.env, NO_COLOR: "1", npm_config_offline: "true", ...env };
   delete shellEnv.INIT_CWD;
+  return captured("sh", ["-c", line], { cwd, env: shellEnv });
+}
+
+/** Runs `command` to its end: its exit code and its stdout and stderr together. */
+function captured(command, args, { cwd, env }) {
   return new Promise((done) => {
-    const child = spawn("sh", ["-c", line], {
-      cwd,
-      env: shellEnv,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.setEncoding("utf8").on("data", (chunk) => (output += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk) => (output += chunk));
