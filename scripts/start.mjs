@@ -261,6 +261,12 @@ const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 // ---------------------------------------------------------------------------------------------
 // wrangler dev
 
+/** wrangler's line once the Worker serves. */
+const READY_LINE = /Ready on https?:\/\//;
+/** workerd could not open the local state at start because another one held it. */
+const BUSY_AT_START = /SQLITE_BUSY|database is locked/;
+const MAX_BUSY_RESTARTS = 3;
+
 class Wrangler {
   constructor(logFile, env = {}) {
     this.env = env;
@@ -268,11 +274,23 @@ class Wrangler {
     this.tail = [];
     this.log = createWriteStream(logFile, { flags: "w" });
     this.echo = "none";
+    this.restarts = 0;
+    this.stopping = false;
     this.exited = new Promise((done) => (this.markExited = done));
   }
 
   start(args) {
-    this.child = spawn(process.execPath, [WRANGLER, ...args], {
+    this.args = args;
+    this.spawn();
+  }
+
+  spawn() {
+    if (this.stopping) {
+      this.markExited({ code: null, signal: "SIGTERM" });
+      return;
+    }
+    this.ready = false;
+    this.child = spawn(process.execPath, [WRANGLER, ...this.args], {
       cwd: ROOT,
       env: { ...wranglerEnv(), ...this.env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -280,7 +298,19 @@ class Wrangler {
       detached: true,
     });
     this.child.once("error", (error) => this.markExited({ code: null, signal: null, error }));
-    this.child.once("exit", (code, signal) => this.markExited({ code, signal }));
+    this.child.once("exit", (code, signal) => {
+      // Three workerd processes open the one local state at once; SQLite can refuse one of them
+      // at start (SQLITE_BUSY). That one is started again, a moment later, a few times at most.
+      const busy = this.tail.slice(-40).some((line) => BUSY_AT_START.test(line));
+      if (!this.ready && !this.stopping && busy && this.restarts < MAX_BUSY_RESTARTS) {
+        this.restarts += 1;
+        this.log.write(`[start.mjs] the local state was busy as workerd started: starting again\n`);
+        this.tail = [];
+        setTimeout(() => this.spawn(), 300 + Math.floor(Math.random() * 700));
+        return;
+      }
+      this.markExited({ code, signal });
+    });
     for (const stream of [this.child.stdout, this.child.stderr]) {
       createInterface({ input: stream }).on("line", (line) => this.onLine(line));
     }
@@ -291,6 +321,7 @@ class Wrangler {
     const line = raw.replace(ANSI_ESCAPE, "");
     this.log.write(`${line}\n`);
     this.tail.push(line);
+    if (READY_LINE.test(line)) this.ready = true;
     if (this.tail.length > 80) this.tail.shift();
     if (this.echo === "all" || (this.echo === "errors" && ERROR_LINE.test(line))) {
       console.log(`  wrangler │ ${line}`);
@@ -311,7 +342,11 @@ class Wrangler {
 
   /** SIGTERM to the whole group, SIGKILL if it lingers; resolves when wrangler has exited. */
   async stop() {
-    if (!this.child?.pid) return;
+    this.stopping = true;
+    if (!this.child?.pid) {
+      this.markExited({ code: null, signal: null });
+      return;
+    }
     if (this.running) {
       this.signal("SIGTERM");
       const timer = sleep(STOP_GRACE_MS).then(() => "timeout");
