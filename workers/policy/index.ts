@@ -2,13 +2,18 @@
  * Policy Worker entry: wires its two ways in to the PolicyStore.
  *  - `fetch` (HTTP): the admin API (app.ts).
  *  - `RouterReports` (entrypoint for the router's `POLICY` service binding): each router isolate
- *    reports the config version it has applied, from `waitUntil`, never on a request's path.
- * The PolicyStore Durable Object is exported here because this Worker binds it.
+ *    reports the config version it has applied, and flushes its per-edge metrics, from
+ *    `waitUntil`, never on a request's path.
+ * The PolicyStore and MeshMetrics Durable Objects are exported here because this Worker binds
+ * them.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { app, policyStore } from "./app.ts";
 import { parseRouterReport, type RouterReport } from "./router-report.ts";
+import { parseMetricsReport } from "./metrics-report.ts";
+import { recordMetrics } from "./metrics.ts";
 export { PolicyStore } from "../../durable-objects/policy-store.ts";
+export { MeshMetrics } from "../../durable-objects/mesh-metrics.ts";
 
 export class RouterReports extends WorkerEntrypoint<PolicyEnv> {
   /**
@@ -33,6 +38,30 @@ export class RouterReports extends WorkerEntrypoint<PolicyEnv> {
       // No cause on purpose: a bug's details belong in this Worker's log, not the router's.
       // eslint-disable-next-line preserve-caught-error
       throw new Error("internal_error: keeping the report failed (see the policy Worker's log)");
+    }
+    return { ok: true };
+  }
+
+  /**
+   * Takes a router isolate's metrics flush (per destination: edge counts, breakers, denials)
+   * into the destinations' metrics objects. A malformed one is refused whole, `bad_request:`.
+   */
+  async metrics(report: unknown): Promise<{ ok: true }> {
+    const parsed = parseMetricsReport(report);
+    if (!parsed.ok) throw new Error(`bad_request: ${parsed.message}`);
+    try {
+      await recordMetrics(this.env, parsed.report);
+    } catch (error) {
+      console.error(
+        JSON.stringify({
+          level: "error",
+          event: "internal_error",
+          where: "RouterReports.metrics",
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        }),
+      );
+      // eslint-disable-next-line preserve-caught-error
+      throw new Error("internal_error: keeping the metrics failed (see the policy Worker's log)");
     }
     return { ok: true };
   }

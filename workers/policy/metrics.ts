@@ -1,0 +1,117 @@
+/**
+ * Where the policy Worker's metrics come from, and the two ways it hands them out:
+ *  - the flushes router isolates send to RouterReports (index.ts) go, one destination each, to
+ *    that destination's MeshMetrics object (`record`);
+ *  - `GET /v1/metrics` (the dashboard, `meshctl stat` and `top`) and `GET /metrics`
+ *    (Prometheus) read every Service's object of the current config — or, when Analytics Engine
+ *    credentials are configured, the golden metrics from Analytics Engine's SQL API
+ *    (analytics-engine.ts), with breakers and denials still from the objects.
+ * An object that does not answer in time leaves its edges out and is named in `problems`.
+ */
+import type { MetricsReport } from "./metrics-report.ts";
+import type { TotalsReading, WindowReading } from "../../durable-objects/mesh-metrics.ts";
+import {
+  buildMetricsView,
+  configuredSplits,
+  type MetricsView,
+} from "../../core/observability/view.ts";
+import { policyStore } from "./app.ts";
+
+/** A read of one object not answered within this is left out. */
+const READ_TIMEOUT_MS = 5000;
+
+function metricsObject(env: PolicyEnv, destination: string) {
+  return env.MESH_METRICS.getByName(destination);
+}
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: no answer within ${READ_TIMEOUT_MS} ms`)),
+      READ_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => timer !== undefined && clearTimeout(timer));
+}
+
+/** Hands each destination's part of a router's flush to its object. */
+export async function recordMetrics(env: PolicyEnv, report: MetricsReport): Promise<void> {
+  const results = await Promise.allSettled(
+    report.destinations.map((part) =>
+      withTimeout(
+        metricsObject(env, part.destination).record(part),
+        `metrics of ${part.destination}`,
+      ),
+    ),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
+/** The Services of the current config, and its resources (for the configured splits). */
+async function currentServices(env: PolicyEnv) {
+  const { resources } = await policyStore(env).current();
+  const list = resources as { kind?: string; metadata?: { name?: string } }[];
+  const services = list
+    .filter((r) => r.kind === "Service" && typeof r.metadata?.name === "string")
+    .map((r) => r.metadata!.name!);
+  return { resources: list, services };
+}
+
+/** Every Service's object's reading over the window; problems for those that did not answer. */
+export async function readWindows(
+  env: PolicyEnv,
+  services: readonly string[],
+  windowMs: number,
+): Promise<{ readings: WindowReading[]; problems: string[] }> {
+  const results = await Promise.allSettled(
+    services.map((name) =>
+      withTimeout(metricsObject(env, name).window(name, windowMs), `metrics of ${name}`),
+    ),
+  );
+  const readings: WindowReading[] = [];
+  const problems: string[] = [];
+  results.forEach((result, i) => {
+    if (result.status === "fulfilled") readings.push(result.value as WindowReading);
+    else problems.push(`reading the metrics of ${services[i]} failed: ${String(result.reason)}`);
+  });
+  return { readings, problems };
+}
+
+/** `GET /v1/metrics`: the view over the last `windowMs`. */
+export async function metricsView(
+  env: PolicyEnv,
+  windowMs: number,
+  now = Date.now(),
+): Promise<MetricsView> {
+  const { resources, services } = await currentServices(env);
+  const { readings, problems } = await readWindows(env, services, windowMs);
+  return buildMetricsView({
+    source: "metrics-objects",
+    windowMs,
+    now,
+    readings,
+    splits: configuredSplits(resources),
+    problems,
+  });
+}
+
+/** `GET /metrics`: every Service's running totals. */
+export async function metricsTotals(
+  env: PolicyEnv,
+): Promise<{ totals: TotalsReading[]; problems: string[] }> {
+  const { services } = await currentServices(env);
+  const results = await Promise.allSettled(
+    services.map((name) =>
+      withTimeout(metricsObject(env, name).totals(name), `metrics of ${name}`),
+    ),
+  );
+  const totals: TotalsReading[] = [];
+  const problems: string[] = [];
+  results.forEach((result, i) => {
+    if (result.status === "fulfilled") totals.push(result.value as TotalsReading);
+    else problems.push(`reading the metrics of ${services[i]} failed: ${String(result.reason)}`);
+  });
+  return { totals, problems };
+}
