@@ -3,7 +3,7 @@ import { LATENCY_BOUNDS_MS, bucketOf } from "../resilience/latency.ts";
 import { dataPoint, type CallFacts } from "./data-point.ts";
 import { codeOf, EdgeAccumulator, goldenMetrics, SLOT_MS, Tally } from "./metrics.ts";
 import { MAX_DENIALS, MetricsStore } from "./metrics-store.ts";
-import { buildMetricsView, configuredSplits } from "./view.ts";
+import { buildMetricsView, configuredBreakers, configuredSplits } from "./view.ts";
 
 const T0 = Date.UTC(2026, 11, 7, 12, 0, 0);
 
@@ -239,5 +239,31 @@ describe("view", () => {
       },
     ]);
     expect(LATENCY_BOUNDS_MS).toContain(view.edges[0]!.latencyMs.p50);
+  });
+
+  it("shows a configured breaker closed until a router reports it", () => {
+    const resources = [
+      {
+        kind: "BackendPolicy",
+        metadata: { name: "b" },
+        spec: { targetRefs: [{ kind: "Service", name: "echo-v3" }], circuitBreaker: {} },
+      },
+      {
+        kind: "BackendPolicy",
+        metadata: { name: "r" },
+        spec: { targetRefs: [{ name: "x" }], retry: {} },
+      },
+    ];
+    const view = buildMetricsView({
+      source: "metrics-objects",
+      windowMs: 60_000,
+      now: T0,
+      readings: [],
+      splits: [],
+      breakers: configuredBreakers(resources),
+    });
+    expect(view.breakers).toEqual([
+      { destination: null, backend: "echo-v3", state: "closed", openUntil: null, reportedAt: null },
+    ]);
   });
 });

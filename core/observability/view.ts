@@ -31,12 +31,13 @@ export interface SplitView {
 }
 
 export interface BreakerView {
-  /** The destination whose calls reported it. */
-  readonly destination: string;
+  /** The destination whose calls reported it (null: none has yet). */
+  readonly destination: string | null;
   readonly backend: string;
   readonly state: StoredBreaker["state"];
   readonly openUntil: string | null;
-  readonly reportedAt: string;
+  /** When a router last reported it; null for a configured breaker no call has reached yet. */
+  readonly reportedAt: string | null;
 }
 
 export interface DenialView extends Omit<DenialRecord, "at"> {
@@ -109,12 +110,31 @@ export function configuredSplits(resources: readonly ResourceLike[]): Configured
   return out;
 }
 
+/** The Services a BackendPolicy gives a circuit breaker (shown closed until a router reports). */
+export function configuredBreakers(resources: readonly ResourceLike[]): string[] {
+  const out = new Set<string>();
+  for (const resource of resources) {
+    if (resource.kind !== "BackendPolicy") continue;
+    const spec = resource.spec as {
+      circuitBreaker?: unknown;
+      targetRefs?: { kind?: string; name?: string }[];
+    };
+    if (!spec?.circuitBreaker) continue;
+    for (const ref of spec.targetRefs ?? []) {
+      if ((ref.kind ?? "Service") === "Service" && typeof ref.name === "string") out.add(ref.name);
+    }
+  }
+  return [...out];
+}
+
 export interface ViewInput {
   readonly source: MetricsView["source"];
   readonly windowMs: number;
   readonly now: number;
   readonly readings: readonly WindowReading[];
   readonly splits: readonly ConfiguredSplit[];
+  /** Services with a configured breaker (configuredBreakers). */
+  readonly breakers?: readonly string[];
   readonly problems?: readonly string[];
 }
 
@@ -186,7 +206,20 @@ export function buildMetricsView(input: ViewInput): MetricsView {
   const latest = new Map<string, BreakerView>();
   for (const breaker of breakers) {
     const seen = latest.get(breaker.backend);
-    if (!seen || seen.reportedAt < breaker.reportedAt) latest.set(breaker.backend, breaker);
+    if (!seen || (seen.reportedAt ?? "") < (breaker.reportedAt ?? "")) {
+      latest.set(breaker.backend, breaker);
+    }
+  }
+  for (const backend of input.breakers ?? []) {
+    if (!latest.has(backend)) {
+      latest.set(backend, {
+        destination: null,
+        backend,
+        state: "closed",
+        openUntil: null,
+        reportedAt: null,
+      });
+    }
   }
 
   return {

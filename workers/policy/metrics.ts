@@ -12,6 +12,7 @@ import type { MetricsReport } from "./metrics-report.ts";
 import type { TotalsReading, WindowReading } from "../../durable-objects/mesh-metrics.ts";
 import {
   buildMetricsView,
+  configuredBreakers,
   configuredSplits,
   type MetricsView,
 } from "../../core/observability/view.ts";
@@ -93,6 +94,7 @@ export async function metricsView(
     now,
     readings,
     splits: configuredSplits(resources),
+    breakers: configuredBreakers(resources),
     problems,
   });
 }
