@@ -127,12 +127,22 @@ export function configuredBreakers(resources: readonly ResourceLike[]): string[]
   return [...out];
 }
 
+/** What the Analytics Engine SQL API answered, as the view's parts. */
+export interface AnalyticsMetrics {
+  readonly edges: EdgeView[];
+  readonly services: ServiceMetricsView[];
+  /** [slot start ms, requests, failures]. */
+  readonly series: [number, number, number][];
+}
+
 export interface ViewInput {
   readonly source: MetricsView["source"];
   readonly windowMs: number;
   readonly now: number;
   readonly readings: readonly WindowReading[];
   readonly splits: readonly ConfiguredSplit[];
+  /** Golden metrics from Analytics Engine, in place of the readings' counts. */
+  readonly analytics?: AnalyticsMetrics;
   /** Services with a configured breaker (configuredBreakers). */
   readonly breakers?: readonly string[];
   readonly problems?: readonly string[];
@@ -158,13 +168,6 @@ export function buildMetricsView(input: ViewInput): MetricsView {
         services.set(edge.destination, service);
       }
       service.tally.addTally(tally);
-      const rule = `${edge.destination}|${edge.route}`;
-      let shares = perRule.get(rule);
-      if (!shares) {
-        shares = new Map();
-        perRule.set(rule, shares);
-      }
-      shares.set(edge.backend, (shares.get(edge.backend) ?? 0) + counts.requests);
     }
     for (const [slot, requests, failures] of reading.series) {
       const point = points.get(slot) ?? [0, 0];
@@ -184,6 +187,25 @@ export function buildMetricsView(input: ViewInput): MetricsView {
     for (const denial of reading.denials) {
       denials.push({ ...denial, at: new Date(denial.at).toISOString() });
     }
+  }
+
+  // Analytics Engine, when it is the source, answers the golden metrics; the objects still
+  // answer breakers and denials.
+  const analytics = input.analytics;
+  const edgeViews = analytics ? analytics.edges : edges;
+  if (analytics) {
+    points.clear();
+    for (const [slot, requests, failures] of analytics.series)
+      points.set(slot, [requests, failures]);
+  }
+  for (const edge of edgeViews) {
+    const rule = `${edge.destination}|${edge.route}`;
+    let shares = perRule.get(rule);
+    if (!shares) {
+      shares = new Map();
+      perRule.set(rule, shares);
+    }
+    shares.set(edge.backend, (shares.get(edge.backend) ?? 0) + edge.requests);
   }
 
   const splits: SplitView[] = [];
@@ -226,10 +248,12 @@ export function buildMetricsView(input: ViewInput): MetricsView {
     source: input.source,
     windowSeconds: input.windowMs / 1000,
     generatedAt: new Date(input.now).toISOString(),
-    edges: edges.sort(byTraffic),
-    services: [...services]
-      .map(([name, { tally, seconds }]) => ({ name, ...goldenMetrics(tally, seconds) }))
-      .sort(byTraffic),
+    edges: [...edgeViews].sort(byTraffic),
+    services: analytics
+      ? [...analytics.services].sort(byTraffic)
+      : [...services]
+          .map(([name, { tally, seconds }]) => ({ name, ...goldenMetrics(tally, seconds) }))
+          .sort(byTraffic),
     series: {
       slotSeconds: SLOT_MS / 1000,
       points: [...points]

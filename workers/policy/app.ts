@@ -301,6 +301,10 @@ app.get("/v1/status", async (c) => {
       adminToken: settings.adminToken !== undefined,
       adminServices: settings.adminServices,
       viewerServices: settings.viewerServices,
+      // Where /v1/metrics reads from (never the token).
+      analytics: settings.analytics
+        ? { accountId: settings.analytics.accountId, dataset: settings.analytics.dataset }
+        : null,
       problems: settings.problems,
     },
   });
@@ -313,7 +317,7 @@ app.get("/v1/status", async (c) => {
  */
 app.get("/v1/metrics", async (c) => {
   const windowMs = windowOf(c.req.query("window"));
-  return c.json(await metricsView(c.env, windowMs));
+  return c.json(await metricsView(c.env, windowMs, policyFor(c.env).settings.analytics));
 });
 
 app.get("/v1/audit", async (c) => {

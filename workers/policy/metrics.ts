@@ -17,6 +17,7 @@ import {
   type MetricsView,
 } from "../../core/observability/view.ts";
 import { policyStore } from "./app.ts";
+import { analyticsMetrics, type AnalyticsCredentials } from "./analytics-engine.ts";
 
 /** A read of one object not answered within this is left out. */
 const READ_TIMEOUT_MS = 5000;
@@ -84,12 +85,25 @@ export async function readWindows(
 export async function metricsView(
   env: PolicyEnv,
   windowMs: number,
+  analytics: AnalyticsCredentials | undefined,
   now = Date.now(),
 ): Promise<MetricsView> {
   const { resources, services } = await currentServices(env);
-  const { readings, problems } = await readWindows(env, services, windowMs);
+  const [{ readings, problems }, fromAnalytics] = await Promise.all([
+    readWindows(env, services, windowMs),
+    analytics
+      ? analyticsMetrics(analytics, windowMs).catch((error: unknown) =>
+          error instanceof Error ? error : new Error(String(error)),
+        )
+      : undefined,
+  ]);
+  if (fromAnalytics instanceof Error) {
+    problems.push(`${fromAnalytics.message} (showing the metrics objects' counts instead)`);
+  }
+  const useAnalytics = fromAnalytics !== undefined && !(fromAnalytics instanceof Error);
   return buildMetricsView({
-    source: "metrics-objects",
+    source: useAnalytics ? "analytics-engine" : "metrics-objects",
+    ...(useAnalytics ? { analytics: fromAnalytics } : {}),
     windowMs,
     now,
     readings,
