@@ -18,18 +18,23 @@ const EDGE = "blob1 AS caller, blob2 AS destination, blob3 AS backend, blob4 AS 
 const GROUP_EDGE = "caller, destination, backend, route";
 const SINCE = (seconds: number) => `timestamp > NOW() - INTERVAL '${Math.floor(seconds)}' SECOND`;
 
+/** The golden metrics' columns of a group: counts weighted back, quantiles weighted. */
+const GOLDEN = [
+  "  SUM(_sample_interval) AS requests,",
+  "  SUM(IF(double4 >= 500, _sample_interval, 0)) AS failures,",
+  "  quantileWeighted(0.50)(double1, _sample_interval) AS p50,",
+  "  quantileWeighted(0.95)(double1, _sample_interval) AS p95,",
+  "  quantileWeighted(0.99)(double1, _sample_interval) AS p99,",
+  "  SUM(_sample_interval * double1) AS latency_sum,",
+  "  SUM(_sample_interval * double3) AS attempts,",
+  "  SUM(_sample_interval * double5) AS bytes",
+];
+
 /** Requests, failures, latency quantiles, sums per edge over the last `seconds`. */
 export function edgesQuery(dataset: string, seconds: number): string {
   return [
     `SELECT ${EDGE},`,
-    "  SUM(_sample_interval) AS requests,",
-    "  SUM(IF(double4 >= 500, _sample_interval, 0)) AS failures,",
-    "  quantileWeighted(0.50)(double1, _sample_interval) AS p50,",
-    "  quantileWeighted(0.95)(double1, _sample_interval) AS p95,",
-    "  quantileWeighted(0.99)(double1, _sample_interval) AS p99,",
-    "  SUM(_sample_interval * double1) AS latency_sum,",
-    "  SUM(_sample_interval * double3) AS attempts,",
-    "  SUM(_sample_interval * double5) AS bytes",
+    ...GOLDEN,
     `FROM ${dataset}`,
     `WHERE ${SINCE(seconds)}`,
     `GROUP BY ${GROUP_EDGE}`,
@@ -55,14 +60,7 @@ export function codesQuery(dataset: string, seconds: number): string {
 export function servicesQuery(dataset: string, seconds: number): string {
   return [
     "SELECT index1 AS name,",
-    "  SUM(_sample_interval) AS requests,",
-    "  SUM(IF(double4 >= 500, _sample_interval, 0)) AS failures,",
-    "  quantileWeighted(0.50)(double1, _sample_interval) AS p50,",
-    "  quantileWeighted(0.95)(double1, _sample_interval) AS p95,",
-    "  quantileWeighted(0.99)(double1, _sample_interval) AS p99,",
-    "  SUM(_sample_interval * double1) AS latency_sum,",
-    "  SUM(_sample_interval * double3) AS attempts,",
-    "  SUM(_sample_interval * double5) AS bytes",
+    ...GOLDEN,
     `FROM ${dataset}`,
     `WHERE ${SINCE(seconds)}`,
     "GROUP BY name",

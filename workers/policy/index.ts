@@ -15,6 +15,32 @@ import { recordMetrics } from "./metrics.ts";
 export { PolicyStore } from "../../durable-objects/policy-store.ts";
 export { MeshMetrics } from "../../durable-objects/mesh-metrics.ts";
 
+/**
+ * Runs `keep`; a failure is logged here in full and crosses RPC as a plain `internal_error:`
+ * Error without its cause — a bug's details belong in this Worker's log, not the router's.
+ */
+async function kept(
+  where: string,
+  what: string,
+  keep: () => Promise<unknown>,
+): Promise<{ ok: true }> {
+  try {
+    await keep();
+  } catch (error) {
+    console.error(
+      JSON.stringify({
+        level: "error",
+        event: "internal_error",
+        where,
+        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      }),
+    );
+    // eslint-disable-next-line preserve-caught-error
+    throw new Error(`internal_error: keeping the ${what} failed (see the policy Worker's log)`);
+  }
+  return { ok: true };
+}
+
 export class RouterReports extends WorkerEntrypoint<PolicyEnv> {
   /**
    * Keeps a router isolate's report (`{ isolate, colo, version, appliedAt, error }`) for
@@ -24,22 +50,9 @@ export class RouterReports extends WorkerEntrypoint<PolicyEnv> {
   async report(report: RouterReport): Promise<{ ok: true }> {
     const parsed = parseRouterReport(report);
     if (!parsed.ok) throw new Error(`bad_request: ${parsed.message}`);
-    try {
-      await policyStore(this.env).reportRouter(parsed.report);
-    } catch (error) {
-      console.error(
-        JSON.stringify({
-          level: "error",
-          event: "internal_error",
-          where: "RouterReports.report",
-          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-        }),
-      );
-      // No cause on purpose: a bug's details belong in this Worker's log, not the router's.
-      // eslint-disable-next-line preserve-caught-error
-      throw new Error("internal_error: keeping the report failed (see the policy Worker's log)");
-    }
-    return { ok: true };
+    return kept("RouterReports.report", "report", () =>
+      policyStore(this.env).reportRouter(parsed.report),
+    );
   }
 
   /**
@@ -49,21 +62,7 @@ export class RouterReports extends WorkerEntrypoint<PolicyEnv> {
   async metrics(report: unknown): Promise<{ ok: true }> {
     const parsed = parseMetricsReport(report);
     if (!parsed.ok) throw new Error(`bad_request: ${parsed.message}`);
-    try {
-      await recordMetrics(this.env, parsed.report);
-    } catch (error) {
-      console.error(
-        JSON.stringify({
-          level: "error",
-          event: "internal_error",
-          where: "RouterReports.metrics",
-          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-        }),
-      );
-      // eslint-disable-next-line preserve-caught-error
-      throw new Error("internal_error: keeping the metrics failed (see the policy Worker's log)");
-    }
-    return { ok: true };
+    return kept("RouterReports.metrics", "metrics", () => recordMetrics(this.env, parsed.report));
   }
 }
 

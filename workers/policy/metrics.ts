@@ -61,24 +61,33 @@ async function currentServices(env: PolicyEnv) {
   return { resources: list, services };
 }
 
+/** `read` of every Service's object, in parallel; a problem for each that did not answer. */
+async function eachObject<T>(
+  services: readonly string[],
+  read: (name: string) => Promise<T>,
+): Promise<{ values: T[]; problems: string[] }> {
+  const results = await Promise.allSettled(
+    services.map((name) => withTimeout(read(name), `metrics of ${name}`)),
+  );
+  const values: T[] = [];
+  const problems: string[] = [];
+  results.forEach((result, i) => {
+    if (result.status === "fulfilled") values.push(result.value);
+    else problems.push(`reading the metrics of ${services[i]} failed: ${String(result.reason)}`);
+  });
+  return { values, problems };
+}
+
 /** Every Service's object's reading over the window; problems for those that did not answer. */
 export async function readWindows(
   env: PolicyEnv,
   services: readonly string[],
   windowMs: number,
 ): Promise<{ readings: WindowReading[]; problems: string[] }> {
-  const results = await Promise.allSettled(
-    services.map((name) =>
-      withTimeout(metricsObject(env, name).window(name, windowMs), `metrics of ${name}`),
-    ),
+  const { values, problems } = await eachObject(services, (name) =>
+    metricsObject(env, name).window(name, windowMs),
   );
-  const readings: WindowReading[] = [];
-  const problems: string[] = [];
-  results.forEach((result, i) => {
-    if (result.status === "fulfilled") readings.push(result.value as WindowReading);
-    else problems.push(`reading the metrics of ${services[i]} failed: ${String(result.reason)}`);
-  });
-  return { readings, problems };
+  return { readings: values as WindowReading[], problems };
 }
 
 /** `GET /v1/metrics`: the view over the last `windowMs`. */
@@ -118,16 +127,8 @@ export async function metricsTotals(
   env: PolicyEnv,
 ): Promise<{ totals: TotalsReading[]; problems: string[] }> {
   const { services } = await currentServices(env);
-  const results = await Promise.allSettled(
-    services.map((name) =>
-      withTimeout(metricsObject(env, name).totals(name), `metrics of ${name}`),
-    ),
+  const { values, problems } = await eachObject(services, (name) =>
+    metricsObject(env, name).totals(name),
   );
-  const totals: TotalsReading[] = [];
-  const problems: string[] = [];
-  results.forEach((result, i) => {
-    if (result.status === "fulfilled") totals.push(result.value as TotalsReading);
-    else problems.push(`reading the metrics of ${services[i]} failed: ${String(result.reason)}`);
-  });
-  return { totals, problems };
+  return { totals: values as TotalsReading[], problems };
 }
