@@ -430,16 +430,25 @@
       const d = depthOf(name);
       columns.set(d, [...(columns.get(d) ?? []), name]);
     }
+    // Each column ordered by where its callers sit (fewer crossings), callers' column first.
+    const row = new Map();
     const services = new Map(view.services.map((s) => [s.name, s]));
     const nodes = [];
-    for (const [d, column] of columns) {
+    for (const d of [...columns.keys()].sort((a, b) => a - b)) {
+      const at = (name) => {
+        const placed = (inbound.get(name) ?? []).filter((c) => row.has(c)).map((c) => row.get(c));
+        return placed.length === 0 ? 0 : placed.reduce((a, b) => a + b, 0) / placed.length;
+      };
+      const column = columns.get(d).sort((a, b) => at(a) - at(b) || a.localeCompare(b));
       column.forEach((name, i) => {
+        const y = (i - (column.length - 1) / 2) * 70;
+        row.set(name, y);
         const service = services.get(name);
         nodes.push({
           name,
           x: d * 240,
-          y: (i - (column.length - 1) / 2) * 70,
-          symbolSize: 18,
+          y,
+          symbolSize: 22,
           itemStyle: {
             color: NODE_COLOR,
             borderColor: service ? COLORS[health(service.successRate, service.requests)] : "#fff",
@@ -498,7 +507,13 @@
             bottom: 40,
             edgeSymbol: ["none", "arrow"],
             edgeSymbolSize: 9,
-            edgeLabel: { fontSize: 11 },
+            edgeLabel: {
+              fontSize: 12,
+              fontWeight: 600,
+              backgroundColor: "rgba(255, 255, 255, 0.85)",
+              padding: [1, 4],
+              borderRadius: 3,
+            },
             label: { fontSize: 12, color: "#1d2430" },
             data: nodes,
             links: edges,
@@ -589,6 +604,11 @@
       sessionStorage.removeItem(TOKEN_KEY);
       clearTimeout(timer);
       askForToken("Token forgotten. Give an admin or viewer token to see the mesh again.");
+    });
+    // A `#token=…` typed into the address bar of the open page.
+    window.addEventListener("hashchange", () => {
+      takeTokenFromFragment();
+      refresh();
     });
     window.addEventListener("resize", () => {
       seriesChart?.resize();
