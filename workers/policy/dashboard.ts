@@ -3,7 +3,8 @@
  * metrics, the service graph, breakers, splits, denials and how far the config has propagated.
  *
  * The page is open because it holds nothing: the browser reads the data itself, from
- * `GET /v1/metrics` and `GET /v1/status`, with the admin (or viewer) token the user gives it,
+ * `GET /v1/metrics` and `GET /v1/status`, with the credential the user gives it (the admin
+ * token, or a JWT-SVID with the admin or viewer role),
  * so the admin API's authentication stays the only gate. The token travels in the URL's fragment
  * (`#token=…`, which a browser never sends) or through the page's form, and is kept in
  * sessionStorage.
@@ -126,13 +127,14 @@ function page(files: Map<string, ServedAsset>): string {
 <section id="auth" data-testid="auth" class="panel auth" hidden>
   <p id="auth-message" data-testid="auth-message"></p>
   <form id="token-form">
-    <label>Admin or viewer token
+    <label>Admin token, or a JWT-SVID with the admin or viewer role
       <input id="token-input" name="token" type="password" autocomplete="off" required>
     </label>
     <button type="submit">Show the mesh</button>
   </form>
   <p class="muted">The token stays in this tab (sessionStorage) and is sent only to this policy
-  Worker's admin API, as <code>Authorization: Bearer</code>. Open the page as
+  Worker's admin API (the token as <code>Authorization: Bearer</code>, an SVID as
+  <code>X-Mesh-SVID</code>). Open the page as
   <code>/dashboard#token=…</code> to skip this form.</p>
 </section>
 <p id="error" data-testid="error" class="banner" role="alert" hidden></p>

@@ -72,13 +72,18 @@
   // -------------------------------------------------------------------------------------------
   // Reading the admin API
 
+  /** The admin token as a bearer token; a JWT-SVID (admin or viewer role) in X-Mesh-SVID. */
+  function credentials() {
+    const value = token();
+    return /^eyJ[\w-]*\.[\w-]+\.[\w-]+$/.test(value)
+      ? { "x-mesh-svid": value }
+      : { authorization: `Bearer ${value}` };
+  }
+
   async function read(path) {
     let response;
     try {
-      response = await fetch(path, {
-        headers: { authorization: `Bearer ${token()}` },
-        cache: "no-store",
-      });
+      response = await fetch(path, { headers: credentials(), cache: "no-store" });
     } catch (error) {
       throw new ReadError(0, "unreachable", `the policy Worker did not answer ${path}: ${error}`);
     }
@@ -551,7 +556,9 @@
   async function refresh() {
     clearTimeout(timer);
     if (!token()) {
-      askForToken("Give an admin or viewer token of this policy Worker to see the mesh.");
+      askForToken(
+        "Give this policy Worker's admin token (or a JWT-SVID with the admin or viewer role) to see the mesh.",
+      );
       return;
     }
     const [metrics, status] = await Promise.allSettled([
@@ -568,8 +575,8 @@
     if (refused) {
       askForToken(
         refused.status === 401
-          ? `The policy Worker did not accept this token (401 ${refused.code}): give an admin or viewer token.`
-          : `This credential may not read the mesh's metrics (403 ${refused.code}): give an admin or viewer token.`,
+          ? `The policy Worker did not accept this token (401 ${refused.code}): give the admin token or an admin's or viewer's SVID.`
+          : `This credential may not read the mesh's metrics (403 ${refused.code}): give the admin token or an admin's or viewer's SVID.`,
       );
       return;
     }
@@ -603,7 +610,7 @@
     $("forget-token").addEventListener("click", () => {
       sessionStorage.removeItem(TOKEN_KEY);
       clearTimeout(timer);
-      askForToken("Token forgotten. Give an admin or viewer token to see the mesh again.");
+      askForToken("Token forgotten. Give the admin token or an SVID to see the mesh again.");
     });
     // A `#token=…` typed into the address bar of the open page.
     window.addEventListener("hashchange", () => {
