@@ -6,7 +6,7 @@ export default tseslint.config(
   {
     ignores: [
       "node_modules/",
-      ".wrangler/",
+      "**/.wrangler/",
       ".mesh-local/",
       "bench/.build/",
       "bench/.run/",

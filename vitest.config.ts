@@ -81,8 +81,14 @@ export default defineConfig({
             miniflare: {
               // Test-only destinations beside the demo ones the router's config binds.
               serviceBindings: { RECORDER: "recorder" },
-              // The admin token of /.mesh/status (test/helpers/open-mesh.ts).
-              bindings: { ADMIN_TOKEN: TEST_ADMIN_TOKEN },
+              // The admin token of /.mesh/status (test/helpers/open-mesh.ts). Metrics flushes
+              // and access-log lines off: most tests wait for each call's waitUntil, which would
+              // then hold a second's flush; the telemetry tests turn them on in their own env.
+              bindings: {
+                ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+                METRICS_FLUSH: "off",
+                ACCESS_LOG_SAMPLE: "0",
+              },
               kvNamespaces: { RECORDINGS: "recordings" },
               workers: [
                 // Every other Worker of the manifest, as its wrangler config wires it: the

@@ -31,12 +31,13 @@ export interface SplitView {
 }
 
 export interface BreakerView {
-  /** The destination whose calls reported it. */
-  readonly destination: string;
+  /** The destination whose calls reported it (null: none has yet). */
+  readonly destination: string | null;
   readonly backend: string;
   readonly state: StoredBreaker["state"];
   readonly openUntil: string | null;
-  readonly reportedAt: string;
+  /** When a router last reported it; null for a configured breaker no call has reached yet. */
+  readonly reportedAt: string | null;
 }
 
 export interface DenialView extends Omit<DenialRecord, "at"> {
@@ -109,12 +110,41 @@ export function configuredSplits(resources: readonly ResourceLike[]): Configured
   return out;
 }
 
+/** The Services a BackendPolicy gives a circuit breaker (shown closed until a router reports). */
+export function configuredBreakers(resources: readonly ResourceLike[]): string[] {
+  const out = new Set<string>();
+  for (const resource of resources) {
+    if (resource.kind !== "BackendPolicy") continue;
+    const spec = resource.spec as {
+      circuitBreaker?: unknown;
+      targetRefs?: { kind?: string; name?: string }[];
+    };
+    if (!spec?.circuitBreaker) continue;
+    for (const ref of spec.targetRefs ?? []) {
+      if ((ref.kind ?? "Service") === "Service" && typeof ref.name === "string") out.add(ref.name);
+    }
+  }
+  return [...out];
+}
+
+/** What the Analytics Engine SQL API answered, as the view's parts. */
+export interface AnalyticsMetrics {
+  readonly edges: EdgeView[];
+  readonly services: ServiceMetricsView[];
+  /** [slot start ms, requests, failures]. */
+  readonly series: [number, number, number][];
+}
+
 export interface ViewInput {
   readonly source: MetricsView["source"];
   readonly windowMs: number;
   readonly now: number;
   readonly readings: readonly WindowReading[];
   readonly splits: readonly ConfiguredSplit[];
+  /** Golden metrics from Analytics Engine, in place of the readings' counts. */
+  readonly analytics?: AnalyticsMetrics;
+  /** Services with a configured breaker (configuredBreakers). */
+  readonly breakers?: readonly string[];
   readonly problems?: readonly string[];
 }
 
@@ -138,13 +168,6 @@ export function buildMetricsView(input: ViewInput): MetricsView {
         services.set(edge.destination, service);
       }
       service.tally.addTally(tally);
-      const rule = `${edge.destination}|${edge.route}`;
-      let shares = perRule.get(rule);
-      if (!shares) {
-        shares = new Map();
-        perRule.set(rule, shares);
-      }
-      shares.set(edge.backend, (shares.get(edge.backend) ?? 0) + counts.requests);
     }
     for (const [slot, requests, failures] of reading.series) {
       const point = points.get(slot) ?? [0, 0];
@@ -164,6 +187,25 @@ export function buildMetricsView(input: ViewInput): MetricsView {
     for (const denial of reading.denials) {
       denials.push({ ...denial, at: new Date(denial.at).toISOString() });
     }
+  }
+
+  // Analytics Engine, when it is the source, answers the golden metrics; the objects still
+  // answer breakers and denials.
+  const analytics = input.analytics;
+  const edgeViews = analytics ? analytics.edges : edges;
+  if (analytics) {
+    points.clear();
+    for (const [slot, requests, failures] of analytics.series)
+      points.set(slot, [requests, failures]);
+  }
+  for (const edge of edgeViews) {
+    const rule = `${edge.destination}|${edge.route}`;
+    let shares = perRule.get(rule);
+    if (!shares) {
+      shares = new Map();
+      perRule.set(rule, shares);
+    }
+    shares.set(edge.backend, (shares.get(edge.backend) ?? 0) + edge.requests);
   }
 
   const splits: SplitView[] = [];
@@ -186,17 +228,32 @@ export function buildMetricsView(input: ViewInput): MetricsView {
   const latest = new Map<string, BreakerView>();
   for (const breaker of breakers) {
     const seen = latest.get(breaker.backend);
-    if (!seen || seen.reportedAt < breaker.reportedAt) latest.set(breaker.backend, breaker);
+    if (!seen || (seen.reportedAt ?? "") < (breaker.reportedAt ?? "")) {
+      latest.set(breaker.backend, breaker);
+    }
+  }
+  for (const backend of input.breakers ?? []) {
+    if (!latest.has(backend)) {
+      latest.set(backend, {
+        destination: null,
+        backend,
+        state: "closed",
+        openUntil: null,
+        reportedAt: null,
+      });
+    }
   }
 
   return {
     source: input.source,
     windowSeconds: input.windowMs / 1000,
     generatedAt: new Date(input.now).toISOString(),
-    edges: edges.sort(byTraffic),
-    services: [...services]
-      .map(([name, { tally, seconds }]) => ({ name, ...goldenMetrics(tally, seconds) }))
-      .sort(byTraffic),
+    edges: [...edgeViews].sort(byTraffic),
+    services: analytics
+      ? [...analytics.services].sort(byTraffic)
+      : [...services]
+          .map(([name, { tally, seconds }]) => ({ name, ...goldenMetrics(tally, seconds) }))
+          .sort(byTraffic),
     series: {
       slotSeconds: SLOT_MS / 1000,
       points: [...points]

@@ -86,6 +86,8 @@ export interface IsolatedRouterOptions {
   policy?: unknown;
   /** Vars set on the router (ADMIN_SERVICES …). */
   vars?: Record<string, string>;
+  /** Other bindings set on the router (a fake MESH_ANALYTICS dataset …). */
+  bindings?: Record<string, unknown>;
   /** Publish `resources` as they are, without opening the mesh (helpers/open-mesh.ts). */
   zeroTrust?: boolean;
   /** The router state's clock (identity and `?refresh`'s limit); default Date.now. */
@@ -104,6 +106,7 @@ export function isolatedRouter(
     ...("identity" in options ? { IDENTITY: options.identity } : {}),
     ...("policy" in options ? { POLICY: options.policy } : {}),
     ...options.vars,
+    ...options.bindings,
     MESH_CONFIG: kv as unknown as KVNamespace,
     BACKEND_STATE: ("backendState" in options
       ? options.backendState

@@ -19,12 +19,18 @@ export const ADMIN = { authorization: `Bearer ${POLICY_ADMIN_TOKEN}` } as const;
 
 const worker = exports as unknown as {
   default: { fetch(request: Request): Promise<Response> };
-  RouterReports: { report(report: unknown): Promise<unknown> };
+  RouterReports: {
+    report(report: unknown): Promise<unknown>;
+    metrics(report: unknown): Promise<unknown>;
+  };
 };
 
 /** The router's view of the policy Worker: its RouterReports entrypoint. */
 export function routerReports() {
-  return { report: async (report: unknown) => await worker.RouterReports.report(report) };
+  return {
+    report: async (report: unknown) => await worker.RouterReports.report(report),
+    metrics: async (report: unknown) => await worker.RouterReports.metrics(report),
+  };
 }
 
 /** The PolicyStore. */

@@ -4,7 +4,8 @@
  *  - `GET /dashboard`, open: the mesh dashboard's page and scripts (dashboard.ts), which hold no
  *    data — the browser reads it from `/v1/metrics` and `/v1/status` with the user's token;
  *  - everything under `/v1` for an admin (a viewer may read): the config, one resource, writes
- *    (PUT, DELETE, apply, rollback, with If-Match and dry runs), history, status and audit.
+ *    (PUT, DELETE, apply, rollback, with If-Match and dry runs), history, status, audit, and the
+ *    golden metrics (`/v1/metrics`).
  * The Worker is the edge: it authenticates, reads and parses bodies (JSON or YAML, bounded), and
  * checks what the path and the body must agree on; the store validates the config and decides.
  * Handlers throw AdminErrors; `onError` is the one place they become responses, and where
@@ -23,6 +24,9 @@ import { AdminError, errorResponse, rescue } from "./errors.ts";
 import { RefusalLog } from "./refusal-log.ts";
 import { isYaml, parseDocuments, readBodyText, singleDocument } from "./request-body.ts";
 import { readSettings, type PolicySettings } from "./settings.ts";
+import { isDuration, parseDuration } from "../../core/duration.ts";
+import { MAX_WINDOW_MS } from "../../core/observability/metrics.ts";
+import { metricsView } from "./metrics.ts";
 
 /** Least time between two JWKS fetches a request waits for (an unknown kid). */
 const JWKS_MIN_REFRESH_MS = 30_000;
@@ -121,6 +125,25 @@ function count(c: PolicyContext, name: string, fallback: number | undefined, max
     throw new AdminError("bad_request", `?${name} must be a whole number from 1 to ${max}`);
   }
   return Number(value);
+}
+
+/** The default metrics window, and its bounds. */
+const DEFAULT_WINDOW_MS = 60_000;
+const MIN_WINDOW_MS = 10_000;
+
+/** `?window` in milliseconds: whole seconds or a duration, 10 s to 15 min. */
+function windowOf(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_WINDOW_MS;
+  let ms = Number.NaN;
+  if (/^\d{1,6}$/.test(value)) ms = Number(value) * 1000;
+  else if (isDuration(value)) ms = parseDuration(value);
+  if (!(ms >= MIN_WINDOW_MS && ms <= MAX_WINDOW_MS)) {
+    throw new AdminError(
+      "bad_request",
+      `?window must be a number of seconds or a duration (30s, 5m) from 10s to 15m; got ${JSON.stringify(value.slice(0, 40))}`,
+    );
+  }
+  return ms;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -285,9 +308,23 @@ app.get("/v1/status", async (c) => {
       adminToken: settings.adminToken !== undefined,
       adminServices: settings.adminServices,
       viewerServices: settings.viewerServices,
+      // Where /v1/metrics reads from (never the token).
+      analytics: settings.analytics
+        ? { accountId: settings.analytics.accountId, dataset: settings.analytics.dataset }
+        : null,
       problems: settings.problems,
     },
   });
+});
+
+/**
+ * Golden metrics over `?window` (seconds, or a duration such as `30s`, `5m`; 10 s to 15 min,
+ * default 1 min): per edge and per Service, the request series, configured against observed
+ * splits, breakers and recent denials (core/observability/view.ts).
+ */
+app.get("/v1/metrics", async (c) => {
+  const windowMs = windowOf(c.req.query("window"));
+  return c.json(await metricsView(c.env, windowMs, policyFor(c.env).settings.analytics));
 });
 
 app.get("/v1/audit", async (c) => {

@@ -4,6 +4,8 @@
  * `GET /v1/status` and the log instead of silently letting nobody — or somebody else — in.
  */
 import { ResourceName } from "../../core/config/schema.ts";
+import { DEFAULT_DATASET, isDatasetName } from "../../core/observability/sql.ts";
+import { SQL_API, type AnalyticsCredentials } from "./analytics-engine.ts";
 
 export interface PolicySettings {
   /** SPIFFE trust domain of the admin SVIDs it accepts. */
@@ -14,6 +16,8 @@ export interface PolicySettings {
   readonly adminServices: readonly string[];
   /** Services whose JWT-SVID may read only (VIEWER_SERVICES); an admin service is not one. */
   readonly viewerServices: readonly string[];
+  /** Analytics Engine's SQL API, when credentials are set: the golden metrics' source. */
+  readonly analytics: AnalyticsCredentials | undefined;
   /** What was wrong with the vars, and what was done instead. */
   readonly problems: readonly string[];
 }
@@ -24,6 +28,12 @@ export interface PolicyVars {
   ADMIN_SERVICES?: string;
   VIEWER_SERVICES?: string;
   ADMIN_TOKEN?: string;
+  ANALYTICS_ACCOUNT_ID?: string;
+  ANALYTICS_DATASET?: string;
+  /** A secret: an API token with Account Analytics Read. */
+  ANALYTICS_API_TOKEN?: string;
+  /** The SQL API's base URL (tests; default Cloudflare's). */
+  ANALYTICS_SQL_ENDPOINT?: string;
 }
 
 export const DEFAULT_TRUST_DOMAIN = "meshwork.local";
@@ -76,5 +86,43 @@ export function readSettings(env: PolicyVars): PolicySettings {
       "neither ADMIN_TOKEN nor ADMIN_SERVICES is set: only an SVID whose WorkloadCredential grants roles [admin] can change the config; set ADMIN_TOKEN (`wrangler secret put ADMIN_TOKEN`) or ADMIN_SERVICES",
     );
   }
-  return { trustDomain, adminToken, adminServices, viewerServices, problems };
+  return {
+    trustDomain,
+    adminToken,
+    adminServices,
+    viewerServices,
+    analytics: analyticsSettings(env, problems),
+    problems,
+  };
+}
+
+/** The Analytics Engine credentials, when both halves are set and sane. */
+function analyticsSettings(env: PolicyVars, problems: string[]): AnalyticsCredentials | undefined {
+  const accountId = env.ANALYTICS_ACCOUNT_ID?.trim() || undefined;
+  const apiToken = env.ANALYTICS_API_TOKEN || undefined;
+  let dataset = DEFAULT_DATASET;
+  if (env.ANALYTICS_DATASET) {
+    if (isDatasetName(env.ANALYTICS_DATASET)) dataset = env.ANALYTICS_DATASET;
+    else {
+      problems.push(
+        `ANALYTICS_DATASET=${JSON.stringify(env.ANALYTICS_DATASET.slice(0, 80))} is not a dataset name (letters, digits and _); using "${DEFAULT_DATASET}"`,
+      );
+    }
+  }
+  if (accountId === undefined && apiToken === undefined) return undefined;
+  if (accountId === undefined || apiToken === undefined) {
+    problems.push(
+      accountId === undefined
+        ? "ANALYTICS_API_TOKEN is set but ANALYTICS_ACCOUNT_ID is not: the metrics come from the metrics objects"
+        : "ANALYTICS_ACCOUNT_ID is set but the ANALYTICS_API_TOKEN secret is not: the metrics come from the metrics objects",
+    );
+    return undefined;
+  }
+  if (!/^[0-9a-f]{32}$/i.test(accountId)) {
+    problems.push(
+      "ANALYTICS_ACCOUNT_ID is not an account id (32 hex digits): the metrics come from the metrics objects",
+    );
+    return undefined;
+  }
+  return { accountId, apiToken, dataset, endpoint: env.ANALYTICS_SQL_ENDPOINT || SQL_API };
 }

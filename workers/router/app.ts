@@ -32,6 +32,8 @@ import { createRouterIdentity, type RouterIdentity } from "./identity/router-ide
 import { clientCertificate, refusal, sameSecret } from "./identity/authenticator.ts";
 import { SVID_HEADER } from "./layers/authenticate.ts";
 import { VersionReporter, type RouterReports } from "./version-report.ts";
+import { Telemetry } from "./telemetry.ts";
+import { receiverOf } from "./outcome.ts";
 
 /** The router's binding to the policy Worker's RouterReports entrypoint, when it has one. */
 function policyBinding(env: Env): RouterReports | undefined {
@@ -51,6 +53,7 @@ export interface RouterState {
   /** What the isolate knows of each Service (breakers, budgets, latency, limits). */
   readonly services: ServiceStates;
   readonly sync: BackendSync;
+  readonly telemetry: Telemetry;
   readonly identity: RouterIdentity;
   /** Tells the policy Worker which config version this isolate applied. */
   readonly reporter: VersionReporter;
@@ -100,6 +103,7 @@ export function routerFor(env: Env, options: RouterStateOptions = {}): RouterSta
       location,
       services: new ServiceStates(),
       sync: new BackendSync(location),
+      telemetry: new Telemetry(settings.telemetry, location),
       identity: createRouterIdentity(env, settings, now),
       reporter: new VersionReporter(Date.now, location),
       now,
@@ -156,6 +160,7 @@ export async function handleMeshCall(
     config: state.config,
     services: state.services,
     sync: state.sync,
+    telemetry: state.telemetry,
     identity: state.identity,
     random: options.random ?? systemRandom,
     now: Date.now,
@@ -284,6 +289,7 @@ meshEndpoints.get("/.mesh/status", async (c) => {
     ...status,
     ...serviceViews(services, Date.now()),
     backendSync: sync.view(),
+    telemetry: state.telemetry.view(receiverOf(c.env) !== undefined),
     versionReports: state.reporter.view(policyBinding(c.env) !== undefined),
     identity: {
       jwks: identity.jwks.view(),

@@ -16,6 +16,7 @@ import type { AuthorizationDecision } from "../../core/authz/authorization.ts";
 import type { MeshError } from "../../core/errors.ts";
 import type { VerifiedSvid } from "../../core/identity/svid.ts";
 import type { BackendSync } from "./backend-sync.ts";
+import type { Telemetry } from "./telemetry.ts";
 import type { RouterIdentity } from "./identity/router-identity.ts";
 import type { ConfigCache } from "./config-cache.ts";
 import type { BreakerTransition, ServiceState, ServiceStates } from "./service-state.ts";
@@ -44,6 +45,8 @@ export interface MeshCall {
   readonly services: ServiceStates;
   /** What the isolate reports to the Services' Durable Objects, and adopts back. */
   readonly sync: BackendSync;
+  /** Where the call's data point, log line and edge counts go (telemetry.ts). */
+  readonly telemetry: Telemetry;
   /** The mesh's verification keys, verified tokens and the passport signer. */
   readonly identity: RouterIdentity;
   readonly random: RandomSource;

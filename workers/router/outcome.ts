@@ -5,7 +5,8 @@
  * transitions, ejections, failover, rate limiting, injected faults. It is the one place that
  * feeds the isolate's state with how tries ended — each try's result steps its backend's breaker,
  * each learned timeout's latency feeds the estimate — and the one place that schedules the
- * reports to the Durable Objects. Analytics will read the same record.
+ * reports to the Durable Objects. Telemetry reads the same record (telemetry.ts): the call's
+ * Analytics Engine data point, its access-log line, its per-edge counts.
  *
  * It runs when the response headers are in, not when the body has streamed: watching the body
  * means piping it through a stream of the router's own, which decodes a compressed body (and the
@@ -15,6 +16,20 @@
 import { FAILURE, PLAIN_SUCCESS, PROBE_SUCCESS } from "../../core/resilience/breaker.ts";
 import type { AttemptRecord, MeshCall } from "./call.ts";
 import type { BreakerTransition } from "./service-state.ts";
+import type { AnalyticsDataset } from "../../core/observability/data-point.ts";
+import type { MetricsReceiver } from "./telemetry.ts";
+
+/** The router's Analytics Engine dataset, when it is bound. */
+export function analyticsOf(env: Env): AnalyticsDataset | undefined {
+  const dataset = (env as unknown as { MESH_ANALYTICS?: Partial<AnalyticsDataset> }).MESH_ANALYTICS;
+  return typeof dataset?.writeDataPoint === "function" ? (dataset as AnalyticsDataset) : undefined;
+}
+
+/** The policy Worker's RouterReports entrypoint, which takes the metrics flushes, when bound. */
+export function receiverOf(env: Env): MetricsReceiver | undefined {
+  const binding = (env as unknown as { POLICY?: Partial<MetricsReceiver> }).POLICY;
+  return typeof binding?.metrics === "function" ? (binding as MetricsReceiver) : undefined;
+}
 
 /** How one call through the mesh ended. */
 export interface CallOutcome {
@@ -124,6 +139,14 @@ export function recordOutcome(
       call.ctx.waitUntil(p),
     );
   }
+  call.telemetry.observe(
+    call,
+    response,
+    now,
+    analyticsOf(call.env),
+    receiverOf(call.env),
+    call.services,
+  );
   if (!sink) return;
   sink({
     requestId: call.requestId,

@@ -457,6 +457,11 @@ export class ServiceStates {
     return state;
   }
 
+  /** The Service's state, when this isolate has one (never creates it). */
+  peek(name: string): ServiceState | undefined {
+    return this.states.get(name);
+  }
+
   /**
    * True when some Service may have news for its Durable Object (one flag read on the hot path;
    * it may stay raised a little after the news went out, which costs one idle round at most).

@@ -3,6 +3,7 @@
  * a var is reported in `/.mesh/status` instead of silently changing behaviour per request.
  */
 import type { EscapedSlashes } from "../../core/path-normalization.ts";
+import type { TelemetrySettings } from "./telemetry.ts";
 
 export interface RouterSettings {
   /** SPIFFE trust domain of caller identities. */
@@ -15,11 +16,15 @@ export interface RouterSettings {
   readonly adminToken: string | undefined;
   /** Services whose JWT-SVID may read `/.mesh/status` (ADMIN_SERVICES, comma-separated). */
   readonly adminServices: readonly string[];
+  /** The access log's sampling and the per-edge metrics switch (telemetry.ts). */
+  readonly telemetry: TelemetrySettings;
   /** Vars that were invalid, and the default used instead. */
   readonly problems: readonly string[];
 }
 
 const DEFAULT_REFRESH_SECONDS = 5;
+/** Share of calls logged when ACCESS_LOG_SAMPLE is unset. */
+const DEFAULT_ACCESS_LOG_SAMPLE = 0.01;
 
 /** Reads and checks the router's vars. */
 export function readSettings(env: Env): RouterSettings {
@@ -50,8 +55,24 @@ export function readSettings(env: Env): RouterSettings {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
+  const vars = env as unknown as { ACCESS_LOG_SAMPLE?: string; METRICS_FLUSH?: string };
+  let accessLogSample = DEFAULT_ACCESS_LOG_SAMPLE;
+  if (vars.ACCESS_LOG_SAMPLE !== undefined) {
+    const share = Number(vars.ACCESS_LOG_SAMPLE);
+    if (vars.ACCESS_LOG_SAMPLE.trim() !== "" && share >= 0 && share <= 1) accessLogSample = share;
+    else {
+      problems.push(
+        `ACCESS_LOG_SAMPLE=${JSON.stringify(vars.ACCESS_LOG_SAMPLE)} is not a share between 0 and 1; using ${DEFAULT_ACCESS_LOG_SAMPLE}`,
+      );
+    }
+  }
+  const metricsVar = vars.METRICS_FLUSH ?? "on";
+  if (metricsVar !== "on" && metricsVar !== "off") {
+    problems.push(`METRICS_FLUSH=${JSON.stringify(metricsVar)} must be "on" or "off"; using "on"`);
+  }
   return {
     trustDomain: env.TRUST_DOMAIN || "meshwork.local",
+    telemetry: { accessLogSample, metrics: metricsVar !== "off" },
     adminToken,
     adminServices,
     refreshMs: refreshSeconds * 1000,
