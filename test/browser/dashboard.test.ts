@@ -185,17 +185,8 @@ describe.skipIf(!hasChromium)("the dashboard in Chromium", () => {
     await done();
   });
 
-  it("shows the running mesh: RPS on orders → payments, the service graph, the demo breaker open", async (ctx) => {
+  it("shows the running mesh: RPS on orders → payments, the service graph, the demo breaker open", async () => {
     const { mesh } = running();
-    const metrics = await fetch(`http://127.0.0.1:${mesh.policyPort}/v1/metrics?window=60`, {
-      headers: { authorization: `Bearer ${DEV_ADMIN_TOKEN}` },
-    });
-    if (metrics.status === 404) {
-      console.warn(
-        "\n⚠ ⚠ ⚠ the running-mesh dashboard test is SKIPPED: this policy Worker has no GET /v1/metrics yet\n",
-      );
-      ctx.skip();
-    }
     // The demo breaker on echo-v3: five failures in a row open it.
     for (let i = 0; i < 5; i++) {
       expect((await mesh.call("echo-v3", "/", { "x-echo-status": "500" })).status).toBe(500);
@@ -222,7 +213,11 @@ describe.skipIf(!hasChromium)("the dashboard in Chromium", () => {
     const texts = await graphTexts(page);
     expect(texts).toContain("orders");
     expect(texts).toContain("payments");
-    expect(texts.some((t) => /^\d+\.\d+ rps$/.test(t) && t !== "0.00 rps")).toBe(true);
+    // The orders → payments edge carries the RPS of its backends' rows (as the page rounds it).
+    const total = demo.reduce((sum, [, rps]) => sum + Number(rps), 0);
+    const shown =
+      total >= 100 ? total.toFixed(0) : total >= 10 ? total.toFixed(1) : total.toFixed(2);
+    expect(texts).toContain(`${shown} rps`);
 
     await page.waitForSelector(
       '[data-testid="breaker"][data-backend="echo-v3"][data-state="open"]',

@@ -394,22 +394,23 @@
    */
   function graphOf(view) {
     const links = new Map();
-    const link = (source, target, requests, failures, seconds) => {
+    // RPS as the view gives it per edge (over the seconds its counts cover), summed.
+    const link = (source, target, requests, failures, perSecond) => {
       if (!source || !target || source === "-" || target === "-" || source === target) return;
       const key = `${source}\u0000${target}`;
-      const entry = links.get(key) ?? { source, target, requests: 0, failures: 0, seconds };
+      const entry = links.get(key) ?? { source, target, requests: 0, failures: 0, rps: 0 };
       entry.requests += requests;
+      entry.rps += perSecond;
       entry.failures += failures;
       links.set(key, entry);
     };
-    const seconds = view.windowSeconds || WINDOW_SECONDS;
     for (const edge of view.edges) {
       const failures = edge.successRate === null ? 0 : edge.requests * (1 - edge.successRate);
-      link(edge.caller, edge.destination, edge.requests, failures, seconds);
-      link(edge.destination, edge.backend, edge.requests, failures, seconds);
+      link(edge.caller, edge.destination, edge.requests, failures, edge.rps);
+      link(edge.destination, edge.backend, edge.requests, failures, edge.rps);
     }
     for (const split of view.splits) {
-      for (const backend of split.backends) link(split.destination, backend.backend, 0, 0, seconds);
+      for (const backend of split.backends) link(split.destination, backend.backend, 0, 0, 0);
     }
 
     const names = new Set();
@@ -471,11 +472,11 @@
       return {
         source: entry.source,
         target: entry.target,
-        value: entry.requests / entry.seconds,
+        value: entry.rps,
         lineStyle: { color: COLORS[state], width: state === "idle" ? 1.5 : 3, opacity: 0.9 },
         label: {
           show: true,
-          formatter: `${rps(entry.requests / entry.seconds)} rps`,
+          formatter: `${rps(entry.rps)} rps`,
           color: COLORS[state],
         },
       };
