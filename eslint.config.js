@@ -34,6 +34,22 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's browser script (served as it is by the policy Worker).
+    files: ["workers/policy/dashboard/*.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: {
+        window: "readonly",
+        document: "readonly",
+        location: "readonly",
+        history: "readonly",
+        sessionStorage: "readonly",
+        URLSearchParams: "readonly",
+        echarts: "readonly",
+      },
+    },
+  },
+  {
     rules: {
       "@typescript-eslint/no-unused-vars": [
         "error",

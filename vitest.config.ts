@@ -117,6 +117,7 @@ export default defineConfig({
             "test/identity/**",
             "test/policy/**",
             "test/cli/**",
+            "test/browser/**",
           ],
           globalSetup: ["./test/global-setup.ts"],
         },
@@ -182,6 +183,17 @@ export default defineConfig({
           include: ["test/e2e/**/*.test.ts"],
           environment: "node",
           // Starting wrangler dev with seven Workers takes a while on a small CI machine.
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          // The dashboard in headless Chromium (Debian's, driven by playwright-core) against
+          // `npm start` with demo traffic; skipped, loudly, where there is no Chromium.
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

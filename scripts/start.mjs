@@ -544,6 +544,7 @@ function banner(options, running, logFile, inspectorPort) {
     `  router (data plane)  ${url}   the Host header names the destination Service`,
     `  status               ${url}/.mesh/status   (Authorization: Bearer ${DEV_ADMIN_TOKEN})`,
     `  policy Worker        http://127.0.0.1:${options.policyPort}   admin API (npx meshctl …)`,
+    `  dashboard            http://127.0.0.1:${options.policyPort}/dashboard#token=${DEV_ADMIN_TOKEN}`,
     `  identity Worker      http://127.0.0.1:${options.identityPort}   JWKS, SVIDs (POST /v1/svid)`,
     `  devtools inspector   127.0.0.1:${inspectorPort}`,
     `  wrangler output      ${display(logFile)}   (tail -f it to see every request)`,

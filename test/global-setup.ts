@@ -5,7 +5,8 @@
 //    Service endpoints given as URLs (hybrid workloads) are tested against a real socket.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { build } from "esbuild";
+import { readFile } from "node:fs/promises";
+import { build, type Plugin } from "esbuild";
 import type { TestProject } from "vitest/node";
 import { WORKERS } from "../scripts/workers.mjs";
 
@@ -13,6 +14,22 @@ import { WORKERS } from "../scripts/workers.mjs";
 export const AUXILIARY_SOURCES: Record<string, string> = {
   ...Object.fromEntries(WORKERS.flatMap((w) => (w.build ? [[w.build, w.source]] : []))),
   recorder: "test/fixtures/recorder.ts",
+};
+
+/**
+ * Files a Worker imports as text, as its wrangler config's `[[rules]]` (type "Text") make
+ * wrangler and the vitest plugin load them: the policy Worker's dashboard scripts and stylesheet.
+ */
+const TEXT_MODULES = /[\\/](?:echarts\.min\.js|dashboard[\\/](?:client\.js|style\.css))$/;
+
+const textModules: Plugin = {
+  name: "text-modules",
+  setup(build) {
+    build.onLoad({ filter: TEXT_MODULES }, async ({ path }) => ({
+      contents: await readFile(path, "utf8"),
+      loader: "text",
+    }));
+  },
 };
 
 function buildAuxiliaryWorkers(): Promise<unknown> {
@@ -25,6 +42,7 @@ function buildAuxiliaryWorkers(): Promise<unknown> {
         format: "esm",
         target: "es2024",
         external: ["cloudflare:*"],
+        plugins: [textModules],
         logLevel: "warning",
       }),
     ),

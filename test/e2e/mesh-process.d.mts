@@ -37,6 +37,10 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Keep local state under this directory (not removed on stop), to restart on it. */
   stateDir?: string;
+  /** Send npm start's demo traffic to orders (default false: --no-traffic). */
+  traffic?: boolean;
+  /** Its requests per second (start.mjs's --rate; default start.mjs's own). */
+  rate?: number;
 }
 
 export function freePort(preferred?: number): Promise<number>;

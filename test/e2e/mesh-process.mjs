@@ -84,6 +84,8 @@ export async function startMesh({
   args = [],
   readyTimeoutMs = 110_000,
   stateDir,
+  traffic = false,
+  rate,
 } = {}) {
   const port = await freePort(preferredPort);
   let inspectorPort = await freePort(0);
@@ -106,7 +108,9 @@ export async function startMesh({
       "scripts/start.mjs",
       ...["--port", String(port), "--inspector-port", String(inspectorPort)],
       ...["--identity-port", String(identityPort), "--policy-port", String(policyPort)],
-      ...["--persist-to", join(dir, "state"), "--no-traffic"],
+      ...["--persist-to", join(dir, "state")],
+      // Quiet unless asked: most tests send their own calls and count them.
+      ...(traffic ? (rate === undefined ? [] : ["--rate", String(rate)]) : ["--no-traffic"]),
       ...args,
     ],
     {

@@ -1,6 +1,8 @@
 /**
  * The admin API (docs/control-plane.md), a Hono app in front of the PolicyStore:
  *  - `GET /health`, open: only whether the Worker is up;
+ *  - `GET /dashboard`, open: the mesh dashboard's page and scripts (dashboard.ts), which hold no
+ *    data — the browser reads it from `/v1/metrics` and `/v1/status` with the user's token;
  *  - everything under `/v1` for an admin (a viewer may read): the config, one resource, writes
  *    (PUT, DELETE, apply, rollback, with If-Match and dry runs), history, status, audit, and the
  *    golden metrics (`/v1/metrics`).
@@ -17,6 +19,7 @@ import {
 } from "../../durable-objects/policy-store.ts";
 import { JwksCache } from "../router/identity/jwks.ts";
 import { AdminAuthenticator, type Admin } from "./auth.ts";
+import { dashboard } from "./dashboard.ts";
 import { AdminError, errorResponse, rescue } from "./errors.ts";
 import { RefusalLog } from "./refusal-log.ts";
 import { isYaml, parseDocuments, readBodyText, singleDocument } from "./request-body.ts";
@@ -188,11 +191,15 @@ app.use("*", async (c, next) => {
   c.set("requestId", c.req.header("cf-ray") ?? crypto.randomUUID());
   await next();
   c.header("x-request-id", c.get("requestId"));
-  c.header("cache-control", "no-store");
+  // Nothing is cached unless the handler says so (the dashboard's versioned scripts).
+  if (!c.res.headers.has("cache-control")) c.header("cache-control", "no-store");
 });
 
 /** Open to anyone: only whether the Worker is up. */
 app.get("/health", (c) => c.json({ ok: true }));
+
+/** Open too: the dashboard's page and scripts, which hold no data (dashboard.ts). */
+app.route("/", dashboard);
 
 // Who is asking comes before what they ask: an anonymous caller learns nothing from a 400.
 app.use("/v1/*", async (c, next) => {
@@ -330,7 +337,7 @@ app.notFound((c) => {
   const { pathname } = new URL(c.req.url);
   const error = new AdminError(
     "not_found",
-    `no endpoint ${c.req.method} ${pathname.slice(0, 200)}: the policy Worker serves GET /health and the admin API under /v1 (docs/control-plane.md)`,
+    `no endpoint ${c.req.method} ${pathname.slice(0, 200)}: the policy Worker serves GET /health, the dashboard at GET /dashboard (docs/dashboard.md) and the admin API under /v1 (docs/control-plane.md)`,
   );
   return errorResponse(error, c.get("requestId"));
 });
