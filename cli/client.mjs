@@ -210,6 +210,11 @@ export class AdminClient {
   status() {
     return this.request("GET", "/v1/status");
   }
+
+  /** `GET /v1/metrics?window=<seconds>`: golden metrics per edge and Service (MetricsView). */
+  metrics({ window }) {
+    return this.request("GET", "/v1/metrics", { query: { window } });
+  }
 }
 
 /** The path of one resource; kinds are sent as the schemas spell them (`HTTPRoute`). */

@@ -16,7 +16,9 @@ function version() {
 
 /**
  * Runs one command line. `io` has `print(line)` (results, stdout) and `warn(line)` (warnings and
- * errors, stderr); `env` supplies MESH_ADMIN_URL, MESH_ADMIN_TOKEN and USER. Resolves to the
+ * errors, stderr), and may say `isTTY` (stdout is a terminal) and give `interrupt`, an
+ * AbortSignal that stands for Ctrl-C (`meshctl top` catches SIGINT itself without one); `env`
+ * supplies MESH_ADMIN_URL, MESH_ADMIN_TOKEN and USER. Resolves to the
  * exit code: 0, 1 when the operation (or a check) failed, 2 for a wrong command line.
  */
 export async function main(argv, { io, env }) {

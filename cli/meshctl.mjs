@@ -13,6 +13,11 @@ if (major < 22 || (major === 22 && minor < 18)) {
 
 const { main } = await import("./main.mjs");
 process.exitCode = await main(process.argv.slice(2), {
-  io: { print: (line) => console.log(line), warn: (line) => console.error(line) },
+  io: {
+    print: (line) => console.log(line),
+    warn: (line) => console.error(line),
+    // Whether stdout is a terminal: `meshctl top` redraws in place only there.
+    isTTY: process.stdout.isTTY === true,
+  },
   env: process.env,
 });

@@ -6,7 +6,9 @@ import { diff } from "./diff.mjs";
 import { get } from "./get.mjs";
 import { history } from "./history.mjs";
 import { rollback } from "./rollback.mjs";
+import { stat } from "./stat.mjs";
 import { status } from "./status.mjs";
+import { top } from "./top.mjs";
 import { validate } from "./validate.mjs";
 
 export const COMMANDS = [
@@ -19,4 +21,6 @@ export const COMMANDS = [
   rollback,
   status,
   check,
+  stat,
+  top,
 ];

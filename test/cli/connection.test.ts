@@ -17,6 +17,8 @@ const COMMANDS = [
   "rollback",
   "status",
   "check",
+  "stat",
+  "top",
 ];
 
 /** A loopback port nothing listens on. */

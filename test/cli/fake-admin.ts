@@ -3,11 +3,14 @@
 // validation with the core's own validateResources (so invalid_config and warnings are the real
 // ones; an apply's body first, its issues at `resources[i]`, others named `Kind/name`), sorted
 // diffs, If-Match, bearer-token and SVID auth with a viewer, history, rollback, and a status
-// (StoreStatus) whose publish, drift and routers a test sets. It records every request so a
-// test can assert what meshctl sent.
+// (StoreStatus) whose publish, drift and routers a test sets, and a metrics view (GET
+// /v1/metrics, checking its window as the policy Worker does) that a test sets too. It records
+// every request so a test can assert what meshctl sent.
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { validateResources, type ConfigIssue } from "../../core/config/validate.ts";
+import { MAX_WINDOW_MS, SLOT_MS } from "../../core/observability/metrics.ts";
+import type { MetricsView } from "../../core/observability/view.ts";
 
 /** A resource as the fake stores it: whatever was applied (kind and metadata.name at least). */
 export interface StoredResource {
@@ -69,6 +72,11 @@ export interface FakeAdmin {
   drift: { kvVersion: number; publishedVersion: number; message: string } | null;
   /** The server's clock GET /v1/status sends (default: this machine's, now). */
   now: string | undefined;
+  /**
+   * What GET /v1/metrics answers, over an empty view for the window asked (default: no traffic).
+   * The window it answers with is the one asked unless the test sets `windowSeconds`.
+   */
+  metrics: Partial<MetricsView>;
   /** When set, every request waits forever (for timeouts). */
   hang: boolean;
   /** When set, the next apply answers with this error instead. */
@@ -125,6 +133,7 @@ export async function startFakeAdmin(options: { token?: string } = {}): Promise<
     published: undefined,
     now: undefined,
     drift: null,
+    metrics: {},
     hang: false,
     nextApplyError: undefined,
     current: () => fake.versions.at(-1) ?? empty,
@@ -316,6 +325,33 @@ export async function startFakeAdmin(options: { token?: string } = {}): Promise<
           isolates: routers.map((r) => ({ appliedAt: null, error: null, ...r })),
         },
       });
+    }
+    if (req.method === "GET" && url.pathname === "/v1/metrics") {
+      // `window` in whole seconds, from one slot to what the metrics keep.
+      const text = url.searchParams.get("window") ?? "60";
+      const seconds = Number(text);
+      if (!/^\d+$/.test(text) || seconds < SLOT_MS / 1000 || seconds > MAX_WINDOW_MS / 1000) {
+        return error(
+          res,
+          400,
+          "bad_request",
+          `window must be whole seconds from ${SLOT_MS / 1000} to ${MAX_WINDOW_MS / 1000}`,
+        );
+      }
+      const view: MetricsView = {
+        source: "metrics-objects",
+        windowSeconds: seconds,
+        generatedAt: fake.now ?? new Date().toISOString(),
+        edges: [],
+        services: [],
+        series: { slotSeconds: SLOT_MS / 1000, points: [] },
+        splits: [],
+        breakers: [],
+        denials: [],
+        problems: [],
+        ...fake.metrics,
+      };
+      return send(res, 200, view);
     }
     return error(res, 404, "not_found", `no endpoint ${req.method} ${url.pathname}`);
   });
