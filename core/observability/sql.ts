@@ -22,9 +22,9 @@ const SINCE = (seconds: number) => `timestamp > NOW() - INTERVAL '${Math.floor(s
 const GOLDEN = [
   "  SUM(_sample_interval) AS requests,",
   "  SUM(IF(double4 >= 500, _sample_interval, 0)) AS failures,",
-  "  quantileWeighted(0.50)(double1, _sample_interval) AS p50,",
-  "  quantileWeighted(0.95)(double1, _sample_interval) AS p95,",
-  "  quantileWeighted(0.99)(double1, _sample_interval) AS p99,",
+  "  quantileExactWeighted(0.50)(double1, _sample_interval) AS p50,",
+  "  quantileExactWeighted(0.95)(double1, _sample_interval) AS p95,",
+  "  quantileExactWeighted(0.99)(double1, _sample_interval) AS p99,",
   "  SUM(_sample_interval * double1) AS latency_sum,",
   "  SUM(_sample_interval * double3) AS attempts,",
   "  SUM(_sample_interval * double5) AS bytes",

@@ -1,4 +1,5 @@
-// The Grafana dashboard (dashboards/meshwork.json) and the SQL in docs/grafana.md, checked
+// The Grafana dashboard (dashboards/meshwork.json) and the SQL in docs/grafana.md — and the
+// SQL of docs/observability.md, README and the policy Worker's own queries — checked
 // against the data point's schema (core/observability/data-point.ts): every query reads the
 // dataset meshwork_calls and nothing but its columns, weighs counts and quantiles by
 // _sample_interval, and keeps to functions Analytics Engine's SQL has. Here, beside meshctl's
@@ -8,6 +9,12 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BLOB_COLUMNS, DOUBLE_COLUMNS } from "../../core/observability/data-point.ts";
 import { ROOT } from "./run-meshctl.ts";
+import {
+  codesQuery,
+  edgesQuery,
+  seriesQuery,
+  servicesQuery,
+} from "../../core/observability/sql.ts";
 
 const DATASET = "meshwork_calls";
 const PLUGIN = "vertamedia-clickhouse-datasource";
@@ -190,4 +197,31 @@ describe("the query check itself", () => {
   ])("finds %s", (_, sql, problem) => {
     expect(problems(sql).join("\n")).toMatch(problem);
   });
+});
+
+describe("the other SQL the project ships", () => {
+  const fenced = (file: string) =>
+    [...readFileSync(join(ROOT, file), "utf8").matchAll(/```sql\n([\s\S]*?)```/g)].map(
+      (m) => m[1]!,
+    );
+  const sources = [
+    ...fenced("docs/observability.md").map((sql, i) => [`docs/observability.md #${i + 1}`, sql]),
+    ...fenced("README.md").map((sql, i) => [`README.md #${i + 1}`, sql]),
+    ["sql.ts edgesQuery", edgesQuery(DATASET, 60)],
+    ["sql.ts codesQuery", codesQuery(DATASET, 60)],
+    ["sql.ts servicesQuery", servicesQuery(DATASET, 60)],
+    ["sql.ts seriesQuery", seriesQuery(DATASET, 60, 10)],
+  ] as const;
+
+  it("is there to check", () => {
+    expect(sources.length).toBeGreaterThanOrEqual(9);
+  });
+
+  it.each(sources.map(([where, sql]) => ({ where, sql })))(
+    "$where reads only meshwork_calls' columns, weighted by sampling",
+    ({ sql }) => {
+      // The policy Worker's queries ask for JSON; the docs' are run as they are.
+      expect(problems(sql.replace(/\nFORMAT JSON$/, ""))).toEqual([]);
+    },
+  );
 });

@@ -6,6 +6,7 @@ import type { MetricsView } from "../../core/observability/view.ts";
 import { EdgeAccumulator, codeOf } from "../../core/observability/metrics.ts";
 import type { CallFacts } from "../../core/observability/data-point.ts";
 import { apply, call, expectJson, route, routerReports, service } from "./helpers.ts";
+import { parsePrometheus, samplesOf, seriesOf } from "../helpers/prometheus.ts";
 
 function facts(destination: string, backend: string, status: number, latencyMs: number): CallFacts {
   return {
@@ -95,6 +96,52 @@ describe("metrics", () => {
     });
     expect(view.denials.filter((x) => x.destination === d)).toHaveLength(2);
     expect(view.problems).toEqual([]);
+  });
+
+  it("GET /metrics: the totals as Prometheus text that a parser reads back exactly", async () => {
+    const d = "scraped";
+    await apply([
+      service(d),
+      service(`${d}-v1`),
+      service(`${d}-v2`, "ECHO_V2"),
+      route(d, d, [`${d}-v1`, `${d}-v2`]),
+    ]);
+    const calls: [string, number][] = [
+      ...Array.from({ length: 7 }, (): [string, number] => [`${d}-v1`, 200]),
+      ...Array.from({ length: 3 }, (): [string, number] => [`${d}-v2`, 503]),
+    ];
+    await routerReports().metrics(flush(d, calls));
+    expect((await call("GET", "/metrics", { headers: {} })).status).toBe(401);
+    const response = await call("GET", "/metrics");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    const families = parsePrometheus(await response.text());
+    const requests = samplesOf(families, "meshwork_requests_total").filter(
+      (s) => s.labels.destination_service === d,
+    );
+    expect(
+      requests.map((s) => [
+        s.labels.destination_workload,
+        s.labels.response_code,
+        s.labels.source_workload,
+        s.value,
+      ]),
+    ).toEqual(
+      expect.arrayContaining([
+        [`${d}-v1`, "200", "orders", 7],
+        [`${d}-v2`, "503", "orders", 3],
+      ]),
+    );
+    const latency = seriesOf(families, "meshwork_request_duration_milliseconds").filter(
+      (s) => s.labels.destination_service === d,
+    );
+    expect(latency.map((s) => s.count).sort()).toEqual([3, 7]);
+    for (const series of latency) expect(series.buckets.at(-1)).toEqual([Infinity, series.count]);
+    const breaker = samplesOf(families, "meshwork_circuit_breaker_state").filter(
+      (s) => s.labels.destination_workload === `${d}-v2` && s.value === 1,
+    );
+    expect(breaker.map((s) => s.labels.state)).toEqual(["open"]);
+    expect(samplesOf(families, "meshwork_config_version")[0]!.value).toBeGreaterThan(0);
   });
 
   it("refuses a malformed flush whole, saying what is wrong", async () => {

@@ -26,7 +26,8 @@ import { isYaml, parseDocuments, readBodyText, singleDocument } from "./request-
 import { readSettings, type PolicySettings } from "./settings.ts";
 import { isDuration, parseDuration } from "../../core/duration.ts";
 import { MAX_WINDOW_MS } from "../../core/observability/metrics.ts";
-import { metricsView } from "./metrics.ts";
+import { metricsTotals, metricsView } from "./metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../../core/observability/prometheus.ts";
 
 /** Least time between two JWKS fetches a request waits for (an unknown kid). */
 const JWKS_MIN_REFRESH_MS = 30_000;
@@ -202,7 +203,7 @@ app.get("/health", (c) => c.json({ ok: true }));
 app.route("/", dashboard);
 
 // Who is asking comes before what they ask: an anonymous caller learns nothing from a 400.
-app.use("/v1/*", async (c, next) => {
+const authenticated = async (c: PolicyContext, next: () => Promise<void>) => {
   const admin = await policyFor(c.env).authenticator.authenticate(c.req.raw, (promise) =>
     c.executionCtx.waitUntil(promise),
   );
@@ -215,6 +216,26 @@ app.use("/v1/*", async (c, next) => {
     );
   }
   await next();
+};
+app.use("/v1/*", authenticated);
+app.use("/metrics", authenticated);
+
+/**
+ * Prometheus text exposition (version 0.0.4) of every Service's running totals: request counts
+ * and latency histograms by source, destination, backend, route and code, breaker states and the
+ * config version (core/observability/prometheus.ts). Scrape it with the admin or a viewer's
+ * credential (`authorization: { credentials: <token> }` in the scrape config). Objects that did
+ * not answer are named in a comment, and their series are missing from this scrape.
+ */
+app.get("/metrics", async (c) => {
+  const [{ totals, problems }, { version }] = await Promise.all([
+    metricsTotals(c.env),
+    policyStore(c.env).current(),
+  ]);
+  const comments = problems.map((problem) => `# ${problem.replace(/\s+/g, " ")}\n`).join("");
+  return c.body(comments + renderPrometheus(totals, { configVersion: version }), 200, {
+    "content-type": PROMETHEUS_CONTENT_TYPE,
+  });
 });
 
 app.get("/v1/config", async (c) => {
@@ -337,7 +358,7 @@ app.notFound((c) => {
   const { pathname } = new URL(c.req.url);
   const error = new AdminError(
     "not_found",
-    `no endpoint ${c.req.method} ${pathname.slice(0, 200)}: the policy Worker serves GET /health, the dashboard at GET /dashboard (docs/dashboard.md) and the admin API under /v1 (docs/control-plane.md)`,
+    `no endpoint ${c.req.method} ${pathname.slice(0, 200)}: the policy Worker serves GET /health, the dashboard at GET /dashboard (docs/dashboard.md), Prometheus text at GET /metrics (docs/observability.md) and the admin API under /v1 (docs/control-plane.md)`,
   );
   return errorResponse(error, c.get("requestId"));
 });
