@@ -36,6 +36,14 @@
 //     work, mesh-path − mesh the path normalisation's slow path and mesh-resilient − mesh what
 //     the resilience policy adds (budget: 20 µs of router CPU per request). The micro section on
 //     workerd also times that last one's pieces, since 20 µs is below the lanes' noise.
+//     Every mesh lane runs with the router's telemetry on (issue 9), as wrangler.toml ships it:
+//     MESH_ANALYTICS is workerd's Analytics Engine binding (`workerd serve --experimental`),
+//     delivering each data point to the bench's sink Worker (bench/workers/telemetry-sink.ts),
+//     POLICY that sink's RouterReports entrypoint, which takes the metrics flushes; its vars
+//     METRICS_FLUSH and ACCESS_LOG_SAMPLE are read from wrangler.toml. Before the load, data
+//     points and a flush must have arrived, or the bench stops. The micro section on workerd
+//     times what telemetry adds per call (budget: 15 µs of router CPU per request): the mesh
+//     lane's whole call with telemetry on, on with a stand-in dataset, and off.
 //  5. Drives load from a separate process (bench/load.mjs, autocannon): a warm-up, then a
 //     throughput phase per lane (several connections, workerd saturated; its CPU time is read
 //     from /proc before and after), then a latency phase per lane with one connection, where the
@@ -50,7 +58,8 @@
 //
 // Ports, on 127.0.0.1, from --port-base N: N direct, N+1 hop, N+2 mesh, N+3 the router's HTTP
 // entry (/.mesh/status), N+4 the KV service's read counter, N+5 mesh-regex, N+6 mesh-path, N+7
-// the micro Worker, N+8 mesh-resilient (19081–19089 by default).
+// the micro Worker, N+8 mesh-resilient, N+9 the identity Worker, N+10 mesh-open, N+11 the
+// telemetry sink's counts (19081–19092 by default).
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -60,6 +69,7 @@ import { dirname, join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { URLSearchParams, fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { parse as parseToml } from "smol-toml";
 import { buildSnapshot, parseEntry } from "../core/config/snapshot.ts";
 import { validateResources } from "../core/config/validate.ts";
 import { normalizePath } from "../core/path-normalization.ts";
@@ -80,7 +90,7 @@ import {
   tail,
   writeWorkerdConfig,
 } from "../scripts/workerd.mjs";
-import { worker } from "../scripts/workers.mjs";
+import { ROUTER_CONFIG, worker } from "../scripts/workers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = join(ROOT, "bench", ".build");
@@ -118,6 +128,7 @@ const PORTS = {
   "mesh-resilient": PORT_BASE + 8,
   identity: PORT_BASE + 9,
   "mesh-open": PORT_BASE + 10,
+  telemetry: PORT_BASE + 11,
 };
 const REQUEST_PATH = "/bench/orders?id=42";
 /** The mesh-path lane's request target: a double slash, an encoded `o` and a dot segment. */
@@ -138,6 +149,24 @@ const BENCH_SECRET = "meshwork-bench-bootstrap-secret";
 const IDENTITY_BUDGET_US = 30;
 /** The issue's budget for what the resilience policy adds: router CPU per request over mesh. */
 const RESILIENCE_BUDGET_US = 20;
+/** Issue 9's budget for what telemetry adds: router CPU per request (analytics, log, metrics). */
+const TELEMETRY_BUDGET_US = 15;
+/**
+ * The router's telemetry vars as wrangler.toml ships them (the mesh lanes run with these). The
+ * bench exists to measure telemetry on: a wrangler.toml with the metrics off is an error here.
+ */
+const TELEMETRY_VARS = (() => {
+  const vars = parseToml(readFileSync(ROUTER_CONFIG, "utf8")).vars ?? {};
+  const picked = { ACCESS_LOG_SAMPLE: vars.ACCESS_LOG_SAMPLE, METRICS_FLUSH: vars.METRICS_FLUSH };
+  if (picked.METRICS_FLUSH !== "on" || typeof picked.ACCESS_LOG_SAMPLE !== "string") {
+    throw new Error(
+      `wrangler.toml's [vars] METRICS_FLUSH / ACCESS_LOG_SAMPLE are ${JSON.stringify(picked)}: the bench runs the mesh lanes with the shipped telemetry, METRICS_FLUSH = "on"`,
+    );
+  }
+  return picked;
+})();
+/** The bench's telemetry sink (bench/workers/telemetry-sink.ts): MESH_ANALYTICS and POLICY. */
+const TELEMETRY_SINK = "bench-telemetry";
 /** Lanes, in the order of odd rounds (even rounds reverse it). */
 const SCENARIOS = [
   { name: "direct", path: "client → echo-v1 (service binding)", requestPath: REQUEST_PATH },
@@ -689,6 +718,30 @@ const WORKERD_MICRO_CASES = [
     "whole call, + resilience policy: echo-rs (handleMeshCall; async)",
     10_000,
   ],
+  // Issue 9: pipeline-mesh's call with the router's telemetry off, on with a stand-in dataset
+  // (the router's own work) and on with workerd's Analytics Engine binding (and its delivery
+  // of each point to the sink Worker, which a case waits for before its CPU is read).
+  [
+    "pipeline-telemetry-off",
+    "whole call as pipeline-mesh, telemetry off (no dataset, no flushes, no log; async)",
+    10_000,
+  ],
+  [
+    "pipeline-telemetry-stub",
+    "  … telemetry on, stand-in dataset (data point, 1% log, edge counts, flushes; async)",
+    10_000,
+  ],
+  [
+    "pipeline-telemetry-on",
+    "  … telemetry on, workerd's Analytics Engine binding + its delivery (async)",
+    10_000,
+  ],
+];
+/** The telemetry A/B's cases: off, on with a stand-in dataset, on with workerd's binding. */
+const TELEMETRY_MICRO_CASES = [
+  "pipeline-telemetry-off",
+  "pipeline-telemetry-stub",
+  "pipeline-telemetry-on",
 ];
 /** The cases whose sum is what identity and authorization add to a warm call. */
 const IDENTITY_MICRO_CASES = ["id-verify-warm", "id-authorize", "id-forward"];
@@ -710,15 +763,48 @@ const WORKERD_MICRO_REQUESTS = 8;
 const WORKERD_MICRO_INTERLEAVED = [
   ["pipeline-open", "pipeline-mesh", "pipeline-resilient"],
   ["retry-layer-none", "retry-layer-spec"],
+  TELEMETRY_MICRO_CASES,
 ];
+/** What the telemetry sink has received (bench/workers/telemetry-sink.ts). */
+const telemetryCounts = async () => (await get(PORTS.telemetry, "/.bench/counts")).json;
+
+/**
+ * Waits until the sink has received `expected` data points in all (workerd delivers them after
+ * the calls that wrote them), so their delivery falls in the case that caused it.
+ */
+async function dataPointsDelivered(expected, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { dataPoints } = await telemetryCounts();
+    if (dataPoints >= expected) return dataPoints;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the telemetry sink received ${dataPoints} data points, expected ${expected}`,
+      );
+    }
+    await sleep(20);
+  }
+}
 
 async function runWorkerdMicro() {
   const target = (name, n) => `http://127.0.0.1:${PORTS.micro}/?case=${name}&n=${n}`;
+  const delivered = { expected: 0 };
   const call = async (name, calls) => {
+    // Each telemetry case reads the sink once (the one that writes data points until they have
+    // all arrived), so the reading's cost falls on each of them alike.
+    const telemetry = TELEMETRY_MICRO_CASES.includes(name);
+    if (telemetry) delivered.expected = (await telemetryCounts()).dataPoints;
     const response = await fetch(target(name, calls), { headers: LOAD_HEADERS });
     const text = await response.text();
     if (response.status !== 200 || Number(text) !== calls) {
       throw new Error(`workerd micro ${name}: ${response.status} ${text}`);
+    }
+    if (telemetry) {
+      const expected = delivered.expected + (name === "pipeline-telemetry-on" ? calls : 0);
+      const got = await dataPointsDelivered(expected);
+      if (name !== "pipeline-telemetry-on" && got !== expected) {
+        throw new Error(`workerd micro ${name}: ${got - expected} data points reached the sink`);
+      }
     }
   };
   const byName = new Map(WORKERD_MICRO_CASES.map((c) => [c[0], c]));
@@ -751,6 +837,22 @@ async function runWorkerdMicro() {
     return { case: name, name: label, calls, cpuSeconds, nsPerCall: (cpuSeconds * 1e9) / calls };
   });
   const ns = (name) => cases.find((c) => c.case === name).nsPerCall;
+  // What the telemetry cases' router states saw: on and stub wrote data points and flushed
+  // their counts, off did neither (else the A/B compares the wrong things).
+  const state = await (await fetch(target("telemetry-state", 1))).json();
+  const telemetryProblems = [];
+  for (const mode of ["on", "stub"]) {
+    const v = state[mode];
+    if (!v.analytics || v.analyticsErrors !== 0 || !v.metrics.enabled || !(v.metrics.flushes > 0)) {
+      telemetryProblems.push(`micro telemetry ${mode}: ${JSON.stringify(v)}`);
+    }
+  }
+  if (state.off.analytics || state.off.metrics.enabled || state.off.metrics.flushes !== 0) {
+    telemetryProblems.push(`micro telemetry off: ${JSON.stringify(state.off)}`);
+  }
+  if (telemetryProblems.length > 0) {
+    throw new Error(`the telemetry A/B did not run as set up:\n${telemetryProblems.join("\n")}`);
+  }
   return {
     method:
       `on workerd (bench/workers/micro.ts, same build and snapshot as the router): workerd CPU ` +
@@ -775,6 +877,14 @@ async function runWorkerdMicro() {
       identityCases: IDENTITY_MICRO_CASES,
       pipelineMeshOverOpenNs: ns("pipeline-mesh") - ns("pipeline-open"),
       identityBudgetNs: IDENTITY_BUDGET_US * 1000,
+      // Telemetry (issue 9), the mesh lane's call: on − off with workerd's dataset (its local
+      // delivery of each point included), the stand-in's (the router's own work), and the
+      // difference of the two (what workerd's binding and delivery cost per point).
+      telemetryOnOverOffNs: ns("pipeline-telemetry-on") - ns("pipeline-telemetry-off"),
+      telemetryStubOverOffNs: ns("pipeline-telemetry-stub") - ns("pipeline-telemetry-off"),
+      telemetryOnOverStubNs: ns("pipeline-telemetry-on") - ns("pipeline-telemetry-stub"),
+      telemetryBudgetNs: TELEMETRY_BUDGET_US * 1000,
+      telemetryState: state,
     },
   };
 }
@@ -819,6 +929,10 @@ function printWorkerdMicro(micro) {
   console.log(
     `propagation status per call on workerd (the version report's check, nothing due): ${us("version-report")} µs`,
   );
+  const telVerdict = (ns) => (ns <= s.telemetryBudgetNs ? "within" : "OVER");
+  console.log(
+    `telemetry per call on workerd (the mesh lane's whole call, on − off): router's own work (stand-in dataset) ${signed(s.telemetryStubOverOffNs / 1000, 2)} µs (${us("pipeline-telemetry-stub")} vs ${us("pipeline-telemetry-off")}): ${telVerdict(s.telemetryStubOverOffNs)} the budget of ${TELEMETRY_BUDGET_US} µs; with workerd's Analytics Engine binding and its local delivery ${signed(s.telemetryOnOverOffNs / 1000, 2)} µs (${us("pipeline-telemetry-on")}), of which the binding and delivery ${signed(s.telemetryOnOverStubNs / 1000, 2)} µs per data point`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -836,6 +950,11 @@ const WORKERS = [
   { name: "bench-hop", config: "bench/workers/hop.toml", main: "hop.js" },
   { name: "bench-kv", config: "bench/workers/kv.toml", main: "snapshot-kv.js" },
   { name: "bench-micro", config: "bench/workers/micro.toml", main: "micro.js" },
+  {
+    name: TELEMETRY_SINK,
+    config: "bench/workers/telemetry-sink.toml",
+    main: "telemetry-sink.js",
+  },
 ];
 
 function run(command, args) {
@@ -905,6 +1024,7 @@ const SOCKETS = [
   { name: "mesh-resilient", port: PORTS["mesh-resilient"], service: "client-mesh-resilient" },
   { name: "identity", port: PORTS.identity, service: "meshwork-identity" },
   { name: "mesh-open", port: PORTS["mesh-open"], service: "client-mesh-open" },
+  { name: "telemetry", port: PORTS.telemetry, service: TELEMETRY_SINK },
 ];
 
 function writeBenchConfig() {
@@ -917,7 +1037,16 @@ function writeBenchConfig() {
   const meshBinding = (target) =>
     binding.service("ECHO", "router", "Mesh", { caller: CALLER, target });
   const services = [
-    routerService(modules("router"), { kv: "bench-kv", identity: "meshwork-identity" }),
+    // Telemetry on, as wrangler.toml ships it: data points to the sink, flushes to its
+    // RouterReports, the shipped METRICS_FLUSH and ACCESS_LOG_SAMPLE.
+    routerService(modules("router"), {
+      kv: "bench-kv",
+      identity: "meshwork-identity",
+      analytics: TELEMETRY_SINK,
+      policy: TELEMETRY_SINK,
+      vars: TELEMETRY_VARS,
+    }),
+    { name: TELEMETRY_SINK, modules: modules(TELEMETRY_SINK), bindings: [] },
     identityService(modules("identity"), { kv: "bench-kv" }),
     echo(1),
     echo(2),
@@ -934,7 +1063,11 @@ function writeBenchConfig() {
     {
       name: "bench-micro",
       modules: modules("bench-micro"),
-      bindings: [binding.jsonFile("SNAPSHOT", "snapshot.json")],
+      bindings: [
+        binding.jsonFile("SNAPSHOT", "snapshot.json"),
+        binding.analyticsEngine("MESH_ANALYTICS", TELEMETRY_SINK),
+        binding.service("POLICY", TELEMETRY_SINK, "RouterReports"),
+      ],
     },
     client("client-direct", binding.service("ECHO", "echo-v1")),
     client("client-hop", binding.service("ECHO", "bench-hop")),
@@ -1281,6 +1414,48 @@ function resilienceProblems(status, { afterLoad }) {
   return problems;
 }
 
+/**
+ * What must be true of the telemetry once mesh calls have been made (the smoke test's, and after
+ * the load all of them): the router writes data points and flushes its counts (its status), and
+ * they arrive (the sink's counts) — so no mesh lane runs with telemetry silently off.
+ */
+function telemetryProblems(status, counts, { when }) {
+  const problems = [];
+  const t = status?.telemetry;
+  if (!t) return [`router status ${when}: no telemetry`];
+  if (!t.analytics) problems.push(`router status ${when}: telemetry.analytics is false`);
+  if (t.analyticsErrors !== 0) {
+    problems.push(
+      `router status ${when}: ${t.analyticsErrors} data points refused (${t.metrics.lastError})`,
+    );
+  }
+  if (t.accessLogSample !== Number(TELEMETRY_VARS.ACCESS_LOG_SAMPLE)) {
+    problems.push(
+      `router status ${when}: access-log sample ${t.accessLogSample}, expected ${TELEMETRY_VARS.ACCESS_LOG_SAMPLE}`,
+    );
+  }
+  if (!t.metrics.enabled)
+    problems.push(`router status ${when}: telemetry.metrics.enabled is false`);
+  if (!(t.metrics.flushes > 0)) problems.push(`router status ${when}: no metrics flush went out`);
+  if (t.metrics.failedFlushes !== 0 || t.metrics.lastError !== null) {
+    problems.push(
+      `router status ${when}: ${t.metrics.failedFlushes} failed flushes (${t.metrics.lastError})`,
+    );
+  }
+  if (!(counts?.dataPoints > 0)) problems.push(`telemetry sink ${when}: no data point arrived`);
+  if (!(counts?.flushes > 0) || !(counts?.flushedCalls > 0)) {
+    problems.push(
+      `telemetry sink ${when}: ${counts?.flushes} flushes, ${counts?.flushedCalls} calls counted in them`,
+    );
+  }
+  if (counts?.badFlushes !== 0) {
+    problems.push(
+      `telemetry sink ${when}: ${counts?.badFlushes} flushes did not parse (${counts?.lastBadFlush})`,
+    );
+  }
+  return problems;
+}
+
 function runLoad(scenario, seconds, connections, latencyFile) {
   return new Promise((resolve, reject) => {
     let out = "";
@@ -1324,7 +1499,12 @@ async function runPhase(label, connections, seconds, rounds) {
       );
       const isMesh = Boolean(scenario.mesh);
       const window0 = process.hrtime.bigint();
-      const before = isMesh ? { status: await routerStatus(), kv: await kvServed() } : undefined;
+      const reading = async () => ({
+        status: await routerStatus(),
+        kv: await kvServed(),
+        telemetry: await telemetryCounts(),
+      });
+      const before = isMesh ? await reading() : undefined;
       const latencyFile = join(RUN, `latencies-${label}-${scenario.name}-${round}.bin`);
       const wall0 = process.hrtime.bigint();
       const busy0 = machineBusySeconds();
@@ -1334,7 +1514,7 @@ async function runPhase(label, connections, seconds, rounds) {
       const busy1 = machineBusySeconds();
       const wallSeconds = Number(process.hrtime.bigint() - wall0) / 1e9;
       if (scenario.resilient) await sleep(REPORT_SETTLE_MS);
-      const after = isMesh ? { status: await routerStatus(), kv: await kvServed() } : undefined;
+      const after = isMesh ? await reading() : undefined;
       // From the first counter reading to the last: the time the reports counted were made in.
       const counterWindowSeconds = Number(process.hrtime.bigint() - window0) / 1e9;
       const bytes = readFileSync(latencyFile);
@@ -1379,6 +1559,12 @@ async function runPhase(label, connections, seconds, rounds) {
                 (id) => id.jwks.backgroundFetches + id.passports.certificates,
               ),
               tokenVerifications: delta((id) => id.tokens.verifications),
+              // Telemetry: data points that reached the sink in the lane's phase (each is
+              // delivered just after its call), and the router's metrics flushes.
+              dataPoints: after.telemetry.dataPoints - before.telemetry.dataPoints,
+              metricsFlushes:
+                (after.status?.telemetry?.metrics?.flushes ?? NaN) -
+                (before.status?.telemetry?.metrics?.flushes ?? NaN),
             }
           : undefined,
       });
@@ -1415,6 +1601,8 @@ function summarize({ scenario, rounds, latencies }) {
         identityAwaitedCalls: sum((r) => r.hotPath.identityAwaitedCalls),
         identityBackgroundCalls: sum((r) => r.hotPath.identityBackgroundCalls),
         tokenVerifications: sum((r) => r.hotPath.tokenVerifications),
+        dataPoints: sum((r) => r.hotPath.dataPoints),
+        metricsFlushes: sum((r) => r.hotPath.metricsFlushes),
       }
     : undefined;
   return {
@@ -1604,7 +1792,8 @@ async function main() {
   writeFileSync(join(RUN, "snapshot.json"), JSON.stringify(kv));
   const configPath = writeBenchConfig();
   console.log(`▶ starting workerd (${relative(ROOT, configPath)}) …`);
-  workerd = await startWorkerd(RUN, SOCKETS);
+  // --experimental: workerd's Analytics Engine binding (MESH_ANALYTICS) needs it.
+  workerd = await startWorkerd(RUN, SOCKETS, { experimental: true });
   LOAD_HEADERS["x-mesh-svid"] = await benchSvid();
 
   const smoke = await smokeTest();
@@ -1624,6 +1813,25 @@ async function main() {
   // The smoke test's calls through mesh-resilient are reported (the Durable Objects' first
   // calls): let that land before the micro cases read workerd's CPU time.
   await sleep(REPORT_SETTLE_MS);
+  // Telemetry on, for real: the smoke test's mesh calls wrote data points and were flushed.
+  const telemetryBefore = {
+    status: (await routerStatus())?.telemetry,
+    counts: await telemetryCounts(),
+  };
+  const preflight = telemetryProblems(
+    { telemetry: telemetryBefore.status },
+    telemetryBefore.counts,
+    {
+      when: "after the smoke test",
+    },
+  );
+  console.log(
+    `▶ telemetry pre-flight: ${telemetryBefore.counts.dataPoints} data points and ${telemetryBefore.counts.flushes} metrics flushes (${telemetryBefore.counts.flushedCalls} calls) reached the sink; router: analytics ${telemetryBefore.status?.analytics}, metrics ${telemetryBefore.status?.metrics?.enabled}, access-log sample ${telemetryBefore.status?.accessLogSample}`,
+  );
+  if (preflight.length > 0) {
+    for (const problem of preflight) console.log(`  ✗ ${problem}`);
+    throw new Error("telemetry is not on in the mesh lanes (above); not measuring them without it");
+  }
 
   console.log("▶ micro on workerd: the same pieces, timed on workerd itself …");
   const microWorkerd = await runWorkerdMicro();
@@ -1635,6 +1843,8 @@ async function main() {
   // The resilient lane's last report, before any phase is measured.
   await sleep(REPORT_SETTLE_MS);
 
+  const telemetryAtStart = { status: await routerStatus(), counts: await telemetryCounts() };
+  const telemetryWindow0 = process.hrtime.bigint();
   const results = await runPhase("throughput", CONNECTIONS, SECONDS / ROUNDS, ROUNDS);
   const latency = await runPhase("latency", 1, LATENCY_SECONDS / ROUNDS, ROUNDS);
   for (const [i, r] of latency.entries()) {
@@ -1652,8 +1862,12 @@ async function main() {
       rounds: r.rounds,
     };
   }
-  // The router's status once every phase has run (the resilient lane's reports have settled).
+  // The router's status once every phase has run (the resilient lane's reports have settled;
+  // the last calls' metrics flush is due within a second of them).
+  await sleep(REPORT_SETTLE_MS);
   const statusAfterLoad = await routerStatus();
+  const telemetryAtEnd = { status: statusAfterLoad, counts: await telemetryCounts() };
+  const telemetryWindowSeconds = Number(process.hrtime.bigint() - telemetryWindow0) / 1e9;
   const by = Object.fromEntries(results.map((r) => [r.scenario, r]));
   const ratios = {};
   for (const name of ["mesh", "hop"]) {
@@ -1702,6 +1916,19 @@ async function main() {
     identityAwaitedCalls: total((r) => phases(r, "identityAwaitedCalls")),
     identityBackgroundCalls: total((r) => phases(r, "identityBackgroundCalls")),
     tokenVerifications: total((r) => phases(r, "tokenVerifications")),
+    // Telemetry: data points that reached the sink during each mesh lane's phases, per request
+    // of the lane (1 each), and the router's metrics flushes in those phases.
+    dataPoints: total((r) => phases(r, "dataPoints")),
+    dataPointsPerRequest: meshRequests
+      ? total((r) => phases(r, "dataPoints")) / meshRequests
+      : null,
+    dataPointsByLane: Object.fromEntries(
+      meshLanes.map((r) => [
+        r.scenario,
+        phases(r, "dataPoints") / (r.requests + r.unloaded.requests),
+      ]),
+    ),
+    metricsFlushes: total((r) => phases(r, "metricsFlushes")),
     durableObjects:
       "reports go out through waitUntil; that no request waits for one is what test/backend-state.test.ts shows (a hanging object delays no response)",
   };
@@ -1790,6 +2017,64 @@ async function main() {
     statusAfterLoad: statusAfterLoad?.identity ?? null,
   };
 
+  // Telemetry (issue 9): on in every mesh lane. Over the measured phases (from before the first
+  // to a settle after the last): data points and flushed calls against the mesh calls made, and
+  // the flushes against the time; the micro's A/B is what it adds per call.
+  const delta = (f) => f(telemetryAtEnd) - f(telemetryAtStart);
+  const flushes = delta((t) => t.status?.telemetry?.metrics?.flushes ?? NaN);
+  const telemetry = {
+    lanes: meshLanes.map((r) => r.scenario),
+    vars: TELEMETRY_VARS,
+    bindings: {
+      MESH_ANALYTICS: `workerd's analyticsEngine binding (serve --experimental) → ${TELEMETRY_SINK} (bench/workers/telemetry-sink.ts), one HTTP request per data point, answered 204`,
+      POLICY: `${TELEMETRY_SINK}'s RouterReports entrypoint: report and metrics answer { ok: true }; metrics checks each flush with the policy Worker's parser`,
+    },
+    budgetUs: TELEMETRY_BUDGET_US,
+    preflight: { status: telemetryBefore.status, sink: telemetryBefore.counts },
+    underLoad: {
+      seconds: telemetryWindowSeconds,
+      meshRequests,
+      dataPoints: delta((t) => t.counts.dataPoints),
+      dataPointsPerRequest: delta((t) => t.counts.dataPoints) / meshRequests,
+      dataPointBytes: delta((t) => t.counts.dataPointBytes),
+      flushes,
+      flushesPerSecond: flushes / telemetryWindowSeconds,
+      flushesReceived: delta((t) => t.counts.flushes),
+      flushedCalls: delta((t) => t.counts.flushedCalls),
+      flushedCallsPerRequest: delta((t) => t.counts.flushedCalls) / meshRequests,
+      failedFlushes: delta((t) => t.status?.telemetry?.metrics?.failedFlushes ?? NaN),
+      analyticsErrors: delta((t) => t.status?.telemetry?.analyticsErrors ?? NaN),
+      versionReports: delta((t) => t.counts.versionReports),
+    },
+    microWorkerdOnOverOffUs: microWorkerd.summary.telemetryOnOverOffNs / 1000,
+    microWorkerdStubOverOffUs: microWorkerd.summary.telemetryStubOverOffNs / 1000,
+    microWorkerdDeliveryPerPointUs: microWorkerd.summary.telemetryOnOverStubNs / 1000,
+    statusAfterLoad: statusAfterLoad?.telemetry ?? null,
+    sinkAfterLoad: telemetryAtEnd.counts,
+    problems: telemetryProblems(statusAfterLoad, telemetryAtEnd.counts, { when: "after the load" }),
+  };
+  const u = telemetry.underLoad;
+  // Every mesh call was counted: a data point each, and in a flush (the HTTP entry's
+  // /.mesh/status reads are not mesh calls). The load generator does not count the calls in
+  // flight when a phase stops (up to one per connection), which workerd still serves.
+  const inFlight = meshLanes.length * ROUNDS * (CONNECTIONS + 1);
+  u.uncountedCallsBound = inFlight;
+  for (const [what, n] of [
+    ["data points", u.dataPoints],
+    ["flushed calls", u.flushedCalls],
+  ]) {
+    if (!(n >= meshRequests && n <= meshRequests + inFlight)) {
+      telemetry.problems.push(
+        `under load: ${meshRequests} mesh calls (+ at most ${inFlight} in flight at the phases' ends), but ${n} ${what} reached the sink`,
+      );
+    }
+  }
+  if (u.failedFlushes !== 0 || u.analyticsErrors !== 0) {
+    telemetry.problems.push(
+      `under load: ${u.failedFlushes} failed flushes, ${u.analyticsErrors} refused data points`,
+    );
+  }
+
   const noisy = results.filter(
     (r) => r.otherCpuUtilization > NOISY_CPU || r.unloaded.otherCpuUtilization > NOISY_CPU,
   );
@@ -1835,6 +2120,7 @@ async function main() {
     overMesh,
     resilience,
     identity,
+    telemetry,
     micro,
     microWorkerd,
     hotPath,
@@ -1913,6 +2199,16 @@ async function main() {
     `identity CPU/req (mesh − mesh-open: token, authorization by ${identity.policies.length} policies, XFCC, passport) ≈ ${signed(identity.cpuUsPerRequestOverOpen)} µs (by round ${identity.cpuUsPerRequestOverOpenByRound.map((x) => signed(x, 0)).join(" / ")}; at 1 connection ${signed(identity.unloadedCpuUsPerRequestOverOpen)}) against a budget of ${IDENTITY_BUDGET_US} µs (within the lanes' noise; the micro on workerd below times it: ${fixed(identity.microWorkerdPiecesUs, 2)} µs of pieces, ${signed(identity.microWorkerdPipelineOverOpenUs, 2)} µs whole call); calls to the identity Worker during the load: ${identity.identityAwaitedCalls} awaited, ${identity.identityBackgroundCalls} in the background; SVID signature checks ${identity.tokenVerifications}`,
   );
   console.log(
+    `telemetry (on in ${telemetry.lanes.join(", ")}; ACCESS_LOG_SAMPLE ${TELEMETRY_VARS.ACCESS_LOG_SAMPLE}, METRICS_FLUSH ${TELEMETRY_VARS.METRICS_FLUSH}): ${u.dataPoints} data points reached the sink for ${u.meshRequests} mesh calls (${fixed(u.dataPointsPerRequest, 4)} per call; by lane ${Object.entries(
+      hotPath.dataPointsByLane,
+    )
+      .map(([lane, x]) => `${lane} ${fixed(x, 3)}`)
+      .join(
+        ", ",
+      )}); ${u.flushes} metrics flushes in ${fixed(u.seconds, 1)} s (${fixed(u.flushesPerSecond, 2)}/s, at most 1/s), carrying ${u.flushedCalls} calls; ${u.failedFlushes} failed, ${u.analyticsErrors} refused points; what it adds per call, micro on workerd: ${signed(telemetry.microWorkerdStubOverOffUs, 2)} µs of the router's own work (budget ${TELEMETRY_BUDGET_US} µs), ${signed(telemetry.microWorkerdOnOverOffUs, 2)} µs with workerd's local Analytics Engine delivery`,
+  );
+  for (const problem of telemetry.problems) console.log(`  ✗ ${problem}`);
+  console.log(
     `hot path (${hotPath.lanes.join(", ")}: ${hotPath.phases} phases): awaited KV reads ${hotPath.awaitedKvReads} (${fixed(hotPath.awaitedKvReadsPerRequest, 6)}/req), background KV reads ${hotPath.backgroundKvReads}, KV reads served ${hotPath.kvReadsServed}; Durable Object reports ${hotPath.durableObjectReports} (by lane: ${Object.entries(
       hotPath.durableObjectsByLane,
     )
@@ -1942,10 +2238,15 @@ async function main() {
     console.log(
       `✗ resilience check after the load: ${resilience.problems.length} problem(s) above`,
     );
+  if (telemetry.problems.length > 0)
+    console.log(`✗ telemetry check after the load: ${telemetry.problems.length} problem(s) above`);
   console.log(
     `\nwrote ${relative(ROOT, RESULTS)} (workerd log: ${relative(ROOT, workerd.logPath)}) in ${report.durationSeconds} s`,
   );
-  return smoke.problems.length === 0 && resilience.problems.length === 0 && failures.length === 0
+  return smoke.problems.length === 0 &&
+    resilience.problems.length === 0 &&
+    telemetry.problems.length === 0 &&
+    failures.length === 0
     ? 0
     : 1;
 }

@@ -11,6 +11,8 @@ export const binding: {
   text(name: string, value: string): string;
   service(name: string, service: string, entrypoint?: string, props?: object): string;
   kv(name: string, service: string): string;
+  /** An Analytics Engine binding delivering to `service` (needs `experimental`). */
+  analyticsEngine(name: string, service: string): string;
   jsonFile(name: string, file: string): string;
 };
 
@@ -26,6 +28,10 @@ export function routerService(
     backendStateFrom?: string;
     /** Bind IDENTITY to this identity Worker service (entrypoint Identity). */
     identity?: string;
+    /** Bind MESH_ANALYTICS as an Analytics Engine binding delivering to this service. */
+    analytics?: string;
+    /** Bind POLICY to this service's RouterReports entrypoint. */
+    policy?: string;
   },
 ): ServiceConfig;
 /** The identity Worker's vars, as its wrangler.toml sets them. */
@@ -65,5 +71,5 @@ export interface RunningWorkerd {
 export function startWorkerd(
   dir: string,
   sockets: { name: string; port: number }[],
-  options?: { timeoutMs?: number },
+  options?: { timeoutMs?: number; experimental?: boolean },
 ): Promise<RunningWorkerd>;

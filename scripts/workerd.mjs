@@ -28,21 +28,27 @@ export const binding = {
         : str(service)
     })`,
   kv: (name, service) => `(name = ${str(name)}, kvNamespace = ${str(service)})`,
+  // workerd sends each data point to `service` as an HTTP request; needs `serve --experimental`.
+  analyticsEngine: (name, service) => `(name = ${str(name)}, analyticsEngine = ${str(service)})`,
   jsonFile: (name, file) => `(name = ${str(name)}, json = embed ${str(file)})`,
 };
+
+/** The router's ADMIN_TOKEN here (bench and tests only): the bearer token of /.mesh/status. */
+export const LOCAL_ADMIN_TOKEN = "meshwork-local-admin-token";
 
 /**
  * The router as a workerd service: its config from `kv` (a service answering the KV protocol),
  * bindings ECHO_V1 and ECHO_V2 to the echo services below, and its vars (overridable). Its
  * BackendState Durable Objects (in memory) are its own, or — with `backendStateFrom` — those of
- * another router service, as several router isolates share them in production.
+ * another router service, as several router isolates share them in production. With
+ * `analytics`, MESH_ANALYTICS is an Analytics Engine binding whose data points go to that
+ * service (workerd needs `--experimental` for it); with `policy`, POLICY binds that service's
+ * RouterReports entrypoint (version reports and metrics flushes), as wrangler.toml binds the
+ * policy Worker's.
  */
-/** The router's ADMIN_TOKEN here (bench and tests only): the bearer token of /.mesh/status. */
-export const LOCAL_ADMIN_TOKEN = "meshwork-local-admin-token";
-
 export function routerService(
   modules,
-  { kv, vars = {}, name = "router", backendStateFrom, identity },
+  { kv, vars = {}, name = "router", backendStateFrom, identity, analytics, policy },
 ) {
   const settings = {
     TRUST_DOMAIN: "meshwork.local",
@@ -68,6 +74,8 @@ export function routerService(
       ...(identity
         ? [binding.service("IDENTITY", identity, "Identity", { service: "meshwork-router" })]
         : []),
+      ...(analytics ? [binding.analyticsEngine("MESH_ANALYTICS", analytics)] : []),
+      ...(policy ? [binding.service("POLICY", policy, "RouterReports")] : []),
       binding.service("ECHO_V1", "echo-v1"),
       binding.service("ECHO_V2", "echo-v2"),
       ...Object.entries(settings).map(([name, value]) => binding.text(name, value)),
@@ -198,9 +206,14 @@ export function tail(path, lines = 30) {
 
 /**
  * Starts `workerd serve` on the config in `dir` and resolves once every socket answers. Its
- * output goes to `<dir>/workerd.log`. Returns `{ pid, logPath, log(), stop() }`.
+ * output goes to `<dir>/workerd.log`. Returns `{ pid, logPath, log(), stop() }`. `experimental`:
+ * with `--experimental`, which workerd's Analytics Engine binding needs.
  */
-export async function startWorkerd(dir, sockets, { timeoutMs = 30_000 } = {}) {
+export async function startWorkerd(
+  dir,
+  sockets,
+  { timeoutMs = 30_000, experimental = false } = {},
+) {
   for (const { name, port } of sockets) {
     if (await listening(port)) {
       throw new Error(`port ${port} (${name}) is already in use; stop what listens there`);
@@ -209,7 +222,8 @@ export async function startWorkerd(dir, sockets, { timeoutMs = 30_000 } = {}) {
   const configPath = join(dir, "workerd.capnp");
   const logPath = join(dir, "workerd.log");
   const log = openSync(logPath, "w");
-  const child = spawn(WORKERD, ["serve", configPath, "config"], {
+  const args = ["serve", ...(experimental ? ["--experimental"] : []), configPath, "config"];
+  const child = spawn(WORKERD, args, {
     cwd: dir,
     stdio: ["ignore", log, log],
   });

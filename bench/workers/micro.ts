@@ -23,6 +23,15 @@
  * is identity and authorization end to end. The identity Worker is a stand-in here (a key made
  * in this isolate, serving the JWKS and certifying the router's passport key).
  *
+ * The `pipeline-telemetry-*` cases make the `pipeline-mesh` call with the router's telemetry on
+ * or off (issue 9): `-on` with the Analytics Engine binding (MESH_ANALYTICS, workerd's, whose
+ * data points go to the bench's sink Worker), the sink's RouterReports as POLICY (the metrics
+ * flushes), METRICS_FLUSH "on" and ACCESS_LOG_SAMPLE 0.01, as wrangler.toml ships them; `-stub`
+ * the same with a JavaScript stand-in for the dataset that keeps the point, so workerd's local
+ * delivery of each point (one HTTP request to the sink) is left out and what remains is the
+ * router's own work; `-off` with no dataset, METRICS_FLUSH "off" and ACCESS_LOG_SAMPLE 0. POLICY
+ * is bound in all three, so the version report's check runs alike.
+ *
  *   GET /?case=<name>&n=<calls>   → the number of calls that returned true
  */
 import { parseEntry } from "../../core/config/snapshot.ts";
@@ -42,6 +51,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { authorize } from "../../core/authz/authorization.ts";
 import { identityIssuer, ROUTER_KEY_TYPE, routerId } from "../../core/identity/names.ts";
 import { handleMeshCall, routerFor } from "../../workers/router/app.ts";
+import { receiverOf } from "../../workers/router/outcome.ts";
 import { IsolateLocation } from "../../workers/router/location.ts";
 import { VersionReporter } from "../../workers/router/version-report.ts";
 import {
@@ -53,9 +63,14 @@ import { JwksCache } from "../../workers/router/identity/jwks.ts";
 import { PassportSigner } from "../../workers/router/identity/passports.ts";
 import { retry } from "../../workers/router/layers/retry.ts";
 import { ServiceStates } from "../../workers/router/service-state.ts";
+import type { AnalyticsDataPoint, AnalyticsDataset } from "../../core/observability/data-point.ts";
 
 interface MicroEnv {
   SNAPSHOT: Record<string, string>;
+  /** workerd's Analytics Engine binding, delivering to the bench's telemetry sink. */
+  MESH_ANALYTICS: AnalyticsDataset;
+  /** The telemetry sink's RouterReports entrypoint (version reports and metrics flushes). */
+  POLICY: unknown;
 }
 
 const tables = new Map<string, RouteTable>();
@@ -212,6 +227,43 @@ function routerEnv(env: MicroEnv, id: MicroIdentity): Env {
       TRUST_DOMAIN: "meshwork.local",
     } as unknown as Env;
     routerEnvs.set(env, routed);
+  }
+  return routed;
+}
+
+/** How a `pipeline-telemetry-*` case runs the router's telemetry. */
+type TelemetryMode = "on" | "stub" | "off";
+
+/** Keeps the last data point: the dataset of the `-stub` case. */
+const stubDataset = {
+  last: undefined as AnalyticsDataPoint | undefined,
+  writeDataPoint(point: AnalyticsDataPoint) {
+    this.last = point;
+  },
+};
+
+/**
+ * The router's environment of a `pipeline-telemetry-*` case: routerEnv's, with its own
+ * MESH_CONFIG object (so its own router state: settings, telemetry, caches) and the case's
+ * telemetry bindings and vars.
+ */
+const telemetryEnvs = new Map<TelemetryMode, Env>();
+function telemetryEnv(env: MicroEnv, id: MicroIdentity, mode: TelemetryMode): Env {
+  let routed = telemetryEnvs.get(mode);
+  if (!routed) {
+    const base = routerEnv(env, id) as unknown as Record<string, unknown>;
+    const kv = { get: async (key: string) => env.SNAPSHOT[key] ?? null };
+    routed = {
+      ...base,
+      MESH_CONFIG: kv,
+      POLICY: env.POLICY,
+      ...(mode === "off"
+        ? {}
+        : { MESH_ANALYTICS: mode === "on" ? env.MESH_ANALYTICS : stubDataset }),
+      METRICS_FLUSH: mode === "off" ? "off" : "on",
+      ACCESS_LOG_SAMPLE: mode === "off" ? "0" : "0.01",
+    } as unknown as Env;
+    telemetryEnvs.set(mode, routed);
   }
   return routed;
 }
@@ -443,6 +495,46 @@ export default {
           return response.status === 200;
         };
         break;
+      }
+      case "pipeline-telemetry-on":
+      case "pipeline-telemetry-stub":
+      case "pipeline-telemetry-off": {
+        // pipeline-mesh's call (echo, the bench caller by props and token), telemetry on — with
+        // workerd's dataset or a stand-in — or off.
+        const mode = url.searchParams.get("case")!.slice("pipeline-telemetry-".length);
+        const id = await identity();
+        const routed = telemetryEnv(env, id, mode as TelemetryMode);
+        const callCtx = {
+          props: { caller: "bench", target: "echo" },
+          waitUntil: (promise: Promise<unknown>) => ctx.waitUntil(promise),
+          passThroughOnException: () => ctx.passThroughOnException(),
+        } as unknown as ExecutionContext;
+        const headers = { "x-tenant": "tenant-42", "x-mesh-svid": id.token };
+        runAsync = async () => {
+          const response = await handleMeshCall(
+            new Request("https://echo/bench/orders?id=42", { headers }),
+            routed,
+            callCtx,
+            { entry: "binding" },
+          );
+          await response.body?.cancel();
+          return response.status === 200;
+        };
+        break;
+      }
+      case "telemetry-state": {
+        // What the telemetry cases' router states saw (GET ?case=telemetry-state): the
+        // bench checks that `-on` wrote data points and flushed, and `-off` did neither.
+        const id = await identity();
+        const view = Object.fromEntries(
+          (["on", "stub", "off"] as const).map((mode) => [
+            mode,
+            routerFor(telemetryEnv(env, id, mode)).telemetry.view(
+              receiverOf(telemetryEnv(env, id, mode)) !== undefined,
+            ),
+          ]),
+        );
+        return Response.json({ ...view, stubPoint: stubDataset.last ?? null });
       }
       default:
         return new Response("unknown case", { status: 400 });
