@@ -66,3 +66,11 @@ export function viewOf(calls: Calls[], windowSeconds = 60): MetricsView {
     splits: [],
   });
 }
+
+/** An edge's four names, for a test's traffic. */
+export const edge = (caller: string, destination: string, backend: string, route: string) => ({
+  caller,
+  destination,
+  backend,
+  route,
+});

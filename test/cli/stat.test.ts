@@ -3,15 +3,8 @@
 // window, problems, and every bad command line refused before a request is sent.
 import { describe, expect } from "vitest";
 import { VIEWER_SVID } from "./fake-admin.ts";
-import { viewOf, type Calls } from "./metrics-view.ts";
+import { edge, viewOf, type Calls } from "./metrics-view.ts";
 import { meshctl, test } from "./run-meshctl.ts";
-
-const edge = (caller: string, destination: string, backend: string, route: string) => ({
-  caller,
-  destination,
-  backend,
-  route,
-});
 
 /** frontend calls payments' canary split and a second route; checkout calls payments too. */
 const TRAFFIC: Calls[] = [

@@ -4,17 +4,10 @@
 import { describe, expect } from "vitest";
 import { main } from "../../cli/main.mjs";
 import { FAKE_TOKEN } from "./fake-admin.ts";
-import { viewOf, type Calls } from "./metrics-view.ts";
+import { edge, viewOf, type Calls } from "./metrics-view.ts";
 import { meshctl, test } from "./run-meshctl.ts";
 
 const CLEAR = "\x1b[H\x1b[2J";
-
-const edge = (caller: string, destination: string, backend: string, route: string) => ({
-  caller,
-  destination,
-  backend,
-  route,
-});
 
 // Rates over the 30 s window's 20 s: 200 calls are 10 per second.
 const TRAFFIC: Calls[] = [
